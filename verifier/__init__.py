@@ -1,0 +1,26 @@
+"""Sound verification of ReLU / LeakyReLU / Clip neural networks against linear safety properties.
+
+Python API (the same functions the ``verifier`` command uses)::
+
+    import verifier
+    net = verifier.load_model("models/collision_advisory.onnx")
+    spec = verifier.load_spec("specs/collision_far_is_clear.toml")
+    result = verifier.verify(net, spec, timeout=60)
+    result.status            # "holds" | "violated" | "unknown"
+"""
+
+from .bounds import LayerBounds, interval_bounds, symbolic_bounds
+from .errors import EncodingError, ModelError, SolverError, SpecError, VerifierError
+from .network import Activation, Layer, Network
+from .onnx_loader import load_model
+from .oracle import Counterexample
+from .results import Result
+from .spec import Case, Constraints, Spec, load_spec, make_spec
+from .verify import Options, verify
+
+__all__ = [
+    "Activation", "Case", "Constraints", "Counterexample", "EncodingError", "Layer", "LayerBounds",
+    "ModelError", "Network", "Options", "Result", "SolverError", "Spec", "SpecError", "VerifierError",
+    "interval_bounds", "load_model", "load_spec", "make_spec", "symbolic_bounds", "verify",
+]
+__version__ = "0.1.0"

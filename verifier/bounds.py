@@ -1,0 +1,211 @@
+"""Sound pre-activation bounds for every neuron of a ``Network`` over an input box.
+
+Methods, from cheapest to tightest: ``interval`` (interval arithmetic) and ``symbolic``
+(back-substitution of linear relaxations, DeepPoly / CROWN style). Every bound is padded outward
+(``pad``) so that float64 rounding in these computations cannot make it unsound.
+
+``LayerBounds`` is what the encoder consumes: any method (or a user) can supply it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import EncodingError
+from .network import Network
+from .relax import relaxation
+
+#: relative and absolute outward padding applied to every computed bound
+PAD_REL = 1e-9
+PAD_ABS = 1e-9
+
+
+@dataclass(frozen=True)
+class LayerBounds:
+    """Pre-activation bounds ``lower[k] <= x_k <= upper[k]`` for every layer ``k`` (last = output)."""
+
+    lower: tuple[np.ndarray, ...]
+    upper: tuple[np.ndarray, ...]
+    method: str
+
+    @property
+    def output_lower(self) -> np.ndarray:
+        return self.lower[-1]
+
+    @property
+    def output_upper(self) -> np.ndarray:
+        return self.upper[-1]
+
+    def n_unstable(self, network: Network) -> int:
+        """Neurons with an activation breakpoint strictly inside their bounds (those need binaries)."""
+        from .relax import kinks_inside
+
+        return int(sum(np.count_nonzero(kinks_inside(layer.activation, self.lower[k], self.upper[k]))
+                       for k, layer in enumerate(network.layers) if layer.activation is not None))
+
+    def intersect(self, other: LayerBounds, method: str | None = None) -> LayerBounds:
+        return LayerBounds(tuple(np.maximum(a, b) for a, b in zip(self.lower, other.lower)),
+                           tuple(np.minimum(a, b) for a, b in zip(self.upper, other.upper)),
+                           method or self.method)
+
+
+def pad(lower: np.ndarray, upper: np.ndarray, magnitude: np.ndarray | float = 0.0
+        ) -> tuple[np.ndarray, np.ndarray]:
+    """Widen ``[lower, upper]`` by ``PAD_ABS + PAD_REL * max(|bound|, magnitude)``.
+
+    ``magnitude`` is the size of the terms summed to get the bound (cancellation makes the
+    rounding error scale with it, not with the result).
+    """
+    m = np.maximum(np.maximum(np.abs(lower), np.abs(upper)), magnitude)
+    d = PAD_ABS + PAD_REL * m
+    return lower - d, upper + d
+
+
+def check_box(lower: np.ndarray, upper: np.ndarray, n_inputs: int) -> tuple[np.ndarray, np.ndarray]:
+    lower = np.asarray(lower, dtype=np.float64).ravel()
+    upper = np.asarray(upper, dtype=np.float64).ravel()
+    if lower.shape != (n_inputs,) or upper.shape != (n_inputs,):
+        raise EncodingError(f"input box has {lower.size}/{upper.size} bounds, the network has {n_inputs} inputs")
+    if not (np.all(np.isfinite(lower)) and np.all(np.isfinite(upper))):
+        bad = int(np.flatnonzero(~(np.isfinite(lower) & np.isfinite(upper)))[0])
+        raise EncodingError(f"input {bad} is unbounded or NaN; every input needs finite bounds")
+    if np.any(lower > upper):
+        bad = int(np.flatnonzero(lower > upper)[0])
+        raise EncodingError(f"input {bad} has lower bound {lower[bad]} > upper bound {upper[bad]}")
+    return lower, upper
+
+
+def interval_bounds(network: Network, lower: np.ndarray, upper: np.ndarray) -> LayerBounds:
+    """Interval arithmetic: split ``W`` into positive and negative parts, layer by layer."""
+    lo, hi = check_box(lower, upper, network.n_inputs)
+    los, his = [], []
+    for layer in network.layers:
+        W, b = layer.weight, layer.bias
+        Wp, Wn = np.maximum(W, 0.0), np.minimum(W, 0.0)
+        nl = Wp @ lo + Wn @ hi + b
+        nu = Wp @ hi + Wn @ lo + b
+        mag = np.abs(W) @ np.maximum(np.abs(lo), np.abs(hi)) + np.abs(b)
+        nl, nu = pad(nl, nu, mag)
+        los.append(nl)
+        his.append(nu)
+        if layer.activation is not None:
+            lo, hi = layer.activation.apply(nl), layer.activation.apply(nu)
+    return _checked(LayerBounds(tuple(los), tuple(his), "interval"))
+
+
+def _checked(b: LayerBounds) -> LayerBounds:
+    for k, (lo, hi) in enumerate(zip(b.lower, b.upper)):
+        if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
+            raise EncodingError(f"bounds of layer {k} are not finite (weights too large?)")
+    return b
+
+
+class _Relaxations:
+    """The per-layer relaxation lines, computed once per set of bounds."""
+
+    def __init__(self, network: Network, lower: list[np.ndarray], upper: list[np.ndarray]) -> None:
+        self.lines = []
+        for k, layer in enumerate(network.layers):
+            if layer.activation is None or k >= len(lower):
+                self.lines.append(None)
+            else:
+                self.lines.append(relaxation(layer.activation, lower[k], upper[k]))
+
+
+def backsubstitute(network: Network, k: int, C: np.ndarray, d: np.ndarray, in_lower: np.ndarray,
+                   in_upper: np.ndarray, relax: _Relaxations, C_in: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Sound lower / upper bounds of ``C @ x_k + d (+ C_in @ input)`` over the input box.
+
+    ``x_k`` is the pre-activation of layer ``k``; layers ``< k`` are replaced by their linear
+    relaxations (``relax``), choosing the upper line for positive coefficients when bounding from
+    above and the lower line otherwise (and vice versa from below).
+    """
+    Lu = np.array(C, dtype=np.float64)
+    Ll = Lu.copy()
+    cu = np.array(d, dtype=np.float64)
+    cl = cu.copy()
+    mag = np.abs(cu)
+    for j in range(k, -1, -1):
+        layer = network.layers[j]
+        cu = cu + Lu @ layer.bias
+        cl = cl + Ll @ layer.bias
+        mag = mag + np.abs(Lu) @ np.abs(layer.bias)
+        Lu = Lu @ layer.weight
+        Ll = Ll @ layer.weight
+        if j == 0:
+            break
+        a_lo, c_lo, a_up, c_up = relax.lines[j - 1]
+        Lup, Lun = np.maximum(Lu, 0.0), np.minimum(Lu, 0.0)
+        cu = cu + Lup @ c_up + Lun @ c_lo
+        Lu = Lup * a_up + Lun * a_lo
+        Llp, Lln = np.maximum(Ll, 0.0), np.minimum(Ll, 0.0)
+        cl = cl + Llp @ c_lo + Lln @ c_up
+        Ll = Llp * a_lo + Lln * a_up
+        mag = mag + np.abs(Lup) @ np.abs(c_up) + np.abs(Lun) @ np.abs(c_lo)
+    if C_in is not None:
+        Lu = Lu + C_in
+        Ll = Ll + C_in
+    up = cu + np.maximum(Lu, 0.0) @ in_upper + np.minimum(Lu, 0.0) @ in_lower
+    lo = cl + np.maximum(Ll, 0.0) @ in_lower + np.minimum(Ll, 0.0) @ in_upper
+    absin = np.maximum(np.abs(in_lower), np.abs(in_upper))
+    mag = mag + np.maximum(np.abs(Lu), np.abs(Ll)) @ absin
+    return pad(lo, up, mag)
+
+
+def symbolic_bounds(network: Network, lower: np.ndarray, upper: np.ndarray,
+                    start: LayerBounds | None = None) -> LayerBounds:
+    """Back-substitution bounds, intersected with interval (or ``start``) bounds layer by layer."""
+    lo_in, hi_in = check_box(lower, upper, network.n_inputs)
+    los: list[np.ndarray] = []
+    his: list[np.ndarray] = []
+    relax = _Relaxations(network, [], [])
+    relax.lines = []
+    zl, zu = lo_in, hi_in  # bounds of the current layer's input (post-activation of the previous)
+    for k, layer in enumerate(network.layers):
+        W, b = layer.weight, layer.bias
+        Wp, Wn = np.maximum(W, 0.0), np.minimum(W, 0.0)
+        mag = np.abs(W) @ np.maximum(np.abs(zl), np.abs(zu)) + np.abs(b)
+        l_k, u_k = pad(Wp @ zl + Wn @ zu + b, Wp @ zu + Wn @ zl + b, mag)
+        if k > 0:
+            n = layer.n_out
+            sl, su = backsubstitute(network, k, np.eye(n), np.zeros(n), lo_in, hi_in, relax)
+            l_k, u_k = np.maximum(l_k, sl), np.minimum(u_k, su)
+        if start is not None:
+            l_k, u_k = np.maximum(l_k, start.lower[k]), np.minimum(u_k, start.upper[k])
+        los.append(l_k)
+        his.append(u_k)
+        if layer.activation is not None:
+            relax.lines.append(relaxation(layer.activation, l_k, u_k))
+            zl, zu = layer.activation.apply(l_k), layer.activation.apply(u_k)
+        else:
+            relax.lines.append(None)
+    return _checked(LayerBounds(tuple(los), tuple(his), "symbolic"))
+
+
+def linear_bounds(network: Network, bounds: LayerBounds, lower: np.ndarray, upper: np.ndarray,
+                  C_out: np.ndarray, d: np.ndarray | None = None, C_in: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds of ``C_out @ y + C_in @ x + d`` (rows) over the box, using ``bounds`` for the relaxations.
+
+    The result is intersected with what the output bounds alone give (interval over ``y``).
+    """
+    lo_in, hi_in = check_box(lower, upper, network.n_inputs)
+    C_out = np.atleast_2d(np.asarray(C_out, dtype=np.float64))
+    d = np.zeros(C_out.shape[0]) if d is None else np.asarray(d, dtype=np.float64)
+    relax = _Relaxations(network, list(bounds.lower), list(bounds.upper))
+    k = len(network.layers) - 1
+    lo, up = backsubstitute(network, k, C_out, d, lo_in, hi_in, relax, C_in)
+    # interval fallback on the output bounds
+    yl, yu = bounds.output_lower, bounds.output_upper
+    Cp, Cn = np.maximum(C_out, 0.0), np.minimum(C_out, 0.0)
+    il = Cp @ yl + Cn @ yu + d
+    iu = Cp @ yu + Cn @ yl + d
+    if C_in is not None:
+        Ip, In = np.maximum(C_in, 0.0), np.minimum(C_in, 0.0)
+        il = il + Ip @ lo_in + In @ hi_in
+        iu = iu + Ip @ hi_in + In @ lo_in
+    il, iu = pad(il, iu)
+    return np.maximum(lo, il), np.minimum(up, iu)

@@ -1,0 +1,157 @@
+"""The ``verifier`` command line: a thin Click layer over the package's Python API."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+
+from .errors import VerifierError
+from .results import EXIT_USAGE, Result
+
+EXIT_HELP = """\b
+Exit codes:
+  0  holds     (the property is proved)
+  1  violated  (a counterexample confirmed by onnxruntime was found)
+  2  usage error or bad input (missing file, unsupported model, malformed spec,
+     dimension mismatch, unavailable solver)
+  3  unknown   (time-out, solver error, or no decision; the reason is printed)
+  4  internal error (a bug: please report it with the files that trigger it)
+"""
+
+EXIT_INTERNAL = 4
+
+
+def _fail(message: str, code: int = EXIT_USAGE) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+class _Group(click.Group):
+    """Turns package errors into one clear line and exit code 2, never a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except VerifierError as exc:
+            _fail(str(exc))
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
+            raise
+        except KeyboardInterrupt:
+            _fail("interrupted", 130)
+        except Exception as exc:  # noqa: BLE001 - a bug, not bad input: still no traceback for the user
+            _fail(f"internal error: {type(exc).__name__}: {exc}", EXIT_INTERNAL)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_HELP)
+@click.version_option(package_name="relu-verifier", prog_name="verifier")
+def main() -> None:
+    """Sound verification of ReLU / LeakyReLU / Clip networks (ONNX) against linear safety properties.
+
+    Answers holds (proved), violated (with a counterexample replayed in onnxruntime) or unknown
+    (with the reason).
+    """
+
+
+def _fmt_vec(v: np.ndarray, limit: int = 12) -> str:
+    vals = [f"{float(x):.9g}" for x in v[:limit]]
+    more = f", ... ({v.size} values)" if v.size > limit else ""
+    return "[" + ", ".join(vals) + more + "]"
+
+
+def _human(result: Result, model: str, spec: str, quiet: bool) -> None:
+    head = {"holds": "HOLDS", "violated": "VIOLATED", "unknown": "UNKNOWN"}[result.status]
+    click.echo(f"{head}: {Path(spec).name} on {Path(model).name}" +
+               (f" ({result.reason})" if result.reason else ""))
+    if result.counterexample is not None:
+        click.echo(f"  counterexample input : {_fmt_vec(result.counterexample.input)}")
+        click.echo(f"  onnxruntime output   : {_fmt_vec(result.counterexample.output)}")
+    if quiet:
+        return
+    s = result.stats
+    parts = [f"time {result.time_s:.2f} s"]
+    if "unstable_used" in s:
+        parts.append(f"unstable neurons {sum(s['unstable_used'])} with {s.get('bounds_method')} bounds "
+                     f"(interval: {sum(s['unstable_interval'])})")
+    if "disjunct_outcomes" in s:
+        d = s["disjunct_outcomes"]
+        parts.append(f"disjuncts: {d['proved_by_bounds']} proved by bounds, {d['proved_by_milp']} by MILP, "
+                     f"{d['undecided']} undecided")
+    if "milp" in s:
+        m = s["milp"]
+        parts.append(f"largest MILP {m['variables']} vars / {m['binaries']} binaries / {m['constraints']} "
+                     f"constraints, solver {s.get('solved_by', s.get('solver'))}")
+    for p in parts:
+        click.echo(f"  {p}")
+
+
+@main.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Seconds for the whole run, loading included; past it the answer is unknown.")
+@click.option("--solver", type=click.Choice(["cbc", "highs"]), default="cbc", show_default=True,
+              help="MILP solver: CBC bundled with PuLP, or HiGHS (needs the 'highs' extra).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object as the last line of stdout.")
+@click.option("--vnncomp-out", type=click.Path(dir_okay=False), default=None,
+              help="Also write the VNN-COMP result file (sat + witness / unsat / unknown / timeout).")
+@click.option("--quiet", "-q", is_flag=True, help="Print only the verdict (and counterexample).")
+def verify(model: str, spec: str, timeout: float | None, solver: str, as_json: bool, vnncomp_out: str | None,
+           quiet: bool) -> None:
+    """Check that SPEC holds for MODEL.
+
+    MODEL is an ONNX file. SPEC is a property file: .vnnlib (VNN-COMP) or .toml (native format);
+    it gives the input box(es) and the unsafe output region.
+    """
+    from .verify import verify as run_verify
+
+    result = run_verify(model, spec, timeout=timeout, solver=solver)
+    if vnncomp_out:
+        try:
+            Path(vnncomp_out).write_text(result.vnncomp_text())
+        except OSError as exc:
+            _fail(f"{vnncomp_out}: cannot write the result file: {exc.strerror}")
+    if as_json:
+        click.echo(json.dumps(result.to_json()))
+    else:
+        _human(result, model, spec, quiet)
+    sys.exit(result.exit_code)
+
+
+@main.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+def info(model: str, as_json: bool) -> None:
+    """Describe MODEL: shapes, layers, activations, parameters and neurons."""
+    from .onnx_loader import load_model
+
+    t = time.perf_counter()
+    net = load_model(model)
+    layers = []
+    for k, layer in enumerate(net.layers):
+        layers.append({"index": k, "inputs": layer.n_in, "outputs": layer.n_out,
+                       "activation": layer.activation.describe() if layer.activation else "none (output)"})
+    summary = {"model": model, "input_shape": list(net.input_shape), "output_shape": list(net.output_shape),
+               "inputs": net.n_inputs, "outputs": net.n_outputs, "layers": layers,
+               "parameters": net.n_parameters, "neurons": net.n_neurons, "opset": net.meta.get("opset"),
+               "load_s": round(time.perf_counter() - t, 4)}
+    if as_json:
+        click.echo(json.dumps(summary))
+        return
+    click.echo(f"model        {model}")
+    click.echo(f"input shape  {list(net.input_shape)}  ({net.n_inputs} values)")
+    click.echo(f"output shape {list(net.output_shape)}  ({net.n_outputs} values)")
+    click.echo(f"opset        {net.meta.get('opset')}")
+    click.echo("layers:")
+    for entry in layers:
+        click.echo(f"  {entry['index']:>3}  affine {entry['inputs']:>5} -> {entry['outputs']:<5}  {entry['activation']}")
+    click.echo(f"parameters   {net.n_parameters}")
+    click.echo(f"neurons      {net.n_neurons} (with an activation)")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,311 @@
+"""Big-M MILP encoding of a network over an input box, from any sound per-neuron bounds.
+
+The MILP is kept solver-neutral (``MILP``: variable bounds, integrality, sparse rows) and is built
+from matrices, one block of rows per layer. Variables: the inputs, then per hidden layer a
+post-activation variable ``y`` for every non-constant neuron, a pre-activation variable ``x`` for
+every unstable neuron, and binaries. For neuron bounds ``l <= x <= u`` (``p = W z + b`` is the
+pre-activation expression over the previous layer's variables):
+
+* stable neurons (no breakpoint strictly inside ``(l, u)``): ``y = p`` / ``y = alpha * p`` /
+  ``y = const`` (clipped) -- exact because the activation is linear on ``[l, u]``.
+* ReLU = Clip(0, +inf) and Clip(lo, hi) with kinks strictly inside ``(l, u)`` (``a_lo`` = "x >= lo",
+  ``a_hi`` = "x >= hi"; a kink outside the bounds fixes its indicator to 0 or 1)::
+
+      x = p
+      (1) y <= x - (l - lo)(1 - a_lo)        [a_lo = 1: y <= x;  a_lo = 0: slack, as x >= l]
+      (2) y <= lo + (min(u, hi) - lo) a_lo   [a_lo = 0: y <= lo, so y = lo]
+      (3) y >= x - (u - hi) a_hi             [a_hi = 0: y >= x;  a_hi = 1: slack, as x <= u]
+      (4) y >= hi - (hi - max(l, lo))(1 - a_hi)  [a_hi = 1: y >= hi, so y = hi]
+      a_hi <= a_lo,   f(l) <= y <= f(u)
+  Exact: a_lo = 1 forces y <= x and (with y >= lo) x >= lo; a_lo = 0 forces y = lo and (with (3))
+  x <= lo; a_hi = 1 forces y = hi and x >= hi; a_hi = 0 forces y >= x and x <= hi. So every
+  feasible (x, y) has y = clip(x). For ReLU (lo = 0, hi = inf) rows (3)/(4) reduce to y >= x and
+  rows (1)/(2) to the classic ``y <= x - l(1 - a)``, ``y <= u a``.
+* LeakyReLU(alpha), 0 < alpha < 1, l < 0 < u, binary ``a`` = "x >= 0"::
+
+      y >= x,  y >= alpha x,  y <= x - (1 - alpha) l (1 - a),  y <= alpha x + (1 - alpha) u a
+  Exact: a = 1 gives alpha x >= ... i.e. y <= x with y >= x, and x >= y - ... >= 0 from the last
+  row; a = 0 gives y <= alpha x with y >= alpha x, and y >= x forces x <= 0.
+
+The M constants are the neuron's own (padded, sound) bounds: never a default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .bounds import LayerBounds
+from .errors import EncodingError
+from .network import Network
+from .relax import kinks_inside
+
+
+@dataclass
+class MILP:
+    """``lb <= v <= ub``, ``v[is_int]`` integer, rows ``A v (<= or ==) rhs`` in CSR form."""
+
+    lb: np.ndarray
+    ub: np.ndarray
+    is_int: np.ndarray
+    indptr: np.ndarray
+    indices: np.ndarray
+    data: np.ndarray
+    rhs: np.ndarray
+    is_eq: np.ndarray
+    input_vars: np.ndarray  # indices of the network inputs
+    last_hidden: tuple[np.ndarray, np.ndarray]  # (var index or -1, constant value) per neuron
+    objective: dict[int, float] = field(default_factory=dict)
+
+    @property
+    def n_vars(self) -> int:
+        return int(self.lb.size)
+
+    @property
+    def n_binaries(self) -> int:
+        return int(np.count_nonzero(self.is_int))
+
+    @property
+    def n_constraints(self) -> int:
+        return int(self.rhs.size)
+
+    def size(self) -> dict:
+        return {"variables": self.n_vars, "binaries": self.n_binaries, "constraints": self.n_constraints,
+                "nonzeros": int(self.data.size)}
+
+    def with_rows(self, rows: list[tuple[np.ndarray, np.ndarray, float]]) -> MILP:
+        """A copy with extra ``<=`` rows, each ``(indices, values, rhs)``."""
+        b = _RowBuilder()
+        for idx, val, r in rows:
+            b.add_row(idx, val, r, False)
+        indptr, indices, data, rhs, is_eq = b.finish()
+        return MILP(self.lb, self.ub, self.is_int,
+                    np.concatenate([self.indptr, indptr[1:] + self.indptr[-1]]),
+                    np.concatenate([self.indices, indices]), np.concatenate([self.data, data]),
+                    np.concatenate([self.rhs, rhs]), np.concatenate([self.is_eq, is_eq]),
+                    self.input_vars, self.last_hidden, dict(self.objective))
+
+
+class _RowBuilder:
+    """Collects sparse rows block by block (each block: a dense-in-columns matrix over some vars)."""
+
+    def __init__(self) -> None:
+        self.lens: list[np.ndarray] = []
+        self.cols: list[np.ndarray] = []
+        self.vals: list[np.ndarray] = []
+        self.rhs: list[np.ndarray] = []
+        self.eq: list[np.ndarray] = []
+
+    def add_block(self, cols: np.ndarray, coef: np.ndarray, rhs: np.ndarray, eq: bool) -> None:
+        """Rows ``coef[r] @ v[cols[r]] <= / == rhs[r]``; ``cols``/``coef`` are (rows, width) arrays.
+
+        Zero coefficients are dropped so the rows stay sparse.
+        """
+        if coef.shape[0] == 0:
+            return
+        mask = coef != 0.0
+        self.lens.append(mask.sum(axis=1))
+        self.cols.append(cols[mask])
+        self.vals.append(coef[mask])
+        self.rhs.append(np.asarray(rhs, dtype=np.float64))
+        self.eq.append(np.full(coef.shape[0], eq))
+
+    def add_row(self, cols, coef, rhs: float, eq: bool) -> None:
+        cols = np.asarray(cols, dtype=np.int64)[None, :]
+        self.add_block(cols, np.asarray(coef, dtype=np.float64)[None, :], np.array([rhs]), eq)
+
+    def finish(self):
+        if not self.lens:
+            z = np.zeros(0)
+            return np.zeros(1, np.int64), z.astype(np.int64), z, z, z.astype(bool)
+        lens = np.concatenate(self.lens)
+        indptr = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
+        return (indptr, np.concatenate(self.cols).astype(np.int64), np.concatenate(self.vals),
+                np.concatenate(self.rhs), np.concatenate(self.eq))
+
+
+class _Vars:
+    def __init__(self) -> None:
+        self.lb: list[np.ndarray] = []
+        self.ub: list[np.ndarray] = []
+        self.is_int: list[np.ndarray] = []
+        self.n = 0
+
+    def new(self, lb, ub, integer: bool = False) -> np.ndarray:
+        lb = np.asarray(lb, dtype=np.float64).ravel()
+        ub = np.asarray(ub, dtype=np.float64).ravel()
+        idx = np.arange(self.n, self.n + lb.size)
+        self.n += lb.size
+        self.lb.append(lb)
+        self.ub.append(ub)
+        self.is_int.append(np.full(lb.size, integer))
+        return idx
+
+
+def encode(network: Network, bounds: LayerBounds, lower: np.ndarray, upper: np.ndarray) -> MILP:
+    """Encode ``network`` over the box ``[lower, upper]`` with the given pre-activation bounds."""
+    _check_bounds(network, bounds)
+    V = _Vars()
+    R = _RowBuilder()
+    in_vars = V.new(lower, upper)
+    zvar = in_vars  # per neuron of the current layer input: variable index or -1
+    zconst = np.zeros(in_vars.size)
+    for k, layer in enumerate(network.layers[:-1]):
+        act = layer.activation
+        l, u = bounds.lower[k], bounds.upper[k]
+        Wv, beff, cols = _affine_over(layer.weight, layer.bias, zvar, zconst)
+        n = layer.n_out
+        kinks = kinks_inside(act, l, u)
+        unstable = kinks > 0
+        yl, yu = act.apply(l), act.apply(u)
+        new_var = np.full(n, -1, dtype=np.int64)
+        new_const = np.zeros(n)
+
+        # stable neurons: y = slope * p + offset on [l, u]
+        st = ~unstable
+        slope, offset = _stable_line(act, l, u)
+        const_mask = st & (slope == 0.0)
+        new_const[const_mask] = offset[const_mask]
+        lin = np.flatnonzero(st & (slope != 0.0))
+        if lin.size:
+            yv = V.new(yl[lin], yu[lin])
+            new_var[lin] = yv
+            # y - slope * (Wv z) = slope * beff + offset
+            coef = np.hstack([np.ones((lin.size, 1)), -slope[lin, None] * Wv[lin]])
+            cc = np.hstack([yv[:, None], np.broadcast_to(cols, (lin.size, cols.size))])
+            R.add_block(cc, coef, slope[lin] * beff[lin] + offset[lin], True)
+
+        un = np.flatnonzero(unstable)
+        if un.size:
+            xv = V.new(l[un], u[un])
+            yv = V.new(yl[un], yu[un])
+            new_var[un] = yv
+            coef = np.hstack([np.ones((un.size, 1)), -Wv[un]])
+            cc = np.hstack([xv[:, None], np.broadcast_to(cols, (un.size, cols.size))])
+            R.add_block(cc, coef, beff[un], True)  # x = p
+            if act.kind == "leaky":
+                _leaky_rows(V, R, act.alpha, l[un], u[un], xv, yv)
+            else:
+                lo = np.zeros(un.size) if act.kind == "relu" else act.lo[un]
+                hi = np.full(un.size, np.inf) if act.kind == "relu" else act.hi[un]
+                _clip_rows(V, R, l[un], u[un], lo, hi, xv, yv)
+        zvar, zconst = new_var, new_const
+
+    indptr, indices, data, rhs, is_eq = R.finish()
+    return MILP(np.concatenate(V.lb), np.concatenate(V.ub), np.concatenate(V.is_int), indptr, indices, data,
+                rhs, is_eq, in_vars, (zvar, zconst))
+
+
+def _check_bounds(network: Network, bounds: LayerBounds) -> None:
+    if len(bounds.lower) != len(network.layers):
+        raise EncodingError(f"bounds cover {len(bounds.lower)} layers, the network has {len(network.layers)}")
+    for k, (lo, hi) in enumerate(zip(bounds.lower, bounds.upper)):
+        if lo.shape != (network.layers[k].n_out,) or hi.shape != lo.shape:
+            raise EncodingError(f"bounds of layer {k} have the wrong shape")
+        if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
+            raise EncodingError(f"bounds of layer {k} are not finite: no sound big-M exists")
+        if np.any(lo > hi):
+            raise EncodingError(f"bounds of layer {k} are empty (lower > upper)")
+
+
+def _affine_over(W: np.ndarray, b: np.ndarray, zvar: np.ndarray, zconst: np.ndarray):
+    """Split ``W z + b`` into the variable part and a bias that absorbs the constant neurons."""
+    is_var = zvar >= 0
+    beff = b + W[:, ~is_var] @ zconst[~is_var]
+    return W[:, is_var], beff, zvar[is_var]
+
+
+def _stable_line(act, l, u) -> tuple[np.ndarray, np.ndarray]:
+    """For neurons with no kink inside ``(l, u)``: ``f(x) = slope * x + offset`` on ``[l, u]``."""
+    n = l.size
+    if act.kind == "relu":
+        slope = (l >= 0).astype(float)
+        return slope, np.zeros(n)
+    if act.kind == "leaky":
+        return np.where(l >= 0, 1.0, act.alpha), np.zeros(n)
+    linear = (l >= act.lo) & (u <= act.hi)
+    slope = linear.astype(float)
+    offset = np.where(linear, 0.0, np.where(u <= act.lo, act.lo, act.hi))
+    offset = np.where(np.isfinite(offset), offset, 0.0)
+    return slope, offset
+
+
+def _clip_rows(V: _Vars, R: _RowBuilder, l, u, lo, hi, xv, yv) -> None:
+    """Rows (1)-(4) of the module docstring for neurons with at least one kink inside (l, u)."""
+    has_lo = (l < lo) & (lo < u)
+    has_hi = (l < hi) & (hi < u)
+    # indicator of each kink: a binary where the kink is inside, else a constant 0/1
+    a_lo = np.full(l.size, -1, dtype=np.int64)
+    a_hi = np.full(l.size, -1, dtype=np.int64)
+    if has_lo.any():
+        a_lo[has_lo] = V.new(np.zeros(has_lo.sum()), np.ones(has_lo.sum()), integer=True)
+    if has_hi.any():
+        a_hi[has_hi] = V.new(np.zeros(has_hi.sum()), np.ones(has_hi.sum()), integer=True)
+    fixed_lo = (l >= lo).astype(float)  # value of a_lo where it is a constant
+    fixed_hi = (l >= hi).astype(float)
+
+    # (1) y - x - (l - lo) a_lo <= -(l - lo)      [binary a_lo]
+    #     y - x <= 0                              [a_lo fixed to 1; a_lo fixed to 0 means no lo kink... then x<=lo always: y=lo const row via (2)]
+    i = np.flatnonzero(has_lo)
+    if i.size:
+        M = l[i] - lo[i]
+        R.add_block(np.stack([yv[i], xv[i], a_lo[i]], 1), np.stack([np.ones(i.size), -np.ones(i.size), -M], 1), -M, False)
+        U = np.minimum(u[i], hi[i])
+        # (2) y - (U - lo) a_lo <= lo
+        R.add_block(np.stack([yv[i], a_lo[i]], 1), np.stack([np.ones(i.size), -(U - lo[i])], 1), lo[i], False)
+    i = np.flatnonzero(~has_lo & (fixed_lo == 1.0))
+    if i.size:
+        R.add_block(np.stack([yv[i], xv[i]], 1), np.stack([np.ones(i.size), -np.ones(i.size)], 1), np.zeros(i.size), False)
+
+    i = np.flatnonzero(has_hi)
+    if i.size:
+        M = u[i] - hi[i]
+        # (3) x - y - (u - hi) a_hi <= 0
+        R.add_block(np.stack([xv[i], yv[i], a_hi[i]], 1), np.stack([np.ones(i.size), -np.ones(i.size), -M], 1), np.zeros(i.size), False)
+        L = np.maximum(l[i], lo[i])
+        # (4) -y + (hi - L) a_hi <= -hi + (hi - L)   i.e. y >= hi - (hi - L)(1 - a_hi)
+        R.add_block(np.stack([yv[i], a_hi[i]], 1), np.stack([-np.ones(i.size), hi[i] - L], 1), -hi[i] + (hi[i] - L), False)
+    i = np.flatnonzero(~has_hi & (fixed_hi == 0.0))
+    if i.size:  # y >= x
+        R.add_block(np.stack([xv[i], yv[i]], 1), np.stack([np.ones(i.size), -np.ones(i.size)], 1), np.zeros(i.size), False)
+
+    i = np.flatnonzero(has_lo & has_hi)
+    if i.size:  # a_hi <= a_lo
+        R.add_block(np.stack([a_hi[i], a_lo[i]], 1), np.stack([np.ones(i.size), -np.ones(i.size)], 1), np.zeros(i.size), False)
+
+
+def _leaky_rows(V: _Vars, R: _RowBuilder, alpha: float, l, u, xv, yv) -> None:
+    n = l.size
+    a = V.new(np.zeros(n), np.ones(n), integer=True)
+    one = np.ones(n)
+    # y >= x  ->  x - y <= 0 ;  y >= alpha x  ->  alpha x - y <= 0
+    R.add_block(np.stack([xv, yv], 1), np.stack([one, -one], 1), np.zeros(n), False)
+    R.add_block(np.stack([xv, yv], 1), np.stack([alpha * one, -one], 1), np.zeros(n), False)
+    # y <= x - (1-alpha) l (1-a)  ->  y - x - (1-alpha) l a <= -(1-alpha) l
+    M = (1.0 - alpha) * l
+    R.add_block(np.stack([yv, xv, a], 1), np.stack([one, -one, -M], 1), -M, False)
+    # y <= alpha x + (1-alpha) u a  ->  y - alpha x - (1-alpha) u a <= 0
+    R.add_block(np.stack([yv, xv, a], 1), np.stack([one, -alpha * one, -(1.0 - alpha) * u], 1), np.zeros(n), False)
+
+
+def output_rows(network: Network, milp: MILP, ax: np.ndarray, ay: np.ndarray, rhs: np.ndarray
+                ) -> list[tuple[np.ndarray, np.ndarray, float]]:
+    """Rows ``ax @ input + ay @ y <= rhs`` with ``y = W_last z + b_last`` substituted."""
+    last = network.layers[-1]
+    zvar, zconst = milp.last_hidden
+    Wv, beff, cols = _affine_over(last.weight, last.bias, zvar, zconst)
+    rows = []
+    for r in range(ay.shape[0]):
+        coef_z = ay[r] @ Wv
+        const = float(ay[r] @ beff)
+        idx = np.concatenate([cols, milp.input_vars])
+        val = np.concatenate([coef_z, ax[r]])
+        keep = val != 0.0
+        idx, val = idx[keep], val[keep]
+        # merge duplicates (an input variable can also be a hidden variable only if no hidden layer)
+        uniq, inv = np.unique(idx, return_inverse=True)
+        merged = np.zeros(uniq.size)
+        np.add.at(merged, inv, val)
+        rows.append((uniq, merged, float(rhs[r]) - const))
+    return rows

@@ -1,0 +1,648 @@
+"""Load an ONNX file into the internal ``Network`` (affine layers + piecewise-linear activations).
+
+How it works: every tensor that depends on the network input is kept as a *basis tensor* ``T``
+of shape ``(n_vars + 1, *shape)``: ``T[i]`` is the tensor's response to the i-th variable of the
+current layer input and ``T[-1]`` its constant part, so ``tensor = sum_i T[i] * v_i + T[-1]``.
+Every linear ONNX operator (MatMul, Gemm, Conv, Reshape, Transpose, Mul by a constant, ...) is
+applied to ``T`` directly with numpy, the constant row also receiving biases. Consecutive affine
+operators therefore compose into one affine layer for free. An activation node closes the current
+affine layer (``W = T[:-1]`` flattened and transposed, ``b = T[-1]``) and starts a fresh variable
+space: the identity over the activation's outputs.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ModelError
+from .network import Activation, Layer, Network
+
+SUPPORTED_OPS = (
+    "Add", "BatchNormalization", "Cast", "Clip", "Concat", "Constant", "Conv", "Div", "Dropout",
+    "Flatten", "Gather", "Gemm", "Identity", "LeakyRelu", "MatMul", "Max", "Min", "Mul", "Neg",
+    "Relu", "Reshape", "Shape", "Squeeze", "Sub", "Transpose", "Unsqueeze",
+)
+
+_FLOAT_TYPES = {1: "float32", 10: "float16", 11: "float64", 16: "bfloat16"}
+
+
+@dataclass
+class _Var:
+    """A tensor that depends on the input: basis tensor ``T`` over variable space ``space``."""
+
+    T: np.ndarray
+    space: int
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.T.shape[1:])
+
+
+class _NodeError(Exception):
+    """Raised inside operator handlers; turned into a ModelError that names the node."""
+
+
+def load_model(path: str | os.PathLike) -> Network:
+    """Read, check and convert the ONNX file at ``path``; raise ``ModelError`` on any problem."""
+    import onnx
+
+    path = str(path)
+    if not Path(path).is_file():
+        raise ModelError(f"{path}: model file not found")
+    try:
+        model = onnx.load(path)
+    except Exception as exc:  # noqa: BLE001 - protobuf raises several types for garbage / truncated files
+        raise ModelError(f"{path}: not a readable ONNX model (corrupt or truncated file?): {exc}") from None
+    if len(model.graph.node) == 0 and len(model.graph.input) == 0:
+        raise ModelError(f"{path}: not a readable ONNX model (no graph found)")
+    try:
+        onnx.checker.check_model(model)
+    except Exception as exc:  # noqa: BLE001
+        raise ModelError(f"{path}: the ONNX checker rejects this model: {str(exc).strip()}") from None
+    try:
+        model = onnx.shape_inference.infer_shapes(model)
+        inferred = True
+    except Exception:  # noqa: BLE001 - shapes are recomputed while loading; inference is a cross-check
+        inferred = False
+    network = _GraphConverter(model, path).convert()
+    network.meta["shape_inference"] = inferred
+    return network
+
+
+def _opset(model) -> int:
+    for imp in model.opset_import:
+        if imp.domain in ("", "ai.onnx"):
+            return int(imp.version)
+    return 1
+
+
+class _GraphConverter:
+    """Walks the (topologically ordered) ONNX graph once and builds the layer list."""
+
+    def __init__(self, model, path: str) -> None:
+        self.model = model
+        self.path = path
+        self.graph = model.graph
+        self.opset = _opset(model)
+        self.values: dict[str, np.ndarray | _Var] = {}
+        self.layers: list[Layer] = []
+        self.space = 0
+
+    # ----------------------------------------------------------------------------------- driver
+    def convert(self) -> Network:
+        from onnx import numpy_helper
+
+        g = self.graph
+        init_names = {t.name for t in g.initializer}
+        for t in g.initializer:
+            arr = numpy_helper.to_array(t)
+            if arr.dtype.kind == "f":
+                arr = arr.astype(np.float64)
+                if not np.all(np.isfinite(arr)):
+                    raise ModelError(f"{self.path}: initializer '{t.name}' contains NaN or infinite values")
+            self.values[t.name] = arr
+        inputs = [i for i in g.input if i.name not in init_names]
+        if len(inputs) != 1:
+            names = ", ".join(i.name for i in inputs) or "none"
+            raise ModelError(f"{self.path}: the model must have exactly one input, found {len(inputs)} ({names})")
+        if len(g.output) != 1:
+            names = ", ".join(o.name for o in g.output)
+            raise ModelError(f"{self.path}: the model must have exactly one output, found {len(g.output)} ({names})")
+        inp = inputs[0]
+        in_shape = self._input_shape(inp)
+        n_in = int(np.prod(in_shape))
+        self.values[inp.name] = _Var(_identity_basis(n_in, in_shape), self.space)
+
+        unsupported = [(i, n) for i, n in enumerate(g.node) if n.op_type not in SUPPORTED_OPS or n.domain not in ("", "ai.onnx")]
+        if unsupported:
+            listed = "; ".join(f"node #{i} '{n.name or '(unnamed)'}' op {n.domain + '.' if n.domain else ''}{n.op_type}" for i, n in unsupported)
+            raise ModelError(f"{self.path}: unsupported operator(s): {listed}. Supported operators: {', '.join(SUPPORTED_OPS)}")
+
+        for index, node in enumerate(g.node):
+            try:
+                self._run_node(node)
+            except _NodeError as exc:
+                raise ModelError(f"{self.path}: node #{index} '{node.name or '(unnamed)'}' ({node.op_type}): {exc}") from None
+            except ModelError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a malformed node (wrong shapes, bad attributes) must not crash
+                raise ModelError(f"{self.path}: node #{index} '{node.name or '(unnamed)'}' ({node.op_type}) cannot be converted: {exc}") from None
+
+        out_name = g.output[0].name
+        out = self.values.get(out_name)
+        if not isinstance(out, _Var):
+            raise ModelError(f"{self.path}: the output '{out_name}' does not depend on the input")
+        if out.space != self.space:
+            raise ModelError(f"{self.path}: the output '{out_name}' skips over an activation (non-sequential graphs are not supported)")
+        weight, bias = _affine_of(out)
+        self.layers.append(Layer(weight, bias, None))
+        for k, layer in enumerate(self.layers):
+            if not (np.all(np.isfinite(layer.weight)) and np.all(np.isfinite(layer.bias))):
+                raise ModelError(f"{self.path}: layer {k} has NaN or infinite weights after folding constants")
+        return Network(
+            layers=tuple(self.layers),
+            input_shape=in_shape,
+            output_shape=out.shape,
+            source=self.path,
+            input_name=inp.name,
+            output_name=out_name,
+            meta={"opset": self.opset, "producer": self.model.producer_name, "n_nodes": len(g.node),
+                  "input_dtype": _FLOAT_TYPES[inp.type.tensor_type.elem_type]},
+        )
+
+    def _input_shape(self, inp) -> tuple[int, ...]:
+        tt = inp.type.tensor_type
+        if not inp.type.HasField("tensor_type") or tt.elem_type not in _FLOAT_TYPES:
+            raise ModelError(f"{self.path}: input '{inp.name}' must be a float tensor (found element type {tt.elem_type}); "
+                             "only float inputs are supported")
+        dims = list(tt.shape.dim)
+        if not dims:
+            raise ModelError(f"{self.path}: input '{inp.name}' has no declared shape")
+        shape = []
+        for k, d in enumerate(dims):
+            fixed = d.HasField("dim_value") and d.dim_value > 0
+            if fixed:
+                column = len(dims) == 2 and dims[1].HasField("dim_value") and dims[1].dim_value == 1
+                if k == 0 and len(dims) >= 2 and d.dim_value != 1 and not column:
+                    raise ModelError(f"{self.path}: input '{inp.name}' has batch dimension {d.dim_value}; "
+                                     "the batch dimension must be 1 or symbolic")
+                shape.append(int(d.dim_value))
+            elif k == 0 and len(dims) >= 2:
+                shape.append(1)  # symbolic batch dimension: verify one sample
+            else:
+                raise ModelError(f"{self.path}: input '{inp.name}' has a symbolic dimension at axis {k}; "
+                                 "only the batch axis (0) may be symbolic")
+        return tuple(shape)
+
+    # --------------------------------------------------------------------------------- helpers
+    def _get(self, name: str):
+        if name == "":
+            return None
+        if name not in self.values:
+            raise _NodeError(f"input tensor '{name}' is not produced by any earlier node")
+        return self.values[name]
+
+    def _const(self, name: str, what: str) -> np.ndarray | None:
+        v = self._get(name)
+        if isinstance(v, _Var):
+            raise _NodeError(f"{what} must be a constant, but it depends on the network input")
+        return v
+
+    def _check_space(self, v: _Var) -> None:
+        if v.space != self.space:
+            raise _NodeError("uses a tensor from before an activation (skip connections / non-sequential graphs are not supported)")
+
+    def _attrs(self, node) -> dict:
+        from onnx import helper
+
+        return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+    def _activation(self, v: _Var, act: Activation | None) -> _Var:
+        """Close the current affine layer with ``act`` and return the identity over its outputs."""
+        self._check_space(v)
+        if act is None:
+            return v
+        weight, bias = _affine_of(v)
+        self.layers.append(Layer(weight, bias, act))
+        self.space += 1
+        return _Var(_identity_basis(bias.size, v.shape), self.space)
+
+    # ------------------------------------------------------------------------------- operators
+    def _run_node(self, node) -> None:
+        op = node.op_type
+        ins = list(node.input)
+        attrs = self._attrs(node)
+        vals = [self._get(n) for n in ins]
+        is_var = [isinstance(v, _Var) for v in vals]
+        for v in vals:
+            if isinstance(v, _Var):
+                self._check_space(v)
+        if not any(is_var) and op not in ("Constant",):
+            # constant folding for shape computations and weight preprocessing
+            self.values[node.output[0]] = _fold_constant(op, vals, attrs, self.opset)
+            return
+        handler = getattr(self, f"_op_{op}")
+        result = handler(node, vals, attrs)
+        self.values[node.output[0]] = result
+
+    def _op_Constant(self, node, vals, attrs):
+        from onnx import numpy_helper
+
+        if "value" in attrs:
+            arr = numpy_helper.to_array(attrs["value"])
+        elif "value_float" in attrs:
+            arr = np.array(attrs["value_float"])
+        elif "value_floats" in attrs:
+            arr = np.array(attrs["value_floats"])
+        elif "value_int" in attrs:
+            arr = np.array(attrs["value_int"], dtype=np.int64)
+        elif "value_ints" in attrs:
+            arr = np.array(attrs["value_ints"], dtype=np.int64)
+        else:
+            raise _NodeError("only value / value_float(s) / value_int(s) constants are supported")
+        if arr.dtype.kind == "f":
+            arr = arr.astype(np.float64)
+            if not np.all(np.isfinite(arr)):
+                raise _NodeError("constant contains NaN or infinite values")
+        return arr
+
+    def _op_Identity(self, node, vals, attrs):
+        return vals[0]
+
+    _op_Dropout = _op_Identity
+
+    def _op_Cast(self, node, vals, attrs):
+        if attrs.get("to") not in _FLOAT_TYPES:
+            raise _NodeError("casting the network's values to a non-float type is not supported")
+        return vals[0]
+
+    def _op_Neg(self, node, vals, attrs):
+        return _Var(-vals[0].T, vals[0].space)
+
+    def _op_Add(self, node, vals, attrs):
+        return _elementwise_linear(vals[0], vals[1], "add")
+
+    def _op_Sub(self, node, vals, attrs):
+        return _elementwise_linear(vals[0], vals[1], "sub")
+
+    def _op_Mul(self, node, vals, attrs):
+        a, b = vals
+        if isinstance(a, _Var) and isinstance(b, _Var):
+            raise _NodeError("product of two input-dependent tensors is not piecewise-linear")
+        v, c = (a, b) if isinstance(a, _Var) else (b, a)
+        v = _broadcast(v, np.broadcast_shapes(v.shape, np.shape(c)))
+        return _Var(v.T * c, v.space)
+
+    def _op_Div(self, node, vals, attrs):
+        a, b = vals
+        if isinstance(b, _Var):
+            raise _NodeError("division by an input-dependent tensor is not piecewise-linear")
+        if np.any(b == 0):
+            raise _NodeError("division by a constant that contains zero")
+        a = _broadcast(a, np.broadcast_shapes(a.shape, np.shape(b)))
+        return _Var(a.T / b, a.space)
+
+    def _op_MatMul(self, node, vals, attrs):
+        a, b = vals
+        if isinstance(a, _Var) and isinstance(b, _Var):
+            raise _NodeError("MatMul of two input-dependent tensors is not supported (one side must be a constant)")
+        if isinstance(a, _Var):
+            T = a.T
+            if T.ndim == 2 and b.ndim >= 2 and b.ndim > 2:
+                raise _NodeError("MatMul of a 1-D tensor with a >2-D constant is not supported")
+            return _Var(np.matmul(T, b), a.space)
+        T = b.T
+        if T.ndim == 2:  # constant @ 1-D vector: contract the vector axis, keep the basis axis first
+            return _Var(np.matmul(a, T.T).T, b.space)
+        return _Var(np.matmul(a, T), b.space)
+
+    def _op_Gemm(self, node, vals, attrs):
+        a, b = vals[0], vals[1]
+        c = vals[2] if len(vals) > 2 else None
+        alpha = float(attrs.get("alpha", 1.0))
+        beta = float(attrs.get("beta", 1.0))
+        if isinstance(c, _Var):
+            raise _NodeError("Gemm with an input-dependent C is not supported")
+        if isinstance(a, _Var) and isinstance(b, _Var):
+            raise _NodeError("Gemm of two input-dependent tensors is not supported")
+
+        def t(x, flag):
+            if not flag:
+                return x
+            return x.transpose(0, 2, 1) if isinstance(x, np.ndarray) and x.ndim == 3 else x.T
+
+        if isinstance(a, _Var):
+            if a.T.ndim != 3:
+                raise _NodeError(f"Gemm expects a 2-D input, got shape {list(a.shape)}")
+            TA = a.T.transpose(0, 2, 1) if attrs.get("transA", 0) else a.T
+            T = alpha * np.matmul(TA, t(b, attrs.get("transB", 0)))
+            space = a.space
+        else:
+            if b.T.ndim != 3:
+                raise _NodeError(f"Gemm expects a 2-D input, got shape {list(b.shape)}")
+            TB = b.T.transpose(0, 2, 1) if attrs.get("transB", 0) else b.T
+            T = alpha * np.matmul(t(a, attrs.get("transA", 0)), TB)
+            space = b.space
+        if c is not None:
+            T = np.array(np.broadcast_to(T, (T.shape[0],) + np.broadcast_shapes(T.shape[1:], c.shape)))
+            T[-1] = T[-1] + beta * c
+        return _Var(T, space)
+
+    def _op_BatchNormalization(self, node, vals, attrs):
+        x, scale, bias, mean, var = vals[:5]
+        if attrs.get("training_mode", 0):
+            raise _NodeError("training_mode=1 is not supported (export the model in inference mode)")
+        if any(isinstance(v, _Var) for v in (scale, bias, mean, var)):
+            raise _NodeError("BatchNormalization parameters must be constants")
+        eps = float(attrs.get("epsilon", 1e-5))
+        if len(x.shape) < 2:
+            raise _NodeError("BatchNormalization expects an input with a channel axis (axis 1)")
+        cshape = (-1,) + (1,) * (len(x.shape) - 2)
+        factor = (scale / np.sqrt(var + eps)).reshape(cshape)
+        shift = (bias - mean * scale / np.sqrt(var + eps)).reshape(cshape)
+        T = x.T * factor
+        T = np.array(np.broadcast_to(T, T.shape))
+        T[-1] = T[-1] + shift
+        return _Var(T, x.space)
+
+    def _op_Conv(self, node, vals, attrs):
+        x, w = vals[0], vals[1]
+        b = vals[2] if len(vals) > 2 else None
+        if isinstance(w, _Var) or isinstance(b, _Var):
+            raise _NodeError("Conv weights and bias must be constants")
+        if len(x.shape) != 4 or w.ndim != 4:
+            raise _NodeError(f"only 2-D convolutions on [1, C, H, W] inputs are supported (input shape {list(x.shape)})")
+        group = int(attrs.get("group", 1))
+        strides = list(attrs.get("strides", [1, 1]))
+        dil = list(attrs.get("dilations", [1, 1]))
+        kh, kw = w.shape[2], w.shape[3]
+        pads = list(attrs.get("pads", [0, 0, 0, 0]))
+        auto_pad = attrs.get("auto_pad", b"NOTSET")
+        auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
+        H, W = x.shape[2], x.shape[3]
+        if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+            pads = []
+            for size, k, s, d in ((H, kh, strides[0], dil[0]), (W, kw, strides[1], dil[1])):
+                out = -(-size // s)
+                total = max(0, (out - 1) * s + (k - 1) * d + 1 - size)
+                small, big = total // 2, total - total // 2
+                pads.append((small, big) if auto_pad == "SAME_UPPER" else (big, small))
+            pads = [pads[0][0], pads[1][0], pads[0][1], pads[1][1]]
+        elif auto_pad == "VALID":
+            pads = [0, 0, 0, 0]
+        k = x.T.shape[0]
+        inp = x.T.reshape((k,) + x.shape[1:])  # (k, C, H, W): the batch axis (size 1) is dropped
+        out = _conv2d(inp, w, strides, pads, dil, group)
+        out = out[:, None]
+        if b is not None:
+            out[-1] += b.reshape(1, -1, 1, 1)
+        return _Var(out, x.space)
+
+    def _op_Flatten(self, node, vals, attrs):
+        x = vals[0]
+        axis = int(attrs.get("axis", 1))
+        shape = x.shape
+        if axis < 0:
+            axis += len(shape)
+        new = (int(np.prod(shape[:axis])), int(np.prod(shape[axis:])))
+        return _Var(x.T.reshape((x.T.shape[0],) + new), x.space)
+
+    def _op_Reshape(self, node, vals, attrs):
+        x, shape = vals[0], vals[1]
+        if isinstance(shape, _Var):
+            raise _NodeError("the target shape must be a constant")
+        new = _resolve_reshape(x.shape, [int(s) for s in np.asarray(shape).ravel()], int(attrs.get("allowzero", 0)))
+        return _Var(x.T.reshape((x.T.shape[0],) + new), x.space)
+
+    def _axes(self, vals, attrs) -> list[int] | None:
+        if "axes" in attrs:
+            return [int(a) for a in attrs["axes"]]
+        if len(vals) > 1 and vals[1] is not None:
+            if isinstance(vals[1], _Var):
+                raise _NodeError("axes must be a constant")
+            return [int(a) for a in np.asarray(vals[1]).ravel()]
+        return None
+
+    def _op_Squeeze(self, node, vals, attrs):
+        x = vals[0]
+        axes = self._axes(vals, attrs)
+        shape = list(x.shape)
+        if axes is None:
+            new = [d for d in shape if d != 1]
+        else:
+            axes = sorted(a % len(shape) for a in axes)
+            for a in axes:
+                if shape[a] != 1:
+                    raise _NodeError(f"cannot squeeze axis {a} of size {shape[a]}")
+            new = [d for i, d in enumerate(shape) if i not in axes]
+        return _Var(x.T.reshape((x.T.shape[0],) + tuple(new)), x.space)
+
+    def _op_Unsqueeze(self, node, vals, attrs):
+        x = vals[0]
+        axes = self._axes(vals, attrs)
+        if axes is None:
+            raise _NodeError("Unsqueeze needs axes")
+        rank = len(x.shape) + len(axes)
+        axes = sorted(a % rank for a in axes)
+        new = list(x.shape)
+        for a in axes:
+            new.insert(a, 1)
+        return _Var(x.T.reshape((x.T.shape[0],) + tuple(new)), x.space)
+
+    def _op_Transpose(self, node, vals, attrs):
+        x = vals[0]
+        perm = attrs.get("perm")
+        if perm is None:
+            perm = list(range(len(x.shape)))[::-1]
+        return _Var(x.T.transpose([0] + [int(p) + 1 for p in perm]), x.space)
+
+    def _op_Shape(self, node, vals, attrs):
+        shape = np.array(vals[0].shape, dtype=np.int64)
+        start = int(attrs.get("start", 0))
+        end = attrs.get("end")
+        return shape[start:end]
+
+    def _op_Gather(self, node, vals, attrs):
+        raise _NodeError("Gather on an input-dependent tensor is not supported")
+
+    def _op_Concat(self, node, vals, attrs):
+        raise _NodeError("Concat of input-dependent tensors is not supported")
+
+    # ----- activations
+    def _op_Relu(self, node, vals, attrs):
+        return self._activation(vals[0], Activation("relu"))
+
+    def _op_LeakyRelu(self, node, vals, attrs):
+        alpha = float(attrs.get("alpha", 0.01))
+        if alpha == 0.0:
+            return self._activation(vals[0], Activation("relu"))
+        if alpha == 1.0:
+            return vals[0]
+        if not 0.0 < alpha < 1.0:
+            raise _NodeError(f"LeakyRelu alpha={alpha:g} is not supported (0 <= alpha <= 1 is)")
+        return self._activation(vals[0], Activation("leaky", alpha=alpha))
+
+    def _op_Clip(self, node, vals, attrs):
+        x = vals[0]
+        if self.opset < 11:
+            lo = attrs.get("min", -np.inf)
+            hi = attrs.get("max", np.inf)
+        else:
+            lo = vals[1] if len(vals) > 1 and vals[1] is not None else -np.inf
+            hi = vals[2] if len(vals) > 2 and vals[2] is not None else np.inf
+            if isinstance(lo, _Var) or isinstance(hi, _Var):
+                raise _NodeError("Clip bounds must be constants")
+        return self._clip(x, np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64))
+
+    def _minmax(self, vals, which: str):
+        if len(vals) != 2:
+            raise _NodeError(f"{which} is supported with exactly two operands (one input-dependent, one constant)")
+        a, b = vals
+        if isinstance(a, _Var) and isinstance(b, _Var):
+            raise _NodeError(f"{which} of two input-dependent tensors is not supported")
+        return (a, np.asarray(b, dtype=np.float64)) if isinstance(a, _Var) else (b, np.asarray(a, dtype=np.float64))
+
+    def _op_Max(self, node, vals, attrs):
+        x, c = self._minmax(vals, "Max")
+        return self._clip(x, c, np.asarray(np.inf))
+
+    def _op_Min(self, node, vals, attrs):
+        x, c = self._minmax(vals, "Min")
+        return self._clip(x, np.asarray(-np.inf), c)
+
+    def _clip(self, x: _Var, lo: np.ndarray, hi: np.ndarray) -> _Var:
+        shape = np.broadcast_shapes(x.shape, lo.shape, hi.shape)
+        x = _broadcast(x, shape)
+        n = int(np.prod(shape))
+        lo_v = np.broadcast_to(lo, shape).reshape(n).astype(np.float64)
+        hi_v = np.broadcast_to(hi, shape).reshape(n).astype(np.float64)
+        if np.any(np.isnan(lo_v)) or np.any(np.isnan(hi_v)):
+            raise _NodeError("clip bound is NaN")
+        if np.any(lo_v > hi_v):
+            raise _NodeError("clip lower bound exceeds its upper bound")
+        if np.all(np.isneginf(lo_v)) and np.all(np.isposinf(hi_v)):
+            return x
+        if np.all(lo_v == 0.0) and np.all(np.isposinf(hi_v)):
+            return self._activation(x, Activation("relu"))
+        return self._activation(x, Activation("clip", lo=lo_v, hi=hi_v))
+
+
+# ------------------------------------------------------------------------------ numeric helpers
+def _identity_basis(n: int, shape: tuple[int, ...]) -> np.ndarray:
+    T = np.zeros((n + 1, n))
+    T[:n] = np.eye(n)
+    return T.reshape((n + 1,) + tuple(shape))
+
+
+def _affine_of(v: _Var) -> tuple[np.ndarray, np.ndarray]:
+    k = v.T.shape[0]
+    flat = v.T.reshape(k, -1)
+    return np.ascontiguousarray(flat[:-1].T), flat[-1].copy()
+
+
+def _broadcast(v: _Var, shape: tuple[int, ...]) -> _Var:
+    """``v`` broadcast to ``shape`` (numpy rules: leading axes of size 1 are added first)."""
+    shape = tuple(shape)
+    if v.shape == shape:
+        return v
+    T = v.T.reshape((v.T.shape[0],) + (1,) * (len(shape) - len(v.shape)) + v.shape)
+    return _Var(np.array(np.broadcast_to(T, (T.shape[0],) + shape)), v.space)
+
+
+def _elementwise_linear(a, b, kind: str) -> _Var:
+    """``a + b`` / ``a - b`` where at least one side is input-dependent (both in the same space)."""
+    if isinstance(a, _Var) and isinstance(b, _Var):
+        shape = np.broadcast_shapes(a.shape, b.shape)
+        Ta, Tb = _broadcast(a, shape).T, _broadcast(b, shape).T
+        return _Var(Ta + Tb if kind == "add" else Ta - Tb, a.space)
+    if isinstance(a, _Var):
+        v, c, sign_v, sign_c = a, b, 1.0, (1.0 if kind == "add" else -1.0)
+    else:
+        v, c, sign_v, sign_c = b, a, (1.0 if kind == "add" else -1.0), 1.0
+    v = _broadcast(v, np.broadcast_shapes(v.shape, np.shape(c)))
+    T = sign_v * v.T
+    T[-1] = T[-1] + sign_c * c
+    return _Var(T, v.space)
+
+
+def _resolve_reshape(shape: tuple[int, ...], target: list[int], allowzero: int) -> tuple[int, ...]:
+    total = int(np.prod(shape))
+    out = []
+    for i, s in enumerate(target):
+        if s == 0 and not allowzero:
+            if i >= len(shape):
+                raise _NodeError(f"Reshape: 0 at axis {i} has no matching input axis")
+            out.append(shape[i])
+        else:
+            out.append(s)
+    if out.count(-1) > 1:
+        raise _NodeError("Reshape: more than one -1 in the target shape")
+    if -1 in out:
+        known = int(np.prod([d for d in out if d != -1]))
+        if known == 0 or total % known:
+            raise _NodeError(f"Reshape: cannot reshape {list(shape)} to {target}")
+        out[out.index(-1)] = total // known
+    if int(np.prod(out)) != total:
+        raise _NodeError(f"Reshape: cannot reshape {list(shape)} to {target}")
+    return tuple(out)
+
+
+def _conv2d(x: np.ndarray, w: np.ndarray, strides, pads, dil, group: int) -> np.ndarray:
+    """Cross-correlation of ``x`` (N, C, H, W) with ``w`` (M, C/group, kh, kw), ONNX semantics."""
+    n, c, h, wd = x.shape
+    m, cg, kh, kw = w.shape
+    if c != cg * group or m % group:
+        raise _NodeError(f"Conv: {c} input channels do not match weights {list(w.shape)} with group={group}")
+    sh, sw = strides
+    dh, dw = dil
+    pt, pl, pb, pr = pads
+    xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)))
+    ho = (h + pt + pb - dh * (kh - 1) - 1) // sh + 1
+    wo = (wd + pl + pr - dw * (kw - 1) - 1) // sw + 1
+    if ho <= 0 or wo <= 0:
+        raise _NodeError("Conv: output would be empty")
+    mg = m // group
+    out = np.zeros((n, m, ho, wo))
+    for gi in range(group):
+        xs = xp[:, gi * cg:(gi + 1) * cg]
+        ws = w[gi * mg:(gi + 1) * mg]
+        for i in range(kh):
+            for j in range(kw):
+                patch = xs[:, :, i * dh: i * dh + sh * (ho - 1) + 1: sh, j * dw: j * dw + sw * (wo - 1) + 1: sw]
+                out[:, gi * mg:(gi + 1) * mg] += np.einsum("nchw,mc->nmhw", patch, ws[:, :, i, j], optimize=True)
+    return out
+
+
+def _fold_constant(op: str, vals: list, attrs: dict, opset: int) -> np.ndarray:
+    """Evaluate an operator whose inputs are all constants (shape arithmetic, weight preprocessing)."""
+    v = vals
+    if op in ("Identity", "Dropout", "Cast"):
+        if op == "Cast" and attrs.get("to") in (6, 7):
+            return np.asarray(v[0]).astype(np.int64)
+        return v[0]
+    if op in ("Add", "Sub", "Mul", "Div", "Max", "Min"):
+        fn = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide,
+              "Max": np.maximum, "Min": np.minimum}[op]
+        out = v[0]
+        for other in v[1:]:
+            out = fn(out, other)
+        if op == "Div" and np.asarray(out).dtype.kind in "iu":
+            out = np.asarray(v[0]) // np.asarray(v[1])
+        return out
+    if op == "Neg":
+        return -v[0]
+    if op == "Relu":
+        return np.maximum(v[0], 0)
+    if op == "MatMul":
+        return np.matmul(v[0], v[1])
+    if op == "Gather":
+        return np.take(v[0], np.asarray(v[1]).astype(np.int64), axis=int(attrs.get("axis", 0)))
+    if op == "Concat":
+        return np.concatenate([np.atleast_1d(x) for x in v], axis=int(attrs.get("axis", 0)))
+    if op == "Unsqueeze":
+        axes = attrs.get("axes") if "axes" in attrs else list(np.asarray(v[1]).ravel())
+        out = np.asarray(v[0])
+        rank = out.ndim + len(axes)
+        for a in sorted(int(a) % rank for a in axes):
+            out = np.expand_dims(out, a)
+        return out
+    if op == "Squeeze":
+        axes = attrs.get("axes") if "axes" in attrs else (list(np.asarray(v[1]).ravel()) if len(v) > 1 else None)
+        return np.squeeze(v[0], axis=None if axes is None else tuple(int(a) for a in axes))
+    if op == "Reshape":
+        return np.reshape(v[0], _resolve_reshape(np.shape(v[0]), [int(s) for s in np.asarray(v[1]).ravel()],
+                                                 int(attrs.get("allowzero", 0))))
+    if op == "Flatten":
+        axis = int(attrs.get("axis", 1))
+        s = np.shape(v[0])
+        axis = axis % len(s) if axis < 0 else axis
+        return np.reshape(v[0], (int(np.prod(s[:axis])), int(np.prod(s[axis:]))))
+    if op == "Transpose":
+        return np.transpose(v[0], attrs.get("perm"))
+    if op == "Shape":
+        return np.array(np.shape(v[0]), dtype=np.int64)
+    raise _NodeError(f"{op} on constant inputs only is not supported")

@@ -1,0 +1,122 @@
+"""Solve a ``MILP`` with CBC (bundled with the ``pulp`` wheel) or HiGHS (``highspy``) through PuLP.
+
+The outcome is one of ``infeasible`` / ``feasible`` / ``optimal`` / ``timeout`` / ``error``; only a
+solver's explicit infeasibility status may ever be turned into a proof by the caller.
+Tolerances are set explicitly (``TOLERANCES``) because the caller's soundness margin depends on them.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from .encoding import MILP
+from .errors import SolverError
+
+#: integrality and primal feasibility tolerances handed to the solvers
+TOLERANCES = {"integer": 1e-9, "primal": 1e-9}
+SOLVERS = ("cbc", "highs")
+
+
+@dataclass
+class SolveOutcome:
+    status: str  # "infeasible" | "feasible" | "optimal" | "timeout" | "error"
+    values: np.ndarray | None  # a point (all variables) when feasible / optimal
+    solver: str
+    time_s: float
+    message: str = ""
+    objective: float | None = None
+
+
+def solver_available(name: str) -> bool:
+    import pulp
+
+    if name == "cbc":
+        return bool(pulp.PULP_CBC_CMD(msg=False).available())
+    if name == "highs":
+        try:
+            return bool(pulp.HiGHS(msg=False).available())
+        except Exception:  # noqa: BLE001
+            return False
+    return False
+
+
+def check_solver(name: str) -> None:
+    """Raise ``SolverError`` with a hint if ``name`` cannot be used here."""
+    if name not in SOLVERS:
+        raise SolverError(f"unknown solver {name!r}; choose one of: {', '.join(SOLVERS)}")
+    if not solver_available(name):
+        hint = "install the optional extra: pip install '.[highs]'" if name == "highs" else \
+            "the CBC binary bundled with pulp>=3.3,<4 was not found"
+        raise SolverError(f"solver {name!r} is not available ({hint})")
+
+
+def _make_solver(name: str, time_limit: float | None, mip: bool):
+    import pulp
+
+    tl = None if time_limit is None else max(1.0, float(time_limit))
+    if name == "cbc":
+        return pulp.PULP_CBC_CMD(
+            msg=False, timeLimit=tl, mip=mip, threads=1, timeMode="elapsed",
+            options=[f"integerTolerance {TOLERANCES['integer']}", f"primalTolerance {TOLERANCES['primal']}"],
+        )
+    return pulp.HiGHS(msg=False, timeLimit=tl, mip=mip, threads=1,
+                      mip_feasibility_tolerance=TOLERANCES["integer"],
+                      primal_feasibility_tolerance=TOLERANCES["primal"])
+
+
+def to_pulp(milp: MILP, name: str = "verify", relax: bool = False):
+    """Build the PuLP problem (variables ``v0..``) from the CSR rows."""
+    import pulp
+
+    prob = pulp.LpProblem(name, pulp.LpMinimize)
+    cats = np.where(milp.is_int & (not relax), "Integer", "Continuous")
+    xs = [pulp.LpVariable(f"v{i}", lowBound=float(milp.lb[i]), upBound=float(milp.ub[i]), cat=str(cats[i]))
+          for i in range(milp.n_vars)]
+    indptr, indices, data = milp.indptr, milp.indices, milp.data
+    for r in range(milp.n_constraints):
+        s, e = indptr[r], indptr[r + 1]
+        expr = pulp.LpAffineExpression([(xs[j], float(c)) for j, c in zip(indices[s:e], data[s:e])])
+        if milp.is_eq[r]:
+            prob += pulp.LpConstraint(expr, pulp.LpConstraintEQ, f"c{r}", float(milp.rhs[r]))
+        else:
+            prob += pulp.LpConstraint(expr, pulp.LpConstraintLE, f"c{r}", float(milp.rhs[r]))
+    if milp.objective:
+        prob += pulp.LpAffineExpression([(xs[j], float(c)) for j, c in milp.objective.items()])
+    else:
+        prob += pulp.LpAffineExpression([(xs[0], 0.0)]) if xs else 0
+    return prob, xs
+
+
+def solve(milp: MILP, time_limit: float | None = None, solver: str = "cbc", relax: bool = False,
+          maximize: bool = False) -> SolveOutcome:
+    """Solve ``milp`` (feasibility if it has no objective) within ``time_limit`` seconds."""
+    import pulp
+
+    t0 = time.perf_counter()
+    if time_limit is not None and time_limit <= 0:
+        return SolveOutcome("timeout", None, solver, 0.0, "no time left for the solver")
+    prob, xs = to_pulp(milp, relax=relax)
+    if maximize:
+        prob.sense = pulp.LpMaximize
+    try:
+        prob.solve(_make_solver(solver, time_limit, mip=not relax))
+    except Exception as exc:  # noqa: BLE001 - solver crash, missing binary, unreadable solution file
+        return SolveOutcome("error", None, solver, time.perf_counter() - t0, f"{solver} failed: {exc}")
+    elapsed = time.perf_counter() - t0
+    status, sol = prob.status, prob.sol_status
+    if status == pulp.LpStatusInfeasible and sol in (pulp.LpSolutionInfeasible, pulp.LpSolutionNoSolutionFound):
+        return SolveOutcome("infeasible", None, solver, elapsed, "solver proved infeasibility")
+    if sol in (pulp.LpSolutionOptimal, pulp.LpSolutionIntegerFeasible):
+        values = np.array([v.varValue if v.varValue is not None else np.nan for v in xs], dtype=np.float64)
+        if np.any(np.isnan(values)):
+            return SolveOutcome("error", None, solver, elapsed, "solver reported a solution without values")
+        kind = "optimal" if sol == pulp.LpSolutionOptimal else "feasible"
+        obj = pulp.value(prob.objective) if milp.objective else None
+        return SolveOutcome(kind, values, solver, elapsed, pulp.LpStatus[status], obj)
+    if time_limit is not None and elapsed >= 0.95 * max(1.0, time_limit):
+        return SolveOutcome("timeout", None, solver, elapsed, f"{solver} reached its time limit ({time_limit:.1f} s)")
+    return SolveOutcome("error", None, solver, elapsed,
+                        f"{solver} ended undecided (status {pulp.LpStatus.get(status, status)})")

@@ -1,0 +1,215 @@
+"""The verification pipeline: model + spec -> falsification -> bounds -> MILP -> checked result.
+
+``verify`` answers *holds* only when every unsafe disjunct of every input box is proved empty,
+either by sound bounds or by the solver's infeasibility verdict on the region enlarged by a
+margin ``tau``; it answers *violated* only with an input that onnxruntime confirms; everything
+else (time-out, solver error, a solver point that does not replay) is *unknown* with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import falsify
+from .bounds import LayerBounds, interval_bounds, linear_bounds, symbolic_bounds
+from .encoding import MILP, encode, output_rows
+from .network import Network
+from .onnx_loader import load_model
+from .oracle import Counterexample, OnnxOracle, confirm
+from .results import HOLDS, UNKNOWN, VIOLATED, Result
+from .solve import check_solver, solve
+from .spec import Case, Constraints, Spec, load_spec
+
+
+@dataclass(frozen=True)
+class Options:
+    """Settings of one run (no global state: pass this around)."""
+
+    timeout: float | None = None
+    solver: str = "cbc"
+    bounds: str = "symbolic"  # "interval" or "symbolic" pre-activation bounds for the encoding
+    margin_abs: float = 1e-5  # tau = margin_abs + margin_rel * (largest |neuron bound|)
+    margin_rel: float = 1e-8
+    falsify: bool = True
+    seed: int = 0
+
+
+@dataclass
+class _Run:
+    network: Network
+    spec: Spec
+    options: Options
+    t0: float
+    oracle: OnnxOracle
+    rng: np.random.Generator
+    stats: dict = field(default_factory=dict)
+
+    def remaining(self) -> float | None:
+        if self.options.timeout is None:
+            return None
+        return self.options.timeout - (time.perf_counter() - self.t0)
+
+    def out_of_time(self) -> bool:
+        r = self.remaining()
+        return r is not None and r <= 0
+
+
+def verify(model: Network | str | os.PathLike, spec: Spec | str | os.PathLike, timeout: float | None = None,
+           solver: str = "cbc", options: Options | None = None) -> Result:
+    """Check ``spec`` on ``model`` (objects or file paths). ``timeout`` bounds the whole call."""
+    t0 = time.perf_counter()
+    opts = options or Options()
+    if timeout is not None or solver != opts.solver:
+        opts = Options(**{**opts.__dict__, "timeout": timeout if timeout is not None else opts.timeout,
+                          "solver": solver})
+    check_solver(opts.solver)
+    network = model if isinstance(model, Network) else load_model(model)
+    spec = spec if isinstance(spec, Spec) else load_spec(spec)
+    spec = spec.bind(network.n_inputs, network.n_outputs)
+    run = _Run(network, spec, opts, t0, OnnxOracle(network), np.random.default_rng(opts.seed))
+    run.stats.update({"solver": opts.solver, "cases": len(spec.cases),
+                      "disjuncts": sum(len(c.unsafe) for c in spec.cases),
+                      "load_s": round(time.perf_counter() - t0, 4)})
+    result = _verify(run)
+    result.time_s = time.perf_counter() - t0
+    result.stats["onnxruntime_calls"] = run.oracle.calls
+    return result
+
+
+def _verify(run: _Run) -> Result:
+    # 1. cheap falsification on every case and disjunct
+    if run.options.falsify:
+        t = time.perf_counter()
+        for ci, case in enumerate(run.spec.cases):
+            for cons in case.unsafe:
+                cex = _attack(run, ci, case, cons)
+                if cex is not None:
+                    run.stats["falsify_s"] = round(time.perf_counter() - t, 4)
+                    run.stats["found_by"] = "falsification"
+                    return Result(VIOLATED, cex, None, stats=run.stats)
+            if run.out_of_time():
+                return _timeout(run, "falsification")
+        run.stats["falsify_s"] = round(time.perf_counter() - t, 4)
+
+    # 2. bounds, then one MILP per disjunct that the bounds cannot rule out
+    open_reasons: list[str] = []
+    counts = {"proved_by_bounds": 0, "proved_by_milp": 0, "undecided": 0}
+    run.stats["disjunct_outcomes"] = counts
+    for ci, case in enumerate(run.spec.cases):
+        if run.out_of_time():
+            return _timeout(run, "bounds")
+        outcome = _prove_case(run, ci, case, counts, open_reasons)
+        if isinstance(outcome, Result):
+            return outcome
+    run.stats["proof_from_bounds_only"] = counts["proved_by_milp"] == 0 and counts["undecided"] == 0
+    if open_reasons:
+        return Result(UNKNOWN, None, "; ".join(dict.fromkeys(open_reasons)), stats=run.stats)
+    return Result(HOLDS, None, None, stats=run.stats)
+
+
+def _timeout(run: _Run, phase: str) -> Result:
+    run.stats["timed_out"] = True
+    return Result(UNKNOWN, None, f"timeout after {run.options.timeout:g} s (during {phase})", stats=run.stats)
+
+
+def _attack(run: _Run, ci: int, case: Case, cons: Constraints, start: np.ndarray | None = None,
+            max_checks: int = 3) -> Counterexample | None:
+    """Search for a violating input of one disjunct and replay the best candidates in onnxruntime."""
+    cands = falsify.search(run.network, cons, case.lower, case.upper, run.rng, extra_starts=start)
+    g = falsify.margins(run.network, cons, cands)
+    for checked, (x, gx) in enumerate(zip(cands, g)):
+        if gx > 0 or checked >= max_checks:
+            break
+        cex = confirm(run.oracle, case, x, ci)
+        if cex is not None:
+            return cex
+    return None
+
+
+def case_bounds(network: Network, case: Case, method: str) -> tuple[LayerBounds, LayerBounds]:
+    """(interval bounds, bounds used for encoding) of one input box."""
+    ib = interval_bounds(network, case.lower, case.upper)
+    if method == "interval":
+        return ib, ib
+    return ib, symbolic_bounds(network, case.lower, case.upper)
+
+
+def margin_for(bounds: LayerBounds, options: Options) -> float:
+    """The enlargement ``tau`` of the unsafe region: solver tolerances scale with the big-M values."""
+    big = max(float(np.max(np.maximum(np.abs(lo), np.abs(hi)))) for lo, hi in zip(bounds.lower, bounds.upper))
+    return options.margin_abs + options.margin_rel * big
+
+
+def _prove_case(run: _Run, ci: int, case: Case, counts: dict, open_reasons: list[str]) -> Result | None:
+    t = time.perf_counter()
+    ib, bnds = case_bounds(run.network, case, run.options.bounds)
+    run.stats.setdefault("unstable_interval", []).append(ib.n_unstable(run.network))
+    run.stats.setdefault("unstable_used", []).append(bnds.n_unstable(run.network))
+    run.stats["bounds_method"] = bnds.method
+    tau = margin_for(bnds, run.options)
+    run.stats["margin_tau"] = tau
+    run.stats["bounds_s"] = round(run.stats.get("bounds_s", 0.0) + time.perf_counter() - t, 4)
+
+    todo = []
+    for di, cons in enumerate(case.unsafe):
+        if _ruled_out_by_bounds(run.network, bnds, case, cons):
+            counts["proved_by_bounds"] += 1
+        else:
+            todo.append(di)
+    if not todo:
+        return None
+
+    t = time.perf_counter()
+    milp = encode(run.network, bnds, case.lower, case.upper)
+    run.stats["encode_s"] = round(run.stats.get("encode_s", 0.0) + time.perf_counter() - t, 4)
+    for di in todo:
+        cons = case.unsafe[di]
+        if run.out_of_time():
+            return _timeout(run, "MILP")
+        problem = milp.with_rows(output_rows(run.network, milp, cons.ax, cons.ay, cons.rhs + tau))
+        _record_size(run, problem)
+        out = solve(problem, run.remaining(), run.options.solver)
+        run.stats["solve_s"] = round(run.stats.get("solve_s", 0.0) + out.time_s, 4)
+        run.stats["solved_by"] = out.solver
+        if out.status == "infeasible":
+            counts["proved_by_milp"] += 1
+            continue
+        if out.status in ("feasible", "optimal"):
+            x = out.values[problem.input_vars]
+            cex = confirm(run.oracle, case, x, ci) or _attack(run, ci, case, cons, start=x)
+            if cex is not None:
+                run.stats["found_by"] = "milp"
+                return Result(VIOLATED, cex, None, stats=run.stats)
+            counts["undecided"] += 1
+            open_reasons.append("the solver found a point in the unsafe region enlarged by the margin "
+                                f"tau={tau:.2g}, but it does not violate the exact property in onnxruntime "
+                                "and no nearby input does (property may hold by less than tau)")
+            continue
+        counts["undecided"] += 1
+        if out.status == "timeout":
+            run.stats["timed_out"] = True
+            open_reasons.append(f"timeout after {run.options.timeout:g} s (MILP with "
+                                f"{problem.n_binaries} binaries not closed)")
+            return Result(UNKNOWN, None, "; ".join(open_reasons), stats=run.stats)
+        open_reasons.append(f"solver error: {out.message}")
+    return None
+
+
+def _ruled_out_by_bounds(network: Network, bounds: LayerBounds, case: Case, cons: Constraints) -> bool:
+    """True if some row of the conjunction cannot hold anywhere in the box (sound bounds)."""
+    if cons.rhs.size == 0:
+        return False
+    lo, _ = linear_bounds(network, bounds, case.lower, case.upper, cons.ay, None, cons.ax)
+    return bool(np.any(lo > cons.rhs))
+
+
+def _record_size(run: _Run, milp: MILP) -> None:
+    size = milp.size()
+    best = run.stats.get("milp")
+    if best is None or size["binaries"] > best["binaries"]:
+        run.stats["milp"] = size
+    run.stats["milps_solved"] = run.stats.get("milps_solved", 0) + 1
