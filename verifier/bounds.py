@@ -15,7 +15,7 @@ import numpy as np
 
 from .errors import EncodingError
 from .network import Network
-from .relax import relaxation
+from .relax import kinks_inside, relaxation
 
 #: relative and absolute outward padding applied to every computed bound
 PAD_REL = 1e-9
@@ -40,8 +40,6 @@ class LayerBounds:
 
     def n_unstable(self, network: Network) -> int:
         """Neurons with an activation breakpoint strictly inside their bounds (those need binaries)."""
-        from .relax import kinks_inside
-
         return int(sum(np.count_nonzero(kinks_inside(layer.activation, self.lower[k], self.upper[k]))
                        for k, layer in enumerate(network.layers) if layer.activation is not None))
 
@@ -115,44 +113,43 @@ class _Relaxations:
 
 
 def backsubstitute(network: Network, k: int, C: np.ndarray, d: np.ndarray, in_lower: np.ndarray,
-                   in_upper: np.ndarray, relax: _Relaxations, C_in: np.ndarray | None = None
-                   ) -> tuple[np.ndarray, np.ndarray]:
+                   in_upper: np.ndarray, relax: _Relaxations, C_in: np.ndarray | None = None,
+                   return_coef: bool = False):
     """Sound lower / upper bounds of ``C @ x_k + d (+ C_in @ input)`` over the input box.
 
     ``x_k`` is the pre-activation of layer ``k``; layers ``< k`` are replaced by their linear
-    relaxations (``relax``), choosing the upper line for positive coefficients when bounding from
-    above and the lower line otherwise (and vice versa from below).
+    relaxations (``relax``): bounding from above, a positive coefficient takes the upper line and a
+    negative one the lower line. Lower bounds are computed as minus the upper bounds of ``-C``,
+    stacked with ``C``, so one pass serves both. ``return_coef`` also returns the input
+    coefficients of the lower bound's linear function.
     """
-    Lu = np.array(C, dtype=np.float64)
-    Ll = Lu.copy()
-    cu = np.array(d, dtype=np.float64)
-    cl = cu.copy()
-    mag = np.abs(cu)
+    n = C.shape[0]
+    L = np.vstack([C, -C]).astype(np.float64)
+    c = np.concatenate([d, -d]).astype(np.float64)
+    mag = np.abs(c)
     for j in range(k, -1, -1):
         layer = network.layers[j]
-        cu = cu + Lu @ layer.bias
-        cl = cl + Ll @ layer.bias
-        mag = mag + np.abs(Lu) @ np.abs(layer.bias)
-        Lu = Lu @ layer.weight
-        Ll = Ll @ layer.weight
+        c = c + L @ layer.bias
+        mag = mag + np.abs(L) @ np.abs(layer.bias)
+        L = L @ layer.weight
         if j == 0:
             break
         a_lo, c_lo, a_up, c_up = relax.lines[j - 1]
-        Lup, Lun = np.maximum(Lu, 0.0), np.minimum(Lu, 0.0)
-        cu = cu + Lup @ c_up + Lun @ c_lo
-        Lu = Lup * a_up + Lun * a_lo
-        Llp, Lln = np.maximum(Ll, 0.0), np.minimum(Ll, 0.0)
-        cl = cl + Llp @ c_lo + Lln @ c_up
-        Ll = Llp * a_lo + Lln * a_up
-        mag = mag + np.abs(Lup) @ np.abs(c_up) + np.abs(Lun) @ np.abs(c_lo)
+        Lp = np.maximum(L, 0.0)
+        Ln = L - Lp
+        c = c + Lp @ c_up + Ln @ c_lo
+        mag = mag + Lp @ np.abs(c_up) - Ln @ np.abs(c_lo)
+        L = Lp * a_up + Ln * a_lo
     if C_in is not None:
-        Lu = Lu + C_in
-        Ll = Ll + C_in
-    up = cu + np.maximum(Lu, 0.0) @ in_upper + np.minimum(Lu, 0.0) @ in_lower
-    lo = cl + np.maximum(Ll, 0.0) @ in_lower + np.minimum(Ll, 0.0) @ in_upper
-    absin = np.maximum(np.abs(in_lower), np.abs(in_upper))
-    mag = mag + np.maximum(np.abs(Lu), np.abs(Ll)) @ absin
-    return pad(lo, up, mag)
+        L = L + np.vstack([C_in, -C_in])
+    Lp = np.maximum(L, 0.0)
+    up_all = c + Lp @ in_upper + (L - Lp) @ in_lower
+    mag = mag + np.abs(L) @ np.maximum(np.abs(in_lower), np.abs(in_upper))
+    lo, up = -up_all[n:], up_all[:n]
+    lo, up = pad(lo, up, np.maximum(mag[:n], mag[n:]))
+    if return_coef:
+        return lo, up, -L[n:]
+    return lo, up
 
 
 def symbolic_bounds(network: Network, lower: np.ndarray, upper: np.ndarray,
@@ -169,10 +166,18 @@ def symbolic_bounds(network: Network, lower: np.ndarray, upper: np.ndarray,
         Wp, Wn = np.maximum(W, 0.0), np.minimum(W, 0.0)
         mag = np.abs(W) @ np.maximum(np.abs(zl), np.abs(zu)) + np.abs(b)
         l_k, u_k = pad(Wp @ zl + Wn @ zu + b, Wp @ zu + Wn @ zl + b, mag)
-        if k > 0:
-            n = layer.n_out
-            sl, su = backsubstitute(network, k, np.eye(n), np.zeros(n), lo_in, hi_in, relax)
-            l_k, u_k = np.maximum(l_k, sl), np.minimum(u_k, su)
+        if k > 0 and layer.activation is not None:
+            # only neurons that interval arithmetic leaves unstable can gain anything
+            idx = np.flatnonzero(kinks_inside(layer.activation, l_k, u_k))
+        else:
+            idx = np.arange(layer.n_out) if k > 0 else np.zeros(0, dtype=np.int64)
+        if idx.size:
+            C = np.zeros((idx.size, layer.n_out))
+            C[np.arange(idx.size), idx] = 1.0
+            sl, su = backsubstitute(network, k, C, np.zeros(idx.size), lo_in, hi_in, relax)
+            l_k, u_k = l_k.copy(), u_k.copy()
+            l_k[idx] = np.maximum(l_k[idx], sl)
+            u_k[idx] = np.minimum(u_k[idx], su)
         if start is not None:
             l_k, u_k = np.maximum(l_k, start.lower[k]), np.minimum(u_k, start.upper[k])
         los.append(l_k)
@@ -186,18 +191,20 @@ def symbolic_bounds(network: Network, lower: np.ndarray, upper: np.ndarray,
 
 
 def linear_bounds(network: Network, bounds: LayerBounds, lower: np.ndarray, upper: np.ndarray,
-                  C_out: np.ndarray, d: np.ndarray | None = None, C_in: np.ndarray | None = None
-                  ) -> tuple[np.ndarray, np.ndarray]:
+                  C_out: np.ndarray, d: np.ndarray | None = None, C_in: np.ndarray | None = None,
+                  return_coef: bool = False):
     """Bounds of ``C_out @ y + C_in @ x + d`` (rows) over the box, using ``bounds`` for the relaxations.
 
-    The result is intersected with what the output bounds alone give (interval over ``y``).
+    The result is intersected with what the output bounds alone give (interval over ``y``). With
+    ``return_coef`` the input coefficients of the symbolic lower bound are returned too (they say
+    which input moves the bound most: used to pick split dimensions and attack points).
     """
     lo_in, hi_in = check_box(lower, upper, network.n_inputs)
     C_out = np.atleast_2d(np.asarray(C_out, dtype=np.float64))
     d = np.zeros(C_out.shape[0]) if d is None else np.asarray(d, dtype=np.float64)
     relax = _Relaxations(network, list(bounds.lower), list(bounds.upper))
     k = len(network.layers) - 1
-    lo, up = backsubstitute(network, k, C_out, d, lo_in, hi_in, relax, C_in)
+    lo, up, coef = backsubstitute(network, k, C_out, d, lo_in, hi_in, relax, C_in, return_coef=True)
     # interval fallback on the output bounds
     yl, yu = bounds.output_lower, bounds.output_upper
     Cp, Cn = np.maximum(C_out, 0.0), np.minimum(C_out, 0.0)
@@ -208,4 +215,6 @@ def linear_bounds(network: Network, bounds: LayerBounds, lower: np.ndarray, uppe
         il = il + Ip @ lo_in + In @ hi_in
         iu = iu + Ip @ hi_in + In @ lo_in
     il, iu = pad(il, iu)
+    if return_coef:
+        return np.maximum(lo, il), np.minimum(up, iu), coef
     return np.maximum(lo, il), np.minimum(up, iu)

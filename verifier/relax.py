@@ -29,10 +29,26 @@ def relaxation(act: Activation, l: np.ndarray, u: np.ndarray, adaptive: bool = T
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Return ``(a_lo, c_lo, a_up, c_up)`` per neuron for ``act`` over ``[l, u]`` (``l <= u``)."""
     if act.kind == "relu":
-        return _clip_relax(l, u, np.zeros_like(l), np.full_like(l, np.inf), adaptive)
+        return _relu_relax(l, u, adaptive)
     if act.kind == "leaky":
         return _leaky_relax(act.alpha, l, u, adaptive)
     return _clip_relax(l, u, act.lo, act.hi, adaptive)
+
+
+def _relu_relax(l, u, adaptive: bool):
+    """The common case, kept short because branch and bound calls it for every sub-problem."""
+    a_up = (l >= 0).astype(np.float64)
+    a_lo = a_up.copy()
+    c_lo = np.zeros(l.shape)
+    c_up = np.zeros(l.shape)
+    unst = (l < 0) & (u > 0)
+    if unst.any():
+        lu, uu = l[unst], u[unst]
+        s = uu / (uu - lu)
+        a_up[unst] = s
+        c_up[unst] = -s * lu
+        a_lo[unst] = (uu > -lu) if adaptive else 0.0
+    return a_lo, c_lo, a_up, c_up
 
 
 def _leaky_relax(alpha: float, l, u, adaptive: bool):

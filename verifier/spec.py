@@ -188,7 +188,11 @@ def _pad_outputs(c: Constraints, n_outputs: int) -> Constraints:
 
 @dataclass(frozen=True)
 class Spec:
-    """A property: violated when any of its cases is."""
+    """A property: violated when any of its cases is.
+
+    When ``n_outputs`` is None the ``ay`` matrices are only as wide as the highest output
+    index used; :meth:`bind` widens them to the network's output count.
+    """
 
     n_inputs: int
     n_outputs: int | None  # None when the spec does not declare it (TOML, make_spec)
@@ -200,6 +204,14 @@ class Spec:
     def __post_init__(self) -> None:
         object.__setattr__(self, "cases", tuple(self.cases))
         object.__setattr__(self, "warnings", tuple(self.warnings))
+        for case in self.cases:
+            if case.lower.shape[0] != self.n_inputs:
+                raise SpecError(f"a case has {case.lower.shape[0]} inputs, not {self.n_inputs}",
+                                self.source)
+            if self.n_outputs is not None and any(c.ay.shape[1] != self.n_outputs
+                                                  for c in case.unsafe):
+                raise SpecError(f"a case has constraints not over {self.n_outputs} outputs",
+                                self.source)
 
     def max_output_index(self) -> int:
         """The largest output index with a nonzero coefficient anywhere (-1 if none)."""
@@ -694,7 +706,10 @@ def parse_vnnlib(text: str, source: str | None = None) -> Spec:
     the input box; every other atom becomes a constraint row. Disjuncts with equal boxes
     share one :class:`Case`. ``=`` is read as two non-strict inequalities. Strict bounds and
     bounds with inexact coefficients (e.g. ``(<= (* 3 X_0) 1)``) give a box enclosing them,
-    rounded outwards, and also stay as rows so that the exact condition is kept.
+    rounded outwards, and also stay as rows so that the exact condition is kept. Besides the
+    VNN-COMP subset, ``/`` by a constant, chained comparisons and n-ary ``-`` are accepted,
+    and ``check-sat``/``get-model``/``exit``/``set-*`` commands are ignored. A leading comment
+    becomes the description.
     """
     if not isinstance(text, str):
         raise SpecError(f"VNN-LIB text must be a str, got {type(text).__name__}", source)
@@ -1077,12 +1092,20 @@ class _TomlParser:
 
 
 def parse_toml(text: str, source: str | None = None) -> Spec:
-    """Parse the TOML property format (see the module docstring of the project) into a Spec.
+    """Parse the TOML property format into a Spec::
 
-    ``[input]`` gives ``lower``/``upper`` (or several ``[[input.boxes]]``); every
-    ``[[unsafe]]`` block is the AND of its ``all`` constraint strings and the unsafe region is
-    the OR of the blocks. Every box is paired with every block, one :class:`Case` per box.
-    ``n_outputs`` is left undeclared (None); see :meth:`Spec.bind`.
+        description = "..."                      # optional
+        [input]                                  # or several [[input.boxes]] with lower/upper
+        lower = [0.0, -1.0]
+        upper = [1.0,  1.0]
+        [[unsafe]]                               # the unsafe region is the OR of the blocks
+        all = ["y0 <= y1", "y0 - 2*y2 >= 0.5"]   # each block is the AND of its constraints
+
+    Constraints are linear in ``y<j>`` (outputs) and ``x<i>`` (inputs) with numbers, ``+``,
+    ``-``, ``*`` and ``/`` by constants, parentheses, and ``<=``, ``>=``, ``<``, ``>``, ``==``
+    (two inequalities), chainable as in ``0 <= y0 <= 1``. Every box is paired with every
+    block, one :class:`Case` per box. ``n_outputs`` is left undeclared (None); see
+    :meth:`Spec.bind`. Unknown keys are errors.
     """
     if not isinstance(text, str):
         raise SpecError(f"TOML text must be a str, got {type(text).__name__}", source)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import falsify
+from .bab import BabSettings, BabStats, input_split
 from .bounds import LayerBounds, interval_bounds, linear_bounds, symbolic_bounds
 from .encoding import MILP, encode, output_rows
 from .network import Network
@@ -36,6 +37,14 @@ class Options:
     margin_rel: float = 1e-8
     falsify: bool = True
     seed: int = 0
+    strategy: str = "auto"  # "auto" | "milp" (one MILP per disjunct) | "input-split" (branch and bound)
+    input_split_max_inputs: int = 12  # auto: input splitting for networks with at most this many inputs
+
+    def choose_strategy(self, network: Network) -> str:
+        """Input splitting pays off when few inputs span the box (ACAS Xu: 5); otherwise MILP."""
+        if self.strategy != "auto":
+            return self.strategy
+        return "input-split" if network.n_inputs <= self.input_split_max_inputs else "milp"
 
 
 @dataclass
@@ -163,6 +172,11 @@ def _prove_case(run: _Run, ci: int, case: Case, counts: dict, open_reasons: list
     if not todo:
         return None
 
+    strategy = run.options.choose_strategy(run.network)
+    run.stats["strategy"] = strategy
+    if strategy == "input-split":
+        return _input_split_case(run, ci, case, todo, counts, open_reasons)
+
     t = time.perf_counter()
     milp = encode(run.network, bnds, case.lower, case.upper)
     run.stats["encode_s"] = round(run.stats.get("encode_s", 0.0) + time.perf_counter() - t, 4)
@@ -196,6 +210,29 @@ def _prove_case(run: _Run, ci: int, case: Case, counts: dict, open_reasons: list
                                 f"{problem.n_binaries} binaries not closed)")
             return Result(UNKNOWN, None, "; ".join(open_reasons), stats=run.stats)
         open_reasons.append(f"solver error: {out.message}")
+    return None
+
+
+def _input_split_case(run: _Run, ci: int, case: Case, todo: list[int], counts: dict,
+                      open_reasons: list[str]) -> Result | None:
+    settings = BabSettings(solver=run.options.solver, margin_abs=run.options.margin_abs,
+                           margin_rel=run.options.margin_rel)
+    deadline = None if run.options.timeout is None else run.t0 + run.options.timeout
+    out = input_split(run.network, case, [case.unsafe[i] for i in todo], run.oracle, settings, deadline, ci)
+    bab = run.stats.setdefault("bab", BabStats().as_dict())
+    for k, v in out.stats.as_dict().items():
+        bab[k] = max(bab[k], v) if k in ("max_depth", "milp_binaries_max") else round(bab[k] + v, 4)
+    if out.status == "violated":
+        run.stats["found_by"] = "branch and bound"
+        return Result(VIOLATED, out.counterexample, None, stats=run.stats)
+    if out.status == "holds":
+        counts["proved_by_milp" if out.stats.proved_by_milp else "proved_by_bounds"] += len(todo)
+        return None
+    counts["undecided"] += len(todo)
+    if out.reason and out.reason.startswith("timeout"):
+        run.stats["timed_out"] = True
+        return Result(UNKNOWN, None, f"{out.reason} (limit {run.options.timeout:g} s)", stats=run.stats)
+    open_reasons.append(out.reason or "branch and bound left sub-boxes undecided")
     return None
 
 

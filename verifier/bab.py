@@ -1,0 +1,198 @@
+"""Branch and bound over input boxes (input splitting), for networks with few inputs.
+
+Every sub-box is bounded with symbolic back-substitution; an unsafe disjunct is dropped from a
+sub-box as soon as one of its rows is proved unsatisfiable there. What survives is attacked at the
+point that minimises the bound (a vertex of the box) and at the centre, and then either split in
+two along the input whose coefficient in the bound times the box width is largest (the input that
+moves the bound most), or, when few neurons are left unstable or the box is deep, handed to the
+MILP. A counterexample (replayed in onnxruntime) anywhere ends the search; an undecided leaf makes
+the answer unknown, never holds.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .bounds import linear_bounds, symbolic_bounds
+from .encoding import encode, output_rows
+from .network import Network
+from .oracle import Counterexample, OnnxOracle, confirm
+from .solve import solve
+from .spec import Case, Constraints
+
+
+@dataclass
+class BabSettings:
+    milp_unstable: int = 8  # hand a box to the MILP when at most this many neurons are unstable
+    max_depth: int = 60  # ... or when it is this deep
+    solver: str = "cbc"
+    margin_abs: float = 1e-5
+    margin_rel: float = 1e-8
+
+
+@dataclass
+class BabStats:
+    explored: int = 0
+    proved_by_bounds: int = 0
+    proved_by_milp: int = 0
+    undecided: int = 0
+    max_depth: int = 0
+    bounds_s: float = 0.0
+    milp_s: float = 0.0
+    attack_s: float = 0.0
+    milp_binaries_max: int = 0
+
+    def merge(self, other: BabStats) -> None:
+        for k, v in other.__dict__.items():
+            if k in ("max_depth", "milp_binaries_max"):
+                setattr(self, k, max(getattr(self, k), v))
+            else:
+                setattr(self, k, getattr(self, k) + v)
+
+    def as_dict(self) -> dict:
+        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
+
+
+@dataclass
+class BabOutcome:
+    status: str  # "holds" | "violated" | "unknown"
+    counterexample: Counterexample | None = None
+    reason: str | None = None
+    stats: BabStats = field(default_factory=BabStats)
+
+
+def input_split(network: Network, case: Case, disjuncts: list[Constraints], oracle: OnnxOracle,
+                settings: BabSettings, deadline: float | None, case_index: int = 0,
+                boxes: list[tuple[np.ndarray, np.ndarray, int]] | None = None) -> BabOutcome:
+    """Prove or refute ``case`` restricted to ``disjuncts`` by splitting its input box.
+
+    ``boxes`` (lower, upper, depth) replaces the root box when given (used by parallel workers).
+    """
+    stats = BabStats()
+    stack = list(boxes) if boxes is not None else [(case.lower.copy(), case.upper.copy(), 0)]
+    reasons: list[str] = []
+    while stack:
+        if deadline is not None and time.perf_counter() > deadline:
+            return BabOutcome("unknown", None, "timeout during branch and bound "
+                              f"({len(stack)} sub-boxes open)", stats)
+        lo, hi, depth = stack.pop()
+        stats.explored += 1
+        stats.max_depth = max(stats.max_depth, depth)
+        step = bound_box(network, case, disjuncts, oracle, lo, hi, stats, case_index)
+        if isinstance(step, Counterexample):
+            return BabOutcome("violated", step, None, stats)
+        alive, unstable, split_dim = step
+        if not alive:
+            stats.proved_by_bounds += 1
+            continue
+        if unstable <= settings.milp_unstable or depth >= settings.max_depth or split_dim is None:
+            res = milp_box(network, case, [disjuncts[i] for i in alive], oracle, lo, hi, settings, deadline,
+                           stats, case_index)
+            if isinstance(res, Counterexample):
+                return BabOutcome("violated", res, None, stats)
+            if res is not None:
+                stats.undecided += 1
+                reasons.append(res)
+                if res.startswith("timeout"):
+                    return BabOutcome("unknown", None, res, stats)
+            else:
+                stats.proved_by_milp += 1
+            continue
+        mid = 0.5 * (lo[split_dim] + hi[split_dim])
+        hi1 = hi.copy()
+        hi1[split_dim] = mid
+        lo2 = lo.copy()
+        lo2[split_dim] = mid
+        stack.append((lo2, hi, depth + 1))
+        stack.append((lo, hi1, depth + 1))
+    if reasons:
+        return BabOutcome("unknown", None, "; ".join(dict.fromkeys(reasons)), stats)
+    return BabOutcome("holds", None, None, stats)
+
+
+def bound_box(network: Network, case: Case, disjuncts: list[Constraints], oracle: OnnxOracle, lo: np.ndarray,
+              hi: np.ndarray, stats: BabStats, case_index: int = 0):
+    """Bound one sub-box: a counterexample, or (disjuncts still alive, #unstable, split dimension)."""
+    t = time.perf_counter()
+    b = symbolic_bounds(network, lo, hi)
+    alive = []
+    best_dim, best_score = None, -np.inf
+    cands = []
+    for i, cons in enumerate(disjuncts):
+        if cons.rhs.size == 0:
+            alive.append(i)
+            continue
+        low, _, coef = linear_bounds(network, b, lo, hi, cons.ay, None, cons.ax, return_coef=True)
+        slack = low - cons.rhs
+        if np.any(slack > 0):
+            continue
+        alive.append(i)
+        r = int(np.argmax(slack))  # the row closest to being proved: split to push it over
+        score = np.abs(coef[r]) * (hi - lo)
+        if score.max() > best_score:
+            best_score = score.max()
+            best_dim = int(np.argmax(score)) if score.max() > 0 else None
+        cands.append(np.where(coef[r] >= 0, lo, hi))  # the box vertex minimising the bound's line
+    stats.bounds_s += time.perf_counter() - t
+    if not alive:
+        return [], 0, None
+    t = time.perf_counter()
+    cands.append(0.5 * (lo + hi))
+    pts = np.vstack(cands)
+    ys = network.forward(pts)
+    for x, y in zip(pts, ys):
+        if case.violated_at(x, y):
+            cex = confirm(oracle, case, x, case_index)
+            if cex is not None:
+                stats.attack_s += time.perf_counter() - t
+                return cex
+    stats.attack_s += time.perf_counter() - t
+    if best_dim is None and np.any(hi > lo):
+        best_dim = int(np.argmax(hi - lo))
+    return alive, b.n_unstable(network), best_dim
+
+
+def milp_box(network: Network, case: Case, disjuncts: list[Constraints], oracle: OnnxOracle, lo: np.ndarray,
+             hi: np.ndarray, settings: BabSettings, deadline: float | None, stats: BabStats, case_index: int = 0
+             ) -> Counterexample | str | None:
+    """Exact check of one sub-box: None if proved, a counterexample, or the reason it stays open."""
+    from . import falsify
+
+    t = time.perf_counter()
+    b = symbolic_bounds(network, lo, hi)
+    milp = encode(network, b, lo, hi)
+    big = max(float(np.max(np.maximum(np.abs(a), np.abs(c)))) for a, c in zip(b.lower, b.upper))
+    tau = settings.margin_abs + settings.margin_rel * big
+    stats.milp_binaries_max = max(stats.milp_binaries_max, milp.n_binaries)
+    reason = None
+    for cons in disjuncts:
+        remaining = None if deadline is None else deadline - time.perf_counter()
+        problem = milp.with_rows(output_rows(network, milp, cons.ax, cons.ay, cons.rhs + tau))
+        out = solve(problem, remaining, settings.solver)
+        if out.status == "infeasible":
+            continue
+        if out.status in ("feasible", "optimal"):
+            x = out.values[problem.input_vars]
+            cex = confirm(oracle, case, x, case_index)
+            if cex is None:
+                sub = Case(lo, hi, (cons,))
+                rng = np.random.default_rng(0)
+                for cand in falsify.search(network, cons, lo, hi, rng, n_random=64, restarts=4, extra_starts=x)[:3]:
+                    cex = confirm(oracle, sub, cand, case_index)
+                    if cex is not None:
+                        cex = Counterexample(cex.input, cex.output, case_index)
+                        break
+            if cex is not None:
+                stats.milp_s += time.perf_counter() - t
+                return cex
+            reason = (f"a solver point lies in the unsafe region enlarged by tau={tau:.2g} but does not replay "
+                      "in onnxruntime (the property may hold by less than tau)")
+            continue
+        stats.milp_s += time.perf_counter() - t
+        return ("timeout during branch and bound (MILP on a sub-box)" if out.status == "timeout"
+                else f"solver error: {out.message}")
+    stats.milp_s += time.perf_counter() - t
+    return reason
