@@ -48,7 +48,7 @@ def run_one(folder: Path, inst: dict, timeout: float, extra: list[str]) -> dict:
            "--json", "--timeout", str(timeout), *extra]
     t0 = time.perf_counter()
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 30, cwd=ROOT)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 30, cwd=ROOT, check=False)
         wall = time.perf_counter() - t0
         lines = [ln for ln in proc.stdout.strip().splitlines() if ln.startswith("{")]
         data = json.loads(lines[-1]) if lines else {"result": "unknown", "reason": proc.stderr.strip()[-300:]}
@@ -118,7 +118,7 @@ def main() -> int:
     for name, rep in report.items():
         s = rep["summary"]
         print(f"{name:<12} {s['instances']:>4} {s['holds']:>6} {s['violated']:>5} {s['unknown']:>5} {s['wrong']:>6} "
-              f"{s['median_s']:>9} {s['total_s']:>9} {str(s['median_binaries']):>8} {str(s['max_binaries']):>8}")
+              f"{s['median_s']:>9} {s['total_s']:>9} {s['median_binaries']!s:>8} {s['max_binaries']!s:>8}")
     if args.json_out:
         args.json_out.parent.mkdir(parents=True, exist_ok=True)
         args.json_out.write_text(json.dumps(report, indent=1))

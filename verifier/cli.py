@@ -153,5 +153,89 @@ def info(model: str, as_json: bool) -> None:
     click.echo(f"neurons      {net.n_neurons} (with an activation)")
 
 
+def _parse_vector(text: str, what: str) -> np.ndarray:
+    try:
+        vals = [float(v) for v in text.replace(",", " ").split()]
+    except ValueError:
+        raise click.BadParameter(f"{what} must be numbers separated by commas or spaces, got {text!r}") from None
+    if not vals:
+        raise click.BadParameter(f"{what} is empty")
+    return np.array(vals)
+
+
+def _query_rows(queries: tuple[str, ...], n_inputs: int, n_outputs: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Rows ``C``, offsets ``d`` and labels for ``--query`` expressions like ``y0 - y1``."""
+    from .errors import SpecError
+    from .spec import make_spec
+
+    if not queries:
+        return np.eye(n_outputs), np.zeros(n_outputs), [f"y{j}" for j in range(n_outputs)]
+    rows, offs = [], []
+    for q in queries:
+        try:
+            spec = make_spec(np.zeros(n_inputs), np.zeros(n_inputs), [[f"{q} <= 0"]]).bind(n_inputs, n_outputs)
+        except SpecError as exc:
+            raise SpecError(f"--query {q!r}: {exc.message}") from None
+        cons = spec.cases[0].unsafe[0]
+        if np.any(cons.ax != 0):
+            raise SpecError(f"--query {q!r}: a query may only use outputs y0..y{n_outputs - 1}")
+        rows.append(cons.ay[0])
+        offs.append(-cons.rhs[0])
+    return np.array(rows), np.array(offs), list(queries)
+
+
+@main.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.argument("spec", required=False, type=click.Path(dir_okay=False))
+@click.option("--lower", default=None, help="Input lower bounds, e.g. '0,0,-1' (instead of SPEC).")
+@click.option("--upper", default=None, help="Input upper bounds, e.g. '1,1,1' (instead of SPEC).")
+@click.option("--method", type=click.Choice(["interval", "symbolic", "lp", "milp"]), default="symbolic",
+              show_default=True, help="Bound method; each is at least as tight as the one before it.")
+@click.option("--query", "queries", multiple=True,
+              help="A linear function of the outputs to bound instead of each output, e.g. 'y0 - y1' "
+                   "(repeatable).")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Time budget in seconds for lp / milp (bounds stay sound; milp marks non-exact rows).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object as the last line of stdout.")
+def bounds(model: str, spec: str | None, lower: str | None, upper: str | None, method: str,
+           queries: tuple[str, ...], timeout: float | None, as_json: bool) -> None:
+    """Sound bounds on MODEL's outputs over an input box.
+
+    The box is the input box of SPEC (a .toml or .vnnlib property; one table per box when it has
+    several), or is given with --lower and --upper. With --method milp the bounds are the exact
+    extrema where the solver proves optimality (column 'exact').
+    """
+    from .onnx_loader import load_model
+    from .query import linear_query
+    from .spec import load_spec
+
+    net = load_model(model)
+    if spec is not None and (lower is not None or upper is not None):
+        raise click.UsageError("give either SPEC or --lower/--upper, not both")
+    if spec is not None:
+        boxes = [(c.lower, c.upper) for c in load_spec(spec).bind(net.n_inputs, net.n_outputs).cases]
+    elif lower is not None and upper is not None:
+        lo, hi = _parse_vector(lower, "--lower"), _parse_vector(upper, "--upper")
+        if lo.size != net.n_inputs or hi.size != net.n_inputs:
+            raise click.UsageError(f"--lower/--upper have {lo.size}/{hi.size} values; {model} has {net.n_inputs} inputs")
+        boxes = [(lo, hi)]
+    else:
+        raise click.UsageError("give a SPEC file or both --lower and --upper")
+    C, d, labels = _query_rows(queries, net.n_inputs, net.n_outputs)
+    results = []
+    for bi, (lo, hi) in enumerate(boxes):
+        b = linear_query(net, lo, hi, C, d, method=method, timeout=timeout)
+        results.append({"box": bi, **b.to_json(), "names": labels,
+                        "unstable_neurons": b.layers.n_unstable(net) if b.layers is not None else None})
+        if not as_json:
+            click.echo(f"box {bi}: method {method}, {b.time_s:.3f} s, "
+                       f"{results[-1]['unstable_neurons']} unstable neurons")
+            click.echo(f"  {'quantity':<20} {'lower':>16} {'upper':>16}  exact")
+            for name, a, c, e in zip(labels, b.lower, b.upper, b.exact):
+                click.echo(f"  {name:<20} {a:>16.8g} {c:>16.8g}  {'yes' if e else 'no'}")
+    if as_json:
+        click.echo(json.dumps({"model": model, "method": method, "boxes": results}))
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

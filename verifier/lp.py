@@ -1,0 +1,164 @@
+"""Repeated optimisation of linear objectives over one (MI)LP: the engine of LP / MILP bounds.
+
+With ``highspy`` installed the model is held in-process by HiGHS and only the objective changes
+between solves (warm-started). Otherwise each objective is solved by CBC through PuLP.
+
+Soundness of LP bounds does not rest on the LP solver's accuracy: from any row duals ``y`` with
+the right signs, weak duality gives a valid bound
+``min c.x >= y.b + sum_j min(r_j l_j, r_j u_j)`` with ``r = c - A^T y`` (every variable is boxed),
+which is evaluated in float64 and padded. MILP bounds use the solver's proved dual bound (never
+the incumbent), padded for its tolerances.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+import numpy as np
+
+from .bounds import pad
+from .encoding import MILP
+
+#: extra outward padding for bounds that rest on a MILP solver's tolerances
+MILP_PAD_REL = 1e-6
+MILP_PAD_ABS = 1e-6
+
+
+def highs_available() -> bool:
+    try:
+        import highspy  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def quiet_stdout():
+    """Silence C-level stdout (HiGHS prints a banner when constructed) without touching Python's."""
+    try:
+        fd = os.dup(1)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 1)
+            yield
+    finally:
+        os.dup2(fd, 1)
+        os.close(fd)
+
+
+class LinearProgram:
+    """``milp`` (binaries relaxed unless ``integer``) ready for many objectives."""
+
+    def __init__(self, milp: MILP, integer: bool = False, backend: str = "auto") -> None:
+        self.milp = milp
+        self.integer = integer
+        self.backend = "highs" if backend == "auto" and highs_available() else ("cbc" if backend == "auto" else backend)
+        self._csr = None
+        if self.backend == "highs":
+            self._h = self._build_highs()
+
+    def _build_highs(self):
+        import highspy
+
+        m = self.milp
+        with quiet_stdout():
+            h = highspy.Highs()
+        h.setOptionValue("output_flag", False)
+        h.setOptionValue("threads", 1)
+        h.setOptionValue("mip_feasibility_tolerance", 1e-9)
+        h.setOptionValue("primal_feasibility_tolerance", 1e-9)
+        lp = highspy.HighsLp()
+        lp.num_col_ = m.n_vars
+        lp.num_row_ = m.n_constraints
+        lp.col_cost_ = np.zeros(m.n_vars)
+        lp.col_lower_ = m.lb.astype(np.float64)
+        lp.col_upper_ = m.ub.astype(np.float64)
+        lp.row_lower_ = np.where(m.is_eq, m.rhs, -highspy.kHighsInf)
+        lp.row_upper_ = m.rhs.astype(np.float64)
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
+        lp.a_matrix_.start_ = m.indptr.astype(np.int32)
+        lp.a_matrix_.index_ = m.indices.astype(np.int32)
+        lp.a_matrix_.value_ = m.data.astype(np.float64)
+        if self.integer:
+            lp.integrality_ = [highspy.HighsVarType.kInteger if i else highspy.HighsVarType.kContinuous
+                               for i in m.is_int]
+        h.passModel(lp)
+        self._prev_cols = np.zeros(0, dtype=np.int32)
+        return h
+
+    def minimize(self, idx: np.ndarray, coef: np.ndarray, time_limit: float | None = None
+                 ) -> tuple[float | None, bool]:
+        """A sound lower bound of ``coef . v[idx]`` over the program (None if none was obtained),
+        and whether it is the exact optimum."""
+        if self.backend == "highs":
+            return self._highs_min(np.asarray(idx, dtype=np.int32), np.asarray(coef, dtype=np.float64), time_limit)
+        return self._cbc_min(idx, coef, time_limit)
+
+    def maximize(self, idx, coef, time_limit: float | None = None) -> tuple[float | None, bool]:
+        val, exact = self.minimize(idx, -np.asarray(coef, dtype=np.float64), time_limit)
+        return (None if val is None else -val), exact
+
+    # ------------------------------------------------------------------------------ HiGHS path
+    def _highs_min(self, idx, coef, time_limit):
+        import highspy
+
+        h = self._h
+        if self._prev_cols.size:
+            h.changeColsCost(self._prev_cols.size, self._prev_cols, np.zeros(self._prev_cols.size))
+        h.changeColsCost(idx.size, idx, coef)
+        self._prev_cols = idx
+        h.setOptionValue("time_limit", float(time_limit) if time_limit is not None else highspy.kHighsInf)
+        h.run()
+        status = h.getModelStatus()
+        if self.integer:
+            info = h.getInfo()
+            bound = info.mip_dual_bound
+            if not np.isfinite(bound):
+                return None, False
+            exact = status == highspy.HighsModelStatus.kOptimal and abs(info.mip_gap) < 1e-9
+            if status == highspy.HighsModelStatus.kInfeasible:
+                return None, False
+            d = MILP_PAD_ABS + MILP_PAD_REL * abs(bound)
+            return bound - d, exact
+        if status != highspy.HighsModelStatus.kOptimal:
+            return None, False
+        y = np.asarray(h.getSolution().row_dual, dtype=np.float64)
+        return self._dual_bound(idx, coef, y), True
+
+    def _dual_bound(self, idx, coef, y):
+        """Weak-duality lower bound of ``min c.v`` from row duals ``y`` (signs repaired)."""
+        m = self.milp
+        y = np.where(m.is_eq, y, np.minimum(y, 0.0))  # '<=' rows need y <= 0 in a minimisation
+        c = np.zeros(m.n_vars)
+        np.add.at(c, idx, coef)
+        rows = np.repeat(np.arange(m.n_constraints), np.diff(m.indptr))
+        aty = np.zeros(m.n_vars)
+        np.add.at(aty, m.indices, m.data * y[rows])
+        r = c - aty
+        terms = np.where(r > 0, r * m.lb, r * m.ub)
+        val = float(y @ m.rhs + terms.sum())
+        mag = float(np.abs(y) @ np.abs(m.rhs) + np.abs(terms).sum())
+        lo, _ = pad(np.array([val]), np.array([val]), mag)
+        return float(lo[0])
+
+    # -------------------------------------------------------------------------------- CBC path
+    def _cbc_min(self, idx, coef, time_limit):
+        from .solve import solve
+
+        m = self.milp
+        obj = {}
+        for j, c in zip(np.asarray(idx).tolist(), np.asarray(coef).tolist()):
+            obj[j] = obj.get(j, 0.0) + c
+        prob = MILP(m.lb, m.ub, m.is_int, m.indptr, m.indices, m.data, m.rhs, m.is_eq, m.input_vars,
+                    m.last_hidden, obj)
+        out = solve(prob, time_limit, "cbc", relax=not self.integer)
+        if out.status != "optimal" or out.objective is None:
+            return None, False
+        v = float(out.objective)
+        # CBC through PuLP gives no dual bound: pad the optimum for the solver's tolerances
+        d = MILP_PAD_ABS + MILP_PAD_REL * abs(v)
+        return v - d, True
