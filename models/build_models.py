@@ -111,7 +111,7 @@ def forward(net: MLP, x: np.ndarray) -> tuple[np.ndarray, list[np.ndarray], list
     inputs, pre = [], []
     z = x
     n_layers = len(net.weights)
-    for k, (w, b) in enumerate(zip(net.weights, net.biases)):
+    for k, (w, b) in enumerate(zip(net.weights, net.biases, strict=True)):
         inputs.append(z)
         s = z @ w.T + b
         pre.append(s)
@@ -193,7 +193,7 @@ def train(net: MLP, x: np.ndarray, y: np.ndarray, loss_name: str, cfg: TrainConf
             grads = gw + gb
             step += 1
             lr = cfg.lr_final + 0.5 * (cfg.lr - cfg.lr_final) * (1 + np.cos(np.pi * step / total_steps))
-            for i, (p, g) in enumerate(zip(params, grads)):
+            for i, (p, g) in enumerate(zip(params, grads, strict=True)):
                 m[i] = beta1 * m[i] + (1 - beta1) * g
                 v[i] = beta2 * v[i] + (1 - beta2) * g * g
                 m_hat = m[i] / (1 - beta1**step)
@@ -277,7 +277,7 @@ def export_onnx(net: MLP, path: Path, style: str, doc: str) -> onnx.ModelProto:
     if net.activation == "clip":
         inits.append(numpy_helper.from_array(np.array(0.0, dtype=np.float32), "clip_min"))
         inits.append(numpy_helper.from_array(np.array(1.0, dtype=np.float32), "clip_max"))
-    for k, (w, b) in enumerate(zip(net.weights, net.biases)):
+    for k, (w, b) in enumerate(zip(net.weights, net.biases, strict=True)):
         last = k == n_layers - 1
         w_name, b_name = f"layer{k}.weight", f"layer{k}.bias"
         out = "output" if last else f"layer{k}.pre"
@@ -482,7 +482,7 @@ def build_clipped(out_dir: Path) -> Built:
         summary="Synthetic 2-output regression with clipped-ReLU activations `min(max(x, 0), 1)` "
                 "(ONNX `Clip` with min 0 and max 1).",
         inputs=[("x0", "first factor", "[0, 1]"), ("x1", "second factor", "[0, 1]")],
-        outputs=[("y0", "estimate of x0 * x1"), ("y1", "estimate of |x0 - x1|")],
+        outputs=[("y0", "estimate of x0 * x1"), ("y1", "estimate of abs(x0 - x1)")],
         architecture="2 -> 12 -> 12 -> 2, Clip(0, 1) (24 hidden neurons)",
         onnx_ops="Gemm (transB=0, weight stored (in, out)), Clip (min/max as scalar initializer inputs)",
         metrics={"final train loss (MSE)": f"{hist[-1]:.2e}",

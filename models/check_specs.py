@@ -3,7 +3,7 @@
 Run from the repository root::
 
     python models/check_specs.py                 # every specs/*.toml and specs/*.vnnlib
-    python models/check_specs.py specs/leaky_centre_is_class0.toml
+    python models/check_specs.py specs/leaky_centre_is_class0.toml   # and its .vnnlib twin
 
 For each property (a ``.toml`` file and its ``.vnnlib`` twin with the same stem) this script
 
@@ -12,15 +12,18 @@ For each property (a ``.toml`` file and its ``.vnnlib`` twin with the same stem)
    ``--samples`` uniform random points of every input box, and computes the *margin*
    ``max over unsafe blocks of min over their constraints of (rhs - lhs)``: the point is a
    counterexample iff the margin is >= 0 (> 0 for strict constraints);
-3. if a sampled point is a counterexample, the verdict is **violated** (the point is rounded to
-   4 decimals, moved inside the box, and replayed through the ONNX file itself with zero
-   tolerance before it is reported);
-4. otherwise it tries a sound proof: interval bound propagation over sub-boxes, refined by
-   bisection where the bounds are too loose. A sub-box is safe when every unsafe block has a
-   constraint whose lower bound (computed in float64 from the float32 weights; the last affine
-   layer is folded into the constraint) exceeds its right-hand side by ``TAU``; ``TAU`` covers
-   float32 rounding in onnxruntime. If every sub-box is safe the verdict is **holds**, else
-   **unknown**.
+3. if a sampled point is a counterexample, the verdict is **violated**: the deepest one (largest
+   margin) is rounded to 4 decimals when that keeps it strictly inside the box, and replayed
+   through the ONNX file itself (input ``[1, n]``) with zero tolerance before it is reported;
+4. otherwise it tries a sound proof by bound propagation over sub-boxes, refined by bisection
+   where the bounds are too loose. Bounds are computed in float64 from the float32 weights:
+   interval arithmetic, tightened by linear back-substitution (CROWN-style: each activation
+   replaced by linear lower / upper bounds, the affine layers substituted exactly, the result
+   minimised over the sub-box); the output layer is folded into each constraint. A sub-box is
+   safe when every unsafe block has a constraint whose lower bound exceeds its right-hand
+   side by ``TAU`` (which covers float32 rounding in onnxruntime and float64 rounding here). If every sub-box is safe the
+   verdict is **holds**, else **unknown**. A self-test checks the bound code against sampled
+   points on every network before it is used.
 
 Each spec file names its network and expected verdict in comments (``# network: ...``,
 ``# expected: holds``) and, for violated ones, a recorded counterexample
@@ -239,7 +242,7 @@ def parse_toml(path: Path, n_in: int, n_out: int) -> Property:
     text = path.read_text()
     doc = tomllib.loads(text)
     inp = doc["input"]
-    raw_boxes = inp["boxes"] if "boxes" in inp else [inp]
+    raw_boxes = inp.get("boxes", [inp])
     boxes = [(np.array(b["lower"], float), np.array(b["upper"], float)) for b in raw_boxes]
     blocks = []
     for blk in doc["unsafe"]:
@@ -360,7 +363,7 @@ def sample_points(prop: Property, n: int, rng: np.random.Generator) -> np.ndarra
     """Corners, centre and ``n`` uniform points of every input box, as float32 inside the box."""
     pts = []
     for lo, hi in prop.boxes:
-        corners = np.array(list(itertools.product(*zip(lo, hi))))
+        corners = np.array(list(itertools.product(*zip(lo, hi, strict=True))))
         rand = lo + (hi - lo) * rng.random((n, len(lo)))
         pts.append(float32_inside(np.vstack([corners, (lo + hi) / 2, rand]), lo, hi))
     return np.vstack(pts)
@@ -391,24 +394,112 @@ def replay(prop: Property, runner: OnnxRunner, x: np.ndarray) -> tuple[bool, flo
     return bool(in_box and unsafe[0]), float(margin[0]), y
 
 
-def interval_proof(prop: Property, layers: list[Layer]) -> tuple[bool, int, int]:
+def relax(act: tuple, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Linear bounds ``al*p + bl <= act(p) <= au*p + bu`` valid for every ``p`` in ``[lo, hi]``.
+
+    - ReLU / LeakyReLU(a), 0 <= a < 1, with ``lo < 0 < hi``: upper bound = the chord through
+      ``(lo, act(lo))`` and ``(hi, act(hi))`` (the function is convex); lower bound =
+      ``p`` if ``hi >= -lo`` else ``a*p`` (both are below ``max(p, a*p)``). Stable neurons are
+      exact.
+    - Clip(c0, c1): exact where ``[lo, hi]`` lies in one linear piece; otherwise the constant
+      bounds ``act(lo) <= act(p) <= act(hi)`` (the function is non-decreasing).
+    """
+    zero = np.zeros_like(lo)
+    if act[0] in ("relu", "leaky"):
+        a = 0.0 if act[0] == "relu" else act[1]
+        unstable = (lo < 0) & (hi > 0)
+        width = np.where(unstable, hi - lo, 1.0)
+        chord = np.where(unstable, (hi - a * lo) / width, 0.0)
+        au = np.where(hi <= 0, a, np.where(lo >= 0, 1.0, chord))
+        bu = np.where(unstable, a * lo - chord * lo, 0.0)
+        al = np.where(hi <= 0, a, np.where(lo >= 0, 1.0, np.where(hi >= -lo, 1.0, a)))
+        return al, zero, au, bu
+    c0, c1 = act[1], act[2]
+    linear = (lo >= c0) & (hi <= c1)
+    const_lo, const_hi = np.clip(lo, c0, c1), np.clip(hi, c0, c1)
+    slope = np.where(linear, 1.0, 0.0)
+    return slope, np.where(linear, 0.0, const_lo), slope, np.where(linear, 0.0, const_hi)
+
+
+def backsubstitute(coef: np.ndarray, const: np.ndarray, layers: list[Layer], k: int,
+                   pre: list[tuple[np.ndarray, np.ndarray]], lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Lower bound of ``coef . z_k + const`` over the input boxes, for each box and row.
+
+    ``z_k`` is the input of layer ``k`` (``z_0`` is the network input); ``coef`` has shape
+    (boxes, rows, n_k). Going back through hidden layers ``k-1 .. 0``, each activation is
+    replaced by its lower linear bound where the coefficient is >= 0 and by its upper one where
+    it is < 0 (:func:`relax`, with the pre-activation bounds ``pre``); the affine layer is then
+    substituted exactly. At the input the linear form is minimised over the box.
+    """
+    for j in range(k - 1, -1, -1):
+        al, bl, au, bu = relax(layers[j].act, *pre[j])
+        pos = coef >= 0
+        slope = np.where(pos, al[:, None, :], au[:, None, :])
+        offset = np.where(pos, bl[:, None, :], bu[:, None, :])
+        const = const + np.sum(coef * offset, axis=-1)
+        coef = coef * slope
+        const = const + coef @ layers[j].bias
+        coef = coef @ layers[j].weight
+    centre, radius = (lo + hi) / 2, (hi - lo) / 2
+    return const + np.einsum("kmn,kn->km", coef, centre) - np.einsum("kmn,kn->km", np.abs(coef), radius)
+
+
+def preactivation_bounds(layers: list[Layer], lo: np.ndarray, hi: np.ndarray) -> list[tuple]:
+    """Bounds of every hidden layer's pre-activation for a batch of input boxes.
+
+    Interval arithmetic (centre/radius form), intersected from the second hidden layer on with
+    the bounds of :func:`backsubstitute` (both are sound, so their intersection is).
+    """
+    pre: list[tuple[np.ndarray, np.ndarray]] = []
+    zl, zu = lo, hi
+    for k, layer in enumerate(layers[:-1]):
+        zc, zr = (zl + zu) / 2, (zu - zl) / 2
+        pc, pr = zc @ layer.weight.T + layer.bias, zr @ np.abs(layer.weight).T
+        pl, pu = pc - pr, pc + pr
+        if k > 0:
+            w = np.broadcast_to(layer.weight, (len(lo), *layer.weight.shape))
+            b = np.broadcast_to(layer.bias, (len(lo), len(layer.bias)))
+            pl = np.maximum(pl, backsubstitute(w, b, layers, k, pre, lo, hi))
+            pu = np.minimum(pu, -backsubstitute(-w, -b, layers, k, pre, lo, hi))
+        pre.append((pl, pu))
+        zl, zu = apply_act(layer.act, pl), apply_act(layer.act, pu)
+    return pre
+
+
+def constraint_lower_bounds(prop: Property, layers: list[Layer], lo: np.ndarray,
+                            hi: np.ndarray) -> list[np.ndarray]:
+    """For each unsafe block, (boxes, constraints) lower bounds of ``a.y + e.x - rhs``.
+
+    The output layer is folded into each constraint (``a.y = (a W) z + a.b``), and the result
+    is bounded by :func:`backsubstitute`; the input term ``e.x`` is added at the input.
+    """
+    pre = preactivation_bounds(layers, lo, hi)
+    last = layers[-1]
+    n = len(lo)
+    out = []
+    for blk in prop.blocks:
+        cy = np.array([c.cy for c in blk])
+        cx = np.array([c.cx for c in blk])
+        rhs = np.array([c.rhs for c in blk])
+        coef = np.broadcast_to(cy @ last.weight, (n, *(cy @ last.weight).shape))
+        const = np.broadcast_to(cy @ last.bias - rhs, (n, len(blk)))
+        lower = backsubstitute(coef, const, layers, len(layers) - 1, pre, lo, hi)
+        centre, radius = (lo + hi) / 2, (hi - lo) / 2
+        lower = lower + centre @ cx.T - radius @ np.abs(cx).T
+        out.append(lower)
+    return out
+
+
+def bound_proof(prop: Property, layers: list[Layer]) -> tuple[bool, int, int]:
     """Try to prove that no point of the input boxes reaches the unsafe region.
 
-    Interval bound propagation (centre/radius form) through the hidden layers; the last affine
-    layer is folded into each constraint ``a.y + e.x <= c`` so that its lower bound is
-    ``min over the box of (a W) z + a.b + e.x``. Sub-boxes that are not proved safe are bisected
-    along the input with the largest ``width * sum |W1[:, i]|``. Returns (proved, number of
-    sub-boxes proved safe = leaves of the split tree, number of sub-boxes bounded).
+    A sub-box is safe when, for every unsafe block, some constraint ``a.y + e.x <= c`` has a
+    lower bound above ``c + TAU`` on it (:func:`constraint_lower_bounds`). Sub-boxes that are not
+    proved safe are bisected along the input with the largest ``width * sum |W1[:, i]|``,
+    breadth first. Returns (proved, number of sub-boxes proved safe = leaves of the split
+    tree, number of sub-boxes bounded).
     """
     first_w = np.abs(layers[0].weight).sum(axis=0)
-    last = layers[-1]
-    folded = []
-    for blk in prop.blocks:
-        rows = []
-        for c in blk:
-            a = np.array(c.cy)
-            rows.append((a @ last.weight, a @ last.bias, np.array(c.cx), c.rhs))
-        folded.append(rows)
     lo = np.array([b[0] for b in prop.boxes])
     hi = np.array([b[1] for b in prop.boxes])
     leaves = bounded = 0
@@ -416,20 +507,11 @@ def interval_proof(prop: Property, layers: list[Layer]) -> tuple[bool, int, int]
         bounded += len(lo)
         if bounded > MAX_PROOF_BOXES:
             return False, leaves, bounded
-        c, r = (lo + hi) / 2, (hi - lo) / 2
-        zl, zu = lo, hi
-        for layer in layers[:-1]:
-            zc, zr = (zl + zu) / 2, (zu - zl) / 2
-            pc, pr = zc @ layer.weight.T + layer.bias, zr @ np.abs(layer.weight).T
-            zl, zu = apply_act(layer.act, pc - pr), apply_act(layer.act, pc + pr)
-        zc, zr = (zl + zu) / 2, (zu - zl) / 2
         safe = np.ones(len(lo), dtype=bool)
-        for rows in folded:
-            blk_safe = np.zeros(len(lo), dtype=bool)
-            for wz, const, ex, rhs in rows:
-                lower = zc @ wz - zr @ np.abs(wz) + const + c @ ex - r @ np.abs(ex)
-                blk_safe |= lower > rhs + TAU
-            safe &= blk_safe
+        for start in range(0, len(lo), 4096):
+            part = slice(start, start + 4096)
+            for lower in constraint_lower_bounds(prop, layers, lo[part], hi[part]):
+                safe[part] &= np.any(lower > TAU, axis=1)
         leaves += int(safe.sum())
         lo, hi = lo[~safe], hi[~safe]
         if not len(lo):
@@ -447,6 +529,27 @@ def interval_proof(prop: Property, layers: list[Layer]) -> tuple[bool, int, int]
     return True, leaves, bounded
 
 
+def self_test_bounds(layers: list[Layer], rng: np.random.Generator, n_boxes: int = 64) -> None:
+    """Sanity check of the bound code: random sub-boxes, random points in them, random linear
+    objectives; every sampled objective value must lie above its computed lower bound."""
+    n_in, n_out = layers[0].weight.shape[1], layers[-1].weight.shape[0]
+    centre = rng.uniform(-1, 1, size=(n_boxes, n_in))
+    radius = rng.uniform(0.01, 0.5, size=(n_boxes, n_in))
+    lo, hi = centre - radius, centre + radius
+    cy = rng.normal(size=(3, n_out))
+    prop = Property([], [[Constraint(tuple(row), (0.0,) * n_in, 0.0, False) for row in cy]])
+    lower = constraint_lower_bounds(prop, layers, lo, hi)[0]
+    x = lo[:, None, :] + (hi - lo)[:, None, :] * rng.random((n_boxes, 256, n_in))
+    z = x
+    for layer in layers:
+        z = z @ layer.weight.T + layer.bias
+        if layer.act:
+            z = apply_act(layer.act, z)
+    values = z @ cy.T  # (boxes, points, objectives)
+    if np.any(values < lower[:, None, :] - 1e-9):
+        raise AssertionError("bound self-test failed: a sampled value is below its lower bound")
+
+
 @dataclass
 class Outcome:
     """What was established for one property."""
@@ -458,23 +561,23 @@ class Outcome:
 
 
 def check_property(prop: Property, onnx_path: Path, samples: int, seed: int) -> Outcome:
-    """Sampling for counterexamples, then an interval proof (see the module docstring)."""
+    """Sampling for counterexamples, then a bound-propagation proof (see the module docstring)."""
     runner = OnnxRunner(onnx_path)
     rng = np.random.default_rng(seed)
     x = sample_points(prop, samples, rng)
     cex = find_counterexample(prop, runner, x)
     if cex is not None:
-        ok, margin, y = replay(prop, runner, cex)
+        _, margin, y = replay(prop, runner, cex)
         return Outcome("violated", f"counterexample found by sampling {len(x)} points, replayed in "
                                    f"onnxruntime (unsafe margin {margin:.4f})", cex, y)
     margin, _ = unsafe_margin(prop, x.astype(np.float64), runner(x))
     min_safety = float(-margin.max())
-    proved, leaves, bounded = interval_proof(prop, load_layers(onnx_path))
+    proved, leaves, bounded = bound_proof(prop, load_layers(onnx_path))
     if proved:
-        return Outcome("holds", f"interval proof over {leaves} sub-boxes ({bounded} bounded); "
+        return Outcome("holds", f"bound-propagation proof over {leaves} sub-boxes ({bounded} bounded); "
                                 f"min sampled safety margin {min_safety:.4f} over {len(x)} points")
     return Outcome("unknown", f"no counterexample in {len(x)} samples (min safety margin "
-                              f"{min_safety:.4f}); interval proof gave up after {bounded} sub-boxes")
+                              f"{min_safety:.4f}); bound-propagation proof gave up after {bounded} sub-boxes")
 
 
 def check_network_loader(onnx_path: Path, rng: np.random.Generator) -> float:
@@ -496,9 +599,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=200_000, help="random points per input box")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    files = args.specs or sorted(SPECS_DIR.glob("*.toml")) + sorted(SPECS_DIR.glob("*.vnnlib"))
+    files = args.specs or [f for f in sorted(SPECS_DIR.glob("*.toml")) + sorted(SPECS_DIR.glob("*.vnnlib"))
+                           if is_property_file(f)]
     stems = sorted({f.with_suffix("") for f in files})
     failures = 0
+    rng = np.random.default_rng(args.seed)
+    for onnx_file in sorted((ROOT / "models").glob("*.onnx")):
+        err = check_network_loader(onnx_file, rng)
+        if err > 1e-4:
+            print(f"PROBLEM: {onnx_file.name}: own loader differs from onnxruntime by {err:g}")
+            failures += 1
+        self_test_bounds(load_layers(onnx_file), rng)
     for stem in stems:
         t0 = time.perf_counter()
         parsed: dict[str, Property] = {}
@@ -524,13 +635,15 @@ def main(argv: list[str] | None = None) -> int:
             problems.append(f"expected {prop.expected}, established {outcome.verdict}")
         for suffix, p in parsed.items():
             if p.counterexample is not None:
-                ok, margin, _ = replay(p, OnnxRunner(onnx_path), p.counterexample)
+                ok = replay(p, OnnxRunner(onnx_path), p.counterexample)[0]
                 if not ok:
                     problems.append(f"recorded counterexample in {suffix} does not replay")
             elif p.expected == "violated":
                 problems.append(f"no recorded counterexample in {suffix}")
         for suffix in parsed:
-            name = stem.with_suffix(suffix).relative_to(ROOT) if stem.is_relative_to(ROOT) else stem
+            name = stem.with_suffix(suffix)
+            if name.is_absolute() and name.is_relative_to(ROOT):
+                name = name.relative_to(ROOT)
             print(f"{name}: {outcome.verdict.upper()} ({prop.network}) - {outcome.how}")
         if outcome.counterexample is not None:
             cex = ", ".join(f"{v:.9g}" for v in outcome.counterexample)
@@ -540,14 +653,15 @@ def main(argv: list[str] | None = None) -> int:
         for msg in problems:
             print(f"    PROBLEM: {msg}")
         failures += bool(problems)
-    loader_rng = np.random.default_rng(args.seed)
-    for onnx_file in sorted((ROOT / "models").glob("*.onnx")):
-        err = check_network_loader(onnx_file, loader_rng)
-        if err > 1e-4:
-            print(f"PROBLEM: {onnx_file.name}: own loader differs from onnxruntime by {err:g}")
-            failures += 1
     print(f"{len(stems)} properties checked, {failures} with problems")
     return 1 if failures else 0
+
+
+def is_property_file(path: Path) -> bool:
+    """True for VNN-LIB files and TOML files with an ``[[unsafe]]`` table (not e.g. suite files)."""
+    if path.suffix != ".toml":
+        return True
+    return "unsafe" in tomllib.loads(path.read_text())
 
 
 def network_dims(onnx_path: Path) -> tuple[int, int]:

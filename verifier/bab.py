@@ -12,12 +12,14 @@ the answer unknown, never holds.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .bounds import linear_bounds, symbolic_bounds
-from .encoding import encode, output_rows
+from .encoding import encode, output_rows, with_margin
+from .lp import LinearProgram, highs_available
 from .network import Network
 from .oracle import Counterexample, OnnxOracle, confirm
 from .solve import solve
@@ -27,6 +29,7 @@ from .spec import Case, Constraints
 @dataclass
 class BabSettings:
     milp_unstable: int = 8  # hand a box to the MILP when at most this many neurons are unstable
+    lp_unstable: int = 400  # bound a box by LP (HiGHS in-process) when at most this many are unstable
     max_depth: int = 60  # ... or when it is this deep
     solver: str = "cbc"
     margin_abs: float = 1e-5
@@ -37,12 +40,14 @@ class BabSettings:
 class BabStats:
     explored: int = 0
     proved_by_bounds: int = 0
+    proved_by_lp: int = 0
     proved_by_milp: int = 0
     undecided: int = 0
     max_depth: int = 0
     bounds_s: float = 0.0
     milp_s: float = 0.0
     attack_s: float = 0.0
+    lp_s: float = 0.0
     milp_binaries_max: int = 0
 
     def merge(self, other: BabStats) -> None:
@@ -56,36 +61,53 @@ class BabStats:
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
 
 
+Box = tuple[np.ndarray, np.ndarray, int]  # (lower, upper, depth)
+
+
 @dataclass
 class BabOutcome:
-    status: str  # "holds" | "violated" | "unknown"
+    status: str  # "holds" | "violated" | "unknown" | "open" (box budget spent: see ``open_boxes``)
     counterexample: Counterexample | None = None
     reason: str | None = None
     stats: BabStats = field(default_factory=BabStats)
+    open_boxes: list[Box] = field(default_factory=list)
 
 
 def input_split(network: Network, case: Case, disjuncts: list[Constraints], oracle: OnnxOracle,
                 settings: BabSettings, deadline: float | None, case_index: int = 0,
-                boxes: list[tuple[np.ndarray, np.ndarray, int]] | None = None) -> BabOutcome:
+                boxes: list[Box] | None = None, max_boxes: int | None = None,
+                progress: Callable[[BabStats, int], None] | None = None) -> BabOutcome:
     """Prove or refute ``case`` restricted to ``disjuncts`` by splitting its input box.
 
-    ``boxes`` (lower, upper, depth) replaces the root box when given (used by parallel workers).
+    ``boxes`` replaces the root box when given (parallel workers). With ``max_boxes``, the search
+    stops after that many sub-boxes and returns the still-open ones (status ``open``) so that the
+    caller can hand them to worker processes. ``progress(stats, n_open)`` is called now and then.
     """
     stats = BabStats()
+    use_lp = highs_available()
     stack = list(boxes) if boxes is not None else [(case.lower.copy(), case.upper.copy(), 0)]
     reasons: list[str] = []
+    last_report = time.perf_counter()
     while stack:
-        if deadline is not None and time.perf_counter() > deadline:
+        now = time.perf_counter()
+        if deadline is not None and now > deadline:
             return BabOutcome("unknown", None, "timeout during branch and bound "
                               f"({len(stack)} sub-boxes open)", stats)
+        if max_boxes is not None and stats.explored >= max_boxes:
+            return BabOutcome("open", None, None, stats, stack)
+        if progress is not None and now - last_report > 0.5:
+            progress(stats, len(stack))
+            last_report = now
         lo, hi, depth = stack.pop()
         stats.explored += 1
         stats.max_depth = max(stats.max_depth, depth)
-        step = bound_box(network, case, disjuncts, oracle, lo, hi, stats, case_index)
+        step = bound_box(network, case, disjuncts, oracle, lo, hi, stats, case_index, settings, use_lp)
         if isinstance(step, Counterexample):
             return BabOutcome("violated", step, None, stats)
         alive, unstable, split_dim = step
         if not alive:
+            if unstable == 0 and split_dim is None:
+                pass  # counted by bound_box (LP proof)
             stats.proved_by_bounds += 1
             continue
         if unstable <= settings.milp_unstable or depth >= settings.max_depth or split_dim is None:
@@ -114,7 +136,8 @@ def input_split(network: Network, case: Case, disjuncts: list[Constraints], orac
 
 
 def bound_box(network: Network, case: Case, disjuncts: list[Constraints], oracle: OnnxOracle, lo: np.ndarray,
-              hi: np.ndarray, stats: BabStats, case_index: int = 0):
+              hi: np.ndarray, stats: BabStats, case_index: int = 0, settings: BabSettings | None = None,
+              lp_check: bool = False):
     """Bound one sub-box: a counterexample, or (disjuncts still alive, #unstable, split dimension)."""
     t = time.perf_counter()
     b = symbolic_bounds(network, lo, hi)
@@ -150,9 +173,32 @@ def bound_box(network: Network, case: Case, disjuncts: list[Constraints], oracle
                 stats.attack_s += time.perf_counter() - t
                 return cex
     stats.attack_s += time.perf_counter() - t
+    n_unstable = b.n_unstable(network)
+    if lp_check and 0 < n_unstable <= settings.lp_unstable:
+        t = time.perf_counter()
+        still = [i for i in alive if not _lp_refutes(network, b, lo, hi, disjuncts[i])]
+        stats.lp_s += time.perf_counter() - t
+        if not still:
+            stats.proved_by_lp += 1
+            return [], 0, None
+        alive = still
     if best_dim is None and np.any(hi > lo):
         best_dim = int(np.argmax(hi - lo))
-    return alive, b.n_unstable(network), best_dim
+    return alive, n_unstable, best_dim
+
+
+def _lp_refutes(network: Network, b, lo: np.ndarray, hi: np.ndarray, cons: Constraints) -> bool:
+    """True if the LP relaxation proves the conjunction empty on the box (rigorous dual bound > 0)."""
+    if cons.rhs.size == 0:
+        return False
+    low, up = linear_bounds(network, b, lo, hi, cons.ay, None, cons.ax)
+    milp = encode(network, b, lo, hi)
+    rows = output_rows(network, milp, cons.ax, cons.ay, cons.rhs)
+    t_lo = float(np.max(low - cons.rhs))
+    t_hi = float(np.max(up - cons.rhs))
+    prob, t_var = with_margin(milp, rows, t_lo, max(t_hi, t_lo))
+    val, _ = LinearProgram(prob, integer=False, backend="highs").minimize(np.array([t_var]), np.array([1.0]))
+    return val is not None and val > 0.0
 
 
 def milp_box(network: Network, case: Case, disjuncts: list[Constraints], oracle: OnnxOracle, lo: np.ndarray,

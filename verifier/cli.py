@@ -89,6 +89,24 @@ def _human(result: Result, model: str, spec: str, quiet: bool) -> None:
         click.echo(f"  {p}")
 
 
+class _StatusLine:
+    """One self-overwriting progress line on stderr (only used when stderr is a terminal)."""
+
+    def __init__(self) -> None:
+        self.width = 0
+
+    def __call__(self, text: str) -> None:
+        text = text[:150]
+        sys.stderr.write("\r" + text.ljust(self.width))
+        sys.stderr.flush()
+        self.width = len(text)
+
+    def clear(self) -> None:
+        if self.width:
+            sys.stderr.write("\r" + " " * self.width + "\r")
+            sys.stderr.flush()
+
+
 @main.command()
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.argument("spec", type=click.Path(dir_okay=False))
@@ -99,17 +117,26 @@ def _human(result: Result, model: str, spec: str, quiet: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object as the last line of stdout.")
 @click.option("--vnncomp-out", type=click.Path(dir_okay=False), default=None,
               help="Also write the VNN-COMP result file (sat + witness / unsat / unknown / timeout).")
-@click.option("--quiet", "-q", is_flag=True, help="Print only the verdict (and counterexample).")
+@click.option("--quiet", "-q", is_flag=True, help="Print only the verdict (and counterexample); no progress.")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Worker processes for the sub-problems of this instance.")
 def verify(model: str, spec: str, timeout: float | None, solver: str, as_json: bool, vnncomp_out: str | None,
-           quiet: bool) -> None:
+           quiet: bool, jobs: int) -> None:
     """Check that SPEC holds for MODEL.
 
     MODEL is an ONNX file. SPEC is a property file: .vnnlib (VNN-COMP) or .toml (native format);
     it gives the input box(es) and the unsafe output region.
     """
+    from .verify import Options
     from .verify import verify as run_verify
 
-    result = run_verify(model, spec, timeout=timeout, solver=solver)
+    status = _StatusLine() if (sys.stderr.isatty() and not quiet) else None
+    options = Options(timeout=timeout, solver=solver, jobs=jobs, progress=status)
+    try:
+        result = run_verify(model, spec, options=options)
+    finally:
+        if status is not None:
+            status.clear()
     if vnncomp_out:
         try:
             Path(vnncomp_out).write_text(result.vnncomp_text())
@@ -235,6 +262,8 @@ def bounds(model: str, spec: str | None, lower: str | None, upper: str | None, m
                 click.echo(f"  {name:<20} {a:>16.8g} {c:>16.8g}  {'yes' if e else 'no'}")
     if as_json:
         click.echo(json.dumps({"model": model, "method": method, "boxes": results}))
+
+
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -87,6 +87,21 @@ class MILP:
                     self.input_vars, self.last_hidden, dict(self.objective))
 
 
+def with_margin(milp: MILP, rows: list[tuple[np.ndarray, np.ndarray, float]], t_lower: float,
+                t_upper: float) -> tuple[MILP, int]:
+    """Add a variable ``t`` and rows ``row_r - t <= rhs_r``: minimising ``t`` gives the smallest
+    achievable worst-row violation of the conjunction (``t > 0`` everywhere = the conjunction is empty).
+
+    Returns the new MILP and the index of ``t``; ``t`` is boxed by ``[t_lower, t_upper]`` (callers
+    take these from sound bounds of the rows, so the box never cuts off a feasible point).
+    """
+    t = milp.n_vars
+    ext = [(np.append(idx, t), np.append(val, -1.0), r) for idx, val, r in rows]
+    grown = MILP(np.append(milp.lb, t_lower), np.append(milp.ub, t_upper), np.append(milp.is_int, False),
+                 milp.indptr, milp.indices, milp.data, milp.rhs, milp.is_eq, milp.input_vars, milp.last_hidden)
+    return grown.with_rows(ext), t
+
+
 class _RowBuilder:
     """Collects sparse rows block by block (each block: a dense-in-columns matrix over some vars)."""
 
@@ -149,8 +164,11 @@ def encode(network: Network, bounds: LayerBounds, lower: np.ndarray, upper: np.n
     V = _Vars()
     R = _RowBuilder()
     in_vars = V.new(lower, upper)
-    zvar = in_vars  # per neuron of the current layer input: variable index or -1
-    zconst = np.zeros(in_vars.size)
+    # per neuron of the current layer input: variable index or -1 for a constant. Fixed inputs
+    # (lower == upper) are folded into the biases, so that no row mentions a fixed variable.
+    fixed = np.asarray(lower) == np.asarray(upper)
+    zvar = np.where(fixed, -1, in_vars)
+    zconst = np.where(fixed, lower, 0.0)
     for k, layer in enumerate(network.layers[:-1]):
         act = layer.activation
         l, u = bounds.lower[k], bounds.upper[k]
@@ -295,12 +313,14 @@ def output_rows(network: Network, milp: MILP, ax: np.ndarray, ay: np.ndarray, rh
     last = network.layers[-1]
     zvar, zconst = milp.last_hidden
     Wv, beff, cols = _affine_over(last.weight, last.bias, zvar, zconst)
+    fixed = milp.lb[milp.input_vars] == milp.ub[milp.input_vars]
+    in_free = milp.input_vars[~fixed]
     rows = []
     for r in range(ay.shape[0]):
         coef_z = ay[r] @ Wv
-        const = float(ay[r] @ beff)
-        idx = np.concatenate([cols, milp.input_vars])
-        val = np.concatenate([coef_z, ax[r]])
+        const = float(ay[r] @ beff) + float(ax[r, fixed] @ milp.lb[milp.input_vars[fixed]])
+        idx = np.concatenate([cols, in_free])
+        val = np.concatenate([coef_z, ax[r, ~fixed]])
         keep = val != 0.0
         idx, val = idx[keep], val[keep]
         # merge duplicates (an input variable can also be a hidden variable only if no hidden layer)

@@ -70,6 +70,11 @@ def _leaky_relax(alpha: float, l, u, adaptive: bool):
 
 
 def _clip_relax(l, u, lo, hi, adaptive: bool):
+    with np.errstate(invalid="ignore", over="ignore"):  # masked-out lanes may compute 0 * inf
+        return _clip_relax_lanes(l, u, lo, hi, adaptive)
+
+
+def _clip_relax_lanes(l, u, lo, hi, adaptive: bool):
     lo = np.broadcast_to(lo, l.shape)
     hi = np.broadcast_to(hi, l.shape)
     f_l = np.minimum(np.maximum(l, lo), hi)

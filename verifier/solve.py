@@ -53,15 +53,23 @@ def check_solver(name: str) -> None:
         raise SolverError(f"solver {name!r} is not available ({hint})")
 
 
-def _make_solver(name: str, time_limit: float | None, mip: bool):
+def _quiet_pulp_deprecation() -> None:
+    """PuLP 3.x warns that its bundled CBC goes away in PuLP 4; we pin <4 on purpose."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*PULP_CBC_CMD is deprecated.*", category=DeprecationWarning)
+
+
+def _make_solver(name: str, time_limit: float | None, mip: bool, preprocess: bool = True):
     import pulp
 
     tl = None if time_limit is None else max(1.0, float(time_limit))
     if name == "cbc":
-        return pulp.PULP_CBC_CMD(
-            msg=False, timeLimit=tl, mip=mip, threads=1, timeMode="elapsed",
-            options=[f"integerTolerance {TOLERANCES['integer']}", f"primalTolerance {TOLERANCES['primal']}"],
-        )
+        _quiet_pulp_deprecation()
+        options = [f"integerTolerance {TOLERANCES['integer']}", f"primalTolerance {TOLERANCES['primal']}"]
+        if not preprocess:
+            options.append("preprocess off")
+        return pulp.PULP_CBC_CMD(msg=False, timeLimit=tl, mip=mip, threads=1, timeMode="elapsed", options=options)
     return pulp.HiGHS(msg=False, timeLimit=tl, mip=mip, threads=1,
                       mip_feasibility_tolerance=TOLERANCES["integer"],
                       primal_feasibility_tolerance=TOLERANCES["primal"])
@@ -69,6 +77,16 @@ def _make_solver(name: str, time_limit: float | None, mip: bool):
 
 def to_pulp(milp: MILP, name: str = "verify", relax: bool = False):
     """Build the PuLP problem (variables ``v0..``) from the CSR rows."""
+    import warnings
+
+    import pulp
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # PuLP 4 API notices; we pin PuLP 3
+        return _to_pulp(milp, name, relax)
+
+
+def _to_pulp(milp: MILP, name: str, relax: bool):
     import pulp
 
     prob = pulp.LpProblem(name, pulp.LpMinimize)
@@ -101,8 +119,14 @@ def solve(milp: MILP, time_limit: float | None = None, solver: str = "cbc", rela
     prob, xs = to_pulp(milp, relax=relax)
     if maximize:
         prob.sense = pulp.LpMaximize
+    # CBC's MIP preprocessing has been seen to claim infeasibility wrongly when variables are fixed
+    # (lb == ub); a wrong 'infeasible' would be a wrong proof, so it is switched off for such models
+    preprocess = not bool(np.isin(np.flatnonzero(milp.lb == milp.ub), milp.indices).any())
     try:
-        prob.solve(_make_solver(solver, time_limit, mip=not relax))
+        from .lp import quiet_stdout
+
+        with quiet_stdout():
+            prob.solve(_make_solver(solver, time_limit, mip=not relax, preprocess=preprocess))
     except Exception as exc:  # noqa: BLE001 - solver crash, missing binary, unreadable solution file
         return SolveOutcome("error", None, solver, time.perf_counter() - t0, f"{solver} failed: {exc}")
     elapsed = time.perf_counter() - t0
@@ -110,9 +134,10 @@ def solve(milp: MILP, time_limit: float | None = None, solver: str = "cbc", rela
     if status == pulp.LpStatusInfeasible and sol in (pulp.LpSolutionInfeasible, pulp.LpSolutionNoSolutionFound):
         return SolveOutcome("infeasible", None, solver, elapsed, "solver proved infeasibility")
     if sol in (pulp.LpSolutionOptimal, pulp.LpSolutionIntegerFeasible):
+        # a variable in no row gets no value from PuLP: any value in its bounds will do
         values = np.array([v.varValue if v.varValue is not None else np.nan for v in xs], dtype=np.float64)
-        if np.any(np.isnan(values)):
-            return SolveOutcome("error", None, solver, elapsed, "solver reported a solution without values")
+        unset = np.isnan(values)
+        values[unset] = np.clip(0.0, milp.lb[unset], milp.ub[unset])
         kind = "optimal" if sol == pulp.LpSolutionOptimal else "feasible"
         obj = pulp.value(prob.objective) if milp.objective else None
         return SolveOutcome(kind, values, solver, elapsed, pulp.LpStatus[status], obj)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -18,6 +19,7 @@ from . import falsify
 from .bab import BabSettings, BabStats, input_split
 from .bounds import LayerBounds, interval_bounds, linear_bounds, symbolic_bounds
 from .encoding import MILP, encode, output_rows
+from .errors import VerifierError
 from .network import Network
 from .onnx_loader import load_model
 from .oracle import Counterexample, OnnxOracle, confirm
@@ -39,6 +41,9 @@ class Options:
     seed: int = 0
     strategy: str = "auto"  # "auto" | "milp" (one MILP per disjunct) | "input-split" (branch and bound)
     input_split_max_inputs: int = 12  # auto: input splitting for networks with at most this many inputs
+    jobs: int = 1  # worker processes for branch and bound
+    parallel_after: int = 300  # sub-boxes explored in-process before the rest goes to the workers
+    progress: Callable[[str], None] | None = field(default=None, compare=False)  # status-line sink
 
     def choose_strategy(self, network: Network) -> str:
         """Input splitting pays off when few inputs span the box (ACAS Xu: 5); otherwise MILP."""
@@ -68,15 +73,22 @@ class _Run:
 
 
 def verify(model: Network | str | os.PathLike, spec: Spec | str | os.PathLike, timeout: float | None = None,
-           solver: str = "cbc", options: Options | None = None) -> Result:
-    """Check ``spec`` on ``model`` (objects or file paths). ``timeout`` bounds the whole call."""
+           solver: str | None = None, options: Options | None = None) -> Result:
+    """Check ``spec`` on ``model`` (objects or file paths). ``timeout`` bounds the whole call.
+
+    ``timeout`` and ``solver``, when given, override the corresponding fields of ``options``.
+    """
     t0 = time.perf_counter()
     opts = options or Options()
-    if timeout is not None or solver != opts.solver:
-        opts = Options(**{**opts.__dict__, "timeout": timeout if timeout is not None else opts.timeout,
-                          "solver": solver})
+    if timeout is not None:
+        opts = replace(opts, timeout=timeout)
+    if solver is not None:
+        opts = replace(opts, solver=solver)
     check_solver(opts.solver)
     network = model if isinstance(model, Network) else load_model(model)
+    if network.source is None or not os.path.isfile(network.source):
+        raise VerifierError("verify needs the network's ONNX file to replay counterexamples in onnxruntime; "
+                            "load the network with verifier.load_model(path)")
     spec = spec if isinstance(spec, Spec) else load_spec(spec)
     spec = spec.bind(network.n_inputs, network.n_outputs)
     run = _Run(network, spec, opts, t0, OnnxOracle(network), np.random.default_rng(opts.seed))
@@ -95,13 +107,13 @@ def _verify(run: _Run) -> Result:
         t = time.perf_counter()
         for ci, case in enumerate(run.spec.cases):
             for cons in case.unsafe:
+                if run.out_of_time():
+                    return _timeout(run, "falsification")
                 cex = _attack(run, ci, case, cons)
                 if cex is not None:
                     run.stats["falsify_s"] = round(time.perf_counter() - t, 4)
                     run.stats["found_by"] = "falsification"
                     return Result(VIOLATED, cex, None, stats=run.stats)
-            if run.out_of_time():
-                return _timeout(run, "falsification")
         run.stats["falsify_s"] = round(time.perf_counter() - t, 4)
 
     # 2. bounds, then one MILP per disjunct that the bounds cannot rule out
@@ -241,7 +253,28 @@ def _input_split_case(run: _Run, ci: int, case: Case, todo: list[int], counts: d
     settings = BabSettings(solver=run.options.solver, margin_abs=run.options.margin_abs,
                            margin_rel=run.options.margin_rel)
     deadline = None if run.options.timeout is None else run.t0 + run.options.timeout
-    out = input_split(run.network, case, [case.unsafe[i] for i in todo], run.oracle, settings, deadline, ci)
+    disjuncts = [case.unsafe[i] for i in todo]
+    progress = None
+    if run.options.progress is not None:
+        sink = run.options.progress
+
+        def progress(st: BabStats, n_open: int) -> None:
+            sink(f"branch and bound: {st.explored} sub-boxes explored, {n_open} open, "
+                 f"{st.proved_by_bounds} proved by bounds, {st.proved_by_milp} by MILP, depth {st.max_depth}, "
+                 f"{time.perf_counter() - run.t0:.1f} s")
+    jobs = max(1, run.options.jobs)
+    out = input_split(run.network, case, disjuncts, run.oracle, settings, deadline, ci,
+                      max_boxes=run.options.parallel_after if jobs > 1 else None, progress=progress)
+    if out.status == "open":
+        from .parallel import run_boxes
+
+        if progress is not None:
+            progress(out.stats, len(out.open_boxes))
+        wall_deadline = None if deadline is None else time.time() + (deadline - time.perf_counter())
+        par = run_boxes(run.network.source, case, disjuncts, out.open_boxes, jobs, settings, wall_deadline, ci)
+        par.stats.merge(out.stats)
+        out = par
+        run.stats["parallel_jobs"] = jobs
     bab = run.stats.setdefault("bab", BabStats().as_dict())
     for k, v in out.stats.as_dict().items():
         bab[k] = max(bab[k], v) if k in ("max_depth", "milp_binaries_max") else round(bab[k] + v, 4)
