@@ -106,10 +106,7 @@ def input_split(network: Network, case: Case, disjuncts: list[Constraints], orac
             return BabOutcome("violated", step, None, stats)
         alive, unstable, split_dim = step
         if not alive:
-            if unstable == 0 and split_dim is None:
-                pass  # counted by bound_box (LP proof)
-            stats.proved_by_bounds += 1
-            continue
+            continue  # bound_box counted the proof (symbolic bounds or LP)
         if unstable <= settings.milp_unstable or depth >= settings.max_depth or split_dim is None:
             res = milp_box(network, case, [disjuncts[i] for i in alive], oracle, lo, hi, settings, deadline,
                            stats, case_index)
@@ -161,6 +158,7 @@ def bound_box(network: Network, case: Case, disjuncts: list[Constraints], oracle
         cands.append(np.where(coef[r] >= 0, lo, hi))  # the box vertex minimising the bound's line
     stats.bounds_s += time.perf_counter() - t
     if not alive:
+        stats.proved_by_bounds += 1
         return [], 0, None
     t = time.perf_counter()
     cands.append(0.5 * (lo + hi))

@@ -16,10 +16,13 @@ a worker given a matching instance kills itself with SIGKILL, or starts a child 
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 import multiprocessing as mp
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import threading
@@ -77,6 +80,7 @@ class Outcome:
     counterexample: dict | None = None
     timed_out: bool = False
     from_resume: bool = False
+    input_error: bool = False  # the model or spec was rejected (bad input), not merely undecided
 
     @property
     def match(self) -> str:
@@ -94,7 +98,8 @@ class Outcome:
         t = self.task
         return {"onnx": t.onnx, "vnnlib": t.vnnlib, "name": t.name, "benchmark": t.benchmark, "result": self.status,
                 "time_s": round(self.time_s, 4), "reason": self.reason, "expected": t.expected, "match": self.match,
-                "timed_out": self.timed_out, "counterexample": self.counterexample, "resumed": self.from_resume}
+                "timed_out": self.timed_out, "input_error": self.input_error, "counterexample": self.counterexample,
+                "resumed": self.from_resume}
 
 
 def _unknown(task: Task, reason: str, time_s: float, timed_out: bool = False) -> Outcome:
@@ -135,7 +140,7 @@ def run_in_process(task: Task) -> dict:
         _test_hooks(task)
         res = verify(task.model_path, task.spec_path, timeout=task.timeout, solver=task.solver)
     except VerifierError as exc:
-        return {"status": UNKNOWN, "reason": f"error: {exc}", "time_s": time.perf_counter() - t0}
+        return {"status": UNKNOWN, "reason": f"error: {exc}", "time_s": time.perf_counter() - t0, "input_error": True}
     except MemoryError:
         return {"status": UNKNOWN, "reason": "error: out of memory", "time_s": time.perf_counter() - t0}
     except Exception as exc:  # noqa: BLE001 - a bug on one instance must not stop the batch
@@ -153,7 +158,12 @@ def _worker_main(conn: Connection, parent_pid: int) -> None:
     except OSError:  # already a group leader: keep going, the parent falls back to killing the pid
         pass
     threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
-    import verifier.verify  # noqa: F401 - warm up (numpy, onnxruntime, pulp) before reporting ready
+    # warm up before reporting ready, so that an instance's time does not include the imports
+    import onnx  # noqa: F401
+    import onnxruntime  # noqa: F401
+    import pulp  # noqa: F401
+
+    import verifier.verify  # noqa: F401
 
     conn.send(("ready", os.getpid()))
     while True:
@@ -223,6 +233,7 @@ class Worker:
         self.task: Task | None = None
         self.task_started = 0.0
         self.deadline = math.inf
+        self.killed = False
 
     @property
     def busy(self) -> bool:
@@ -234,7 +245,10 @@ class Worker:
         self.conn.send(task)
 
     def kill(self) -> None:
-        """Kill the worker's whole process group (the worker and its solver) and reap it."""
+        """Kill the worker's whole process group (the worker and its solver) and reap it; once."""
+        if self.killed:
+            return
+        self.killed = True
         pid = self.process.pid
         if pid is not None:
             try:
@@ -268,7 +282,8 @@ class Worker:
         task, self.task, self.deadline = self.task, None, math.inf
         assert task is not None
         return Outcome(task, payload["status"], payload.get("reason"), float(payload.get("time_s", 0.0)),
-                       payload.get("counterexample"), bool(payload.get("timed_out")))
+                       payload.get("counterexample"), bool(payload.get("timed_out")),
+                       input_error=bool(payload.get("input_error")))
 
     def died(self) -> Outcome | None:
         """Reap a dead worker; the outcome of its task (unknown, with the cause) if it had one."""
@@ -314,9 +329,15 @@ class _Pool:
             for _ in range(min(self.jobs, len(pending))):
                 self.workers.append(Worker())
             while pending or any(w.busy for w in self.workers):
-                for w in self.workers:
+                for w in list(self.workers):
                     if w.ready and not w.busy and pending:
-                        w.submit(pending.popleft())
+                        task = pending.popleft()
+                        try:
+                            w.submit(task)
+                        except OSError:  # the worker died just now: the task goes back in line
+                            w.task, w.deadline = None, math.inf
+                            pending.appendleft(task)
+                            self._dead(w)
                 self._step()
                 if tick is not None:
                     tick()
@@ -401,7 +422,8 @@ def default_jobs() -> int:
 DASK_HINT = 'install the optional extra: pip install ".[dask]" (or pip install "dask[distributed]")'
 
 
-def _import_dask():
+def import_dask():
+    """``(dask, distributed)``, imported on demand: Dask is an optional extra."""
     try:
         import dask
         import distributed
@@ -414,7 +436,7 @@ def _import_dask():
 def dask_client(scheduler: str, jobs: int) -> Iterator[object]:
     """A Dask client: ``local`` starts a LocalCluster (``jobs`` single-threaded worker processes),
     anything else is the address of a running scheduler (e.g. ``tcp://host:8786``)."""
-    dask, distributed = _import_dask()
+    dask, distributed = import_dask()
     cluster = None
     try:
         if scheduler == "local":
@@ -424,7 +446,7 @@ def dask_client(scheduler: str, jobs: int) -> Iterator[object]:
                                                    dashboard_address=None)
             client = distributed.Client(cluster)
         else:
-            client = distributed.Client(scheduler, timeout="20s")
+            client = distributed.Client(scheduler, timeout="10s")
     except (OSError, TimeoutError, ValueError) as exc:
         if cluster is not None:
             cluster.close()
@@ -471,3 +493,122 @@ def run(tasks: Sequence[Task], jobs: int, on_result: Callable[[Outcome], None], 
         run_dask(tasks, scheduler, jobs, on_result, tick)
     else:
         run_local(tasks, jobs, on_result, tick)
+
+
+# ---------------------------------------------------------------------------------------------
+# Results file (CSV, one row per instance as it finishes) and summary
+# ---------------------------------------------------------------------------------------------
+
+RESULT_COLUMNS = ("onnx", "vnnlib", "result", "time_s", "reason", "expected", "match")
+_STATUSES = (HOLDS, VIOLATED, UNKNOWN)
+
+
+class ResultsFile:
+    """The ``--out`` CSV: header, then one flushed row per finished instance.
+
+    With ``resume`` an existing file is kept: its rows are returned by :meth:`previous` (a last line
+    cut short by a kill is dropped) and new rows are appended after them.
+    """
+
+    def __init__(self, path: str | os.PathLike, resume: bool = False) -> None:
+        self.path = os.fspath(path)
+        self.rows: list[dict] = []
+        try:
+            if resume and os.path.exists(self.path):
+                self.rows = self._recover()
+                self.file = open(self.path, "a", encoding="utf-8", newline="")  # noqa: SIM115 - open for the run
+            else:
+                self.file = open(self.path, "w", encoding="utf-8", newline="")  # noqa: SIM115
+                self._write(RESULT_COLUMNS)
+        except OSError as exc:
+            raise VerifierError(f"{self.path}: cannot write the results file: {exc.strerror}") from None
+
+    def _recover(self) -> list[dict]:
+        with open(self.path, "rb") as f:
+            data = f.read()
+        if data and not data.endswith(b"\n"):  # a row cut short by a kill: drop it, keep the rest
+            cut = data.rfind(b"\n") + 1
+            with open(self.path, "r+b") as f:
+                f.truncate(cut)
+            data = data[:cut]
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise VerifierError(f"{self.path}: not a results file (not UTF-8 text)") from None
+        lines = text.splitlines()
+        if not lines:
+            with open(self.path, "w", encoding="utf-8", newline="") as f:
+                f.write(",".join(RESULT_COLUMNS) + "\n")
+            return []
+        header = next(csv.reader([lines[0]]))
+        if tuple(header) != RESULT_COLUMNS:
+            raise VerifierError(f"{self.path}:1: not a results file of 'verifier batch' (header "
+                                f"{','.join(header)!r}, expected {','.join(RESULT_COLUMNS)!r}); "
+                                "refusing to append to it: drop --resume to overwrite it")
+        rows = []
+        for n, fields in enumerate(csv.reader(lines[1:]), start=2):
+            if not fields:
+                continue
+            if len(fields) != len(RESULT_COLUMNS) or fields[2] not in _STATUSES:
+                raise VerifierError(f"{self.path}:{n}: malformed results row ({len(fields)} columns, result "
+                                    f"{fields[2] if len(fields) > 2 else '?'!r}); fix or delete this line")
+            row = dict(zip(RESULT_COLUMNS, fields))
+            try:
+                row["time_s"] = float(row["time_s"] or 0.0)
+            except ValueError:
+                raise VerifierError(f"{self.path}:{n}: bad time_s {row['time_s']!r}") from None
+            rows.append(row)
+        return rows
+
+    def _write(self, fields: Sequence[object]) -> None:
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerow(fields)
+        self.file.write(buf.getvalue())  # one write per row: a kill can cut at most the last line
+        self.file.flush()
+        os.fsync(self.file.fileno())
+
+    def write(self, out: Outcome) -> None:
+        reason = " ".join((out.reason or "").split())  # one row = one line, whatever the reason text
+        t = out.task
+        self._write((t.onnx, t.vnnlib, out.status, f"{out.time_s:.3f}", reason, t.expected or "", out.match))
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def split_resumed(tasks: Sequence[Task], rows: Sequence[dict]) -> tuple[list[Outcome], list[Task]]:
+    """(outcomes already in ``rows``, tasks still to run); a task listed twice needs two rows."""
+    left: dict[tuple[str, str], list[dict]] = {}
+    for r in rows:
+        left.setdefault((r["onnx"], r["vnnlib"]), []).append(r)
+    done, todo = [], []
+    for t in tasks:
+        prev = left.get((t.onnx, t.vnnlib))
+        if prev:
+            r = prev.pop(0)
+            done.append(Outcome(t, r["result"], r["reason"] or None, r["time_s"], None,
+                                r["reason"].startswith("timeout"), from_resume=True))
+        else:
+            todo.append(t)
+    return done, todo
+
+
+def summarize(outcomes: Sequence[Outcome]) -> list[dict]:
+    """Per benchmark (in order of appearance): counts, wrong answers, median and total time."""
+    groups: dict[str, list[Outcome]] = {}
+    for o in outcomes:
+        groups.setdefault(o.task.benchmark, []).append(o)
+    if len(groups) > 1:
+        groups["total"] = list(outcomes)
+    rows = []
+    for bench, outs in groups.items():
+        times = [o.time_s for o in outs]
+        rows.append({"benchmark": bench, "instances": len(outs),
+                     "holds": sum(o.status == HOLDS for o in outs),
+                     "violated": sum(o.status == VIOLATED for o in outs),
+                     "unknown": sum(o.status == UNKNOWN for o in outs),
+                     "timeouts": sum(o.timed_out for o in outs),
+                     "wrong": sum(o.wrong for o in outs),
+                     "median_s": round(statistics.median(times), 3) if times else 0.0,
+                     "total_s": round(sum(times), 3)})
+    return rows

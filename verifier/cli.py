@@ -264,7 +264,9 @@ def bounds(model: str, spec: str | None, lower: str | None, upper: str | None, m
         click.echo(json.dumps({"model": model, "method": method, "boxes": results}))
 
 
+from .cli_batch import register as _register_batch
 
+_register_batch(main)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -24,8 +24,9 @@ pre-activation expression over the previous layer's variables):
 * LeakyReLU(alpha), 0 < alpha < 1, l < 0 < u, binary ``a`` = "x >= 0"::
 
       y >= x,  y >= alpha x,  y <= x - (1 - alpha) l (1 - a),  y <= alpha x + (1 - alpha) u a
-  Exact: a = 1 gives alpha x >= ... i.e. y <= x with y >= x, and x >= y - ... >= 0 from the last
-  row; a = 0 gives y <= alpha x with y >= alpha x, and y >= x forces x <= 0.
+  Exact: a = 1 gives y <= x, so y = x, and then y >= alpha x forces x >= 0; a = 0 gives
+  y <= alpha x, so y = alpha x, and then y >= x forces x <= 0. The slack rows are implied by
+  l <= x <= u.
 
 The M constants are the neuron's own (padded, sound) bounds: never a default.
 """
@@ -263,8 +264,8 @@ def _clip_rows(V: _Vars, R: _RowBuilder, l, u, lo, hi, xv, yv) -> None:
     fixed_lo = (l >= lo).astype(float)  # value of a_lo where it is a constant
     fixed_hi = (l >= hi).astype(float)
 
-    # (1) y - x - (l - lo) a_lo <= -(l - lo)      [binary a_lo]
-    #     y - x <= 0                              [a_lo fixed to 1; a_lo fixed to 0 means no lo kink... then x<=lo always: y=lo const row via (2)]
+    # (1) y - x - (l - lo) a_lo <= -(l - lo)  and  (2), where the lo kink is inside (l, u);
+    #     y - x <= 0 where it is not (then l >= lo: an unstable neuron never has u <= lo)
     i = np.flatnonzero(has_lo)
     if i.size:
         M = l[i] - lo[i]

@@ -78,7 +78,9 @@ def linear_query(model: Network | str | os.PathLike, lower, upper, C, d=None, me
         raise VerifierError(f"query has {C.shape[1]} output coefficients, the network has {net.n_outputs} outputs")
     d = np.zeros(C.shape[0]) if d is None else np.asarray(d, dtype=np.float64)
     deadline = None if timeout is None else t0 + timeout
-    lb = layer_bounds(net, lower, upper, "lp" if method == "milp" else method, timeout)
+    # milp: the LP stage (which gives the big-M values) gets at most half of the budget
+    lp_budget = timeout / 2 if (method == "milp" and timeout is not None) else timeout
+    lb = layer_bounds(net, lower, upper, "lp" if method == "milp" else method, lp_budget)
     if method == "interval":
         Cp, Cn = np.maximum(C, 0), np.minimum(C, 0)
         lo = Cp @ lb.output_lower + Cn @ lb.output_upper + d

@@ -79,7 +79,6 @@ def to_pulp(milp: MILP, name: str = "verify", relax: bool = False):
     """Build the PuLP problem (variables ``v0..``) from the CSR rows."""
     import warnings
 
-    import pulp
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # PuLP 4 API notices; we pin PuLP 3
