@@ -29,7 +29,8 @@ from .spec import Case, Constraints
 @dataclass
 class BabSettings:
     milp_unstable: int = 8  # hand a box to the MILP when at most this many neurons are unstable
-    lp_unstable: int = 400  # bound a box by LP (HiGHS in-process) when at most this many are unstable
+    lp_unstable: int = 120  # bound a box by LP (HiGHS in-process) when at most this many are unstable
+    split_rule: str = "gap"  # "gap": inputs that drive the relaxation gaps; "coef": the bound's slope
     max_depth: int = 60  # ... or when it is this deep
     solver: str = "cbc"
     margin_abs: float = 1e-5
@@ -135,6 +136,7 @@ def input_split(network: Network, case: Case, disjuncts: list[Constraints], orac
 def bound_box(network: Network, case: Case, disjuncts: list[Constraints], oracle: OnnxOracle, lo: np.ndarray,
               hi: np.ndarray, stats: BabStats, case_index: int = 0, settings: BabSettings | None = None,
               lp_check: bool = False):
+    split_rule = settings.split_rule if settings is not None else "gap"
     """Bound one sub-box: a counterexample, or (disjuncts still alive, #unstable, split dimension)."""
     t = time.perf_counter()
     b = symbolic_bounds(network, lo, hi)
@@ -151,7 +153,12 @@ def bound_box(network: Network, case: Case, disjuncts: list[Constraints], oracle
             continue
         alive.append(i)
         r = int(np.argmax(slack))  # the row closest to being proved: split to push it over
-        score = np.abs(coef[r]) * (hi - lo)
+        score = _split_score(b, coef[r], lo, hi, split_rule)
+        # an input already split very finely cannot keep winning just because the bound ignores
+        # the others: that would drive the search deep without shrinking the box
+        fine = (hi - lo) <= (case.upper - case.lower) * 2.0 ** -12
+        if not fine.all():
+            score = np.where(fine, 0.0, score)
         if score.max() > best_score:
             best_score = score.max()
             best_dim = int(np.argmax(score)) if score.max() > 0 else None
@@ -183,6 +190,14 @@ def bound_box(network: Network, case: Case, disjuncts: list[Constraints], oracle
     if best_dim is None and np.any(hi > lo):
         best_dim = int(np.argmax(hi - lo))
     return alive, n_unstable, best_dim
+
+
+def _split_score(b, coef: np.ndarray, lo: np.ndarray, hi: np.ndarray, rule: str) -> np.ndarray:
+    """How much splitting each input is expected to tighten the bound."""
+    width = hi - lo
+    if rule == "gap" and b.influence is not None and np.any(b.influence > 0):
+        return b.influence * width
+    return np.abs(coef) * width
 
 
 def _lp_refutes(network: Network, b, lo: np.ndarray, hi: np.ndarray, cons: Constraints) -> bool:

@@ -29,6 +29,9 @@ class LayerBounds:
     lower: tuple[np.ndarray, ...]
     upper: tuple[np.ndarray, ...]
     method: str
+    #: per input: how much the relaxation gaps of unstable neurons depend on it (symbolic only;
+    #: used to choose split dimensions)
+    influence: np.ndarray | None = None
 
     @property
     def output_lower(self) -> np.ndarray:
@@ -161,6 +164,7 @@ def symbolic_bounds(network: Network, lower: np.ndarray, upper: np.ndarray,
     relax = _Relaxations(network, [], [])
     relax.lines = []
     zl, zu = lo_in, hi_in  # bounds of the current layer's input (post-activation of the previous)
+    influence = np.zeros(lo_in.size)
     for k, layer in enumerate(network.layers):
         W, b = layer.weight, layer.bias
         Wp, Wn = np.maximum(W, 0.0), np.minimum(W, 0.0)
@@ -174,10 +178,16 @@ def symbolic_bounds(network: Network, lower: np.ndarray, upper: np.ndarray,
         if idx.size:
             C = np.zeros((idx.size, layer.n_out))
             C[np.arange(idx.size), idx] = 1.0
-            sl, su = backsubstitute(network, k, C, np.zeros(idx.size), lo_in, hi_in, relax)
+            sl, su, coef = backsubstitute(network, k, C, np.zeros(idx.size), lo_in, hi_in, relax, return_coef=True)
             l_k, u_k = l_k.copy(), u_k.copy()
             l_k[idx] = np.maximum(l_k[idx], sl)
             u_k[idx] = np.minimum(u_k[idx], su)
+            if layer.activation is not None:
+                # relaxation gap of each still-unstable neuron (triangle height), times how
+                # strongly each input moves it
+                lu, uu = l_k[idx], u_k[idx]
+                gap = np.where((lu < 0) & (uu > 0), -lu * uu / np.maximum(uu - lu, 1e-12), 0.0)
+                influence = influence + gap @ np.abs(coef)
         if start is not None:
             l_k, u_k = np.maximum(l_k, start.lower[k]), np.minimum(u_k, start.upper[k])
         los.append(l_k)
@@ -187,7 +197,7 @@ def symbolic_bounds(network: Network, lower: np.ndarray, upper: np.ndarray,
             zl, zu = layer.activation.apply(l_k), layer.activation.apply(u_k)
         else:
             relax.lines.append(None)
-    return _checked(LayerBounds(tuple(los), tuple(his), "symbolic"))
+    return _checked(LayerBounds(tuple(los), tuple(his), "symbolic", influence))
 
 
 def linear_bounds(network: Network, bounds: LayerBounds, lower: np.ndarray, upper: np.ndarray,
