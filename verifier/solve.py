@@ -7,6 +7,7 @@ Tolerances are set explicitly (``TOLERANCES``) because the caller's soundness ma
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 
@@ -75,6 +76,56 @@ def _make_solver(name: str, time_limit: float | None, mip: bool, preprocess: boo
                       primal_feasibility_tolerance=TOLERANCES["primal"])
 
 
+def _run_cbc(prob, time_limit: float | None, mip: bool, preprocess: bool) -> bool:
+    """Solve ``prob`` with the CBC binary bundled with PuLP, killing it at the deadline.
+
+    PuLP writes the model (MPS) and reads CBC's solution file, exactly as ``PULP_CBC_CMD`` does;
+    the process is started here, in its own process group, because CBC does not look at its
+    ``-sec`` limit during preprocessing and PuLP waits for it without a time-out. Returns False
+    if CBC had to be killed.
+    """
+    import os
+    import signal
+    import subprocess
+    import tempfile
+
+    import pulp
+
+    solver = _make_solver("cbc", time_limit, mip=mip, preprocess=preprocess)
+    with tempfile.TemporaryDirectory(prefix="verifier-cbc-") as tmp:
+        mps, sol = os.path.join(tmp, "model.mps"), os.path.join(tmp, "model.sol")
+        vs, var_names, con_names, _ = prob.writeMPS(mps, rename=1)
+        cmd = [solver.path, mps]
+        if prob.sense == pulp.LpMaximize:
+            cmd.append("-max")
+        if time_limit is not None:
+            cmd += ["-sec", f"{max(1.0, float(time_limit)):.3f}"]
+        for opt in solver.options + solver.getOptions():
+            cmd += ["-" + opt.split()[0], *opt.split()[1:]]
+        cmd += ["-solve" if mip else "-initialSolve", "-printingOptions", "all", "-solution", sol]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+        # CBC's own limit is whole seconds at least; the kill keeps the caller's deadline
+        hard = None if time_limit is None else float(time_limit) + min(5.0, 0.1 * float(time_limit)) + 0.3
+        try:
+            proc.wait(timeout=hard)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return False
+        except BaseException:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            raise
+        if proc.returncode != 0 or not os.path.exists(sol):
+            raise RuntimeError(f"cbc exited with code {proc.returncode} and no solution file")
+        status, values, _dj, _pi, _slack, sol_status = solver.readsol_MPS(sol, prob, vs, var_names, con_names)
+    prob.assignVarsVals(values)
+    prob.assignStatus(status, sol_status)
+    return True
+
+
 def to_pulp(milp: MILP, name: str = "verify", relax: bool = False):
     """Build the PuLP problem (variables ``v0..``) from the CSR rows."""
     import warnings
@@ -113,7 +164,7 @@ def solve(milp: MILP, time_limit: float | None = None, solver: str = "cbc", rela
     import pulp
 
     t0 = time.perf_counter()
-    if time_limit is not None and time_limit <= 0:
+    if time_limit is not None and time_limit <= 0.05:
         return SolveOutcome("timeout", None, solver, 0.0, "no time left for the solver")
     prob, xs = to_pulp(milp, relax=relax)
     if maximize:
@@ -122,10 +173,15 @@ def solve(milp: MILP, time_limit: float | None = None, solver: str = "cbc", rela
     # (lb == ub); a wrong 'infeasible' would be a wrong proof, so it is switched off for such models
     preprocess = not bool(np.isin(np.flatnonzero(milp.lb == milp.ub), milp.indices).any())
     try:
-        from .lp import quiet_stdout
+        if solver == "cbc":
+            if not _run_cbc(prob, time_limit, mip=not relax, preprocess=preprocess):
+                return SolveOutcome("timeout", None, solver, time.perf_counter() - t0,
+                                    f"cbc did not stop within its time limit ({time_limit:.1f} s) and was killed")
+        else:
+            from .lp import quiet_stdout
 
-        with quiet_stdout():
-            prob.solve(_make_solver(solver, time_limit, mip=not relax, preprocess=preprocess))
+            with quiet_stdout():
+                prob.solve(_make_solver(solver, time_limit, mip=not relax, preprocess=preprocess))
     except Exception as exc:  # noqa: BLE001 - solver crash, missing binary, unreadable solution file
         return SolveOutcome("error", None, solver, time.perf_counter() - t0, f"{solver} failed: {exc}")
     elapsed = time.perf_counter() - t0

@@ -49,6 +49,9 @@ def lp_bounds(network: Network, lower: np.ndarray, upper: np.ndarray, start: Lay
     b = start if start is not None else symbolic_bounds(network, lower, upper)
     los, his = list(b.lower), list(b.upper)
     for k in range(1, len(network.layers)):
+        rem = _remaining(deadline)
+        if rem is not None and rem <= 0:
+            break
         layer = network.layers[k]
         if layer.activation is not None:
             targets = np.flatnonzero(kinks_inside(layer.activation, los[k], his[k]))

@@ -238,6 +238,8 @@ def _tighten_for_milp(run: _Run, case: Case, bnds: LayerBounds) -> LayerBounds:
     n_unstable = bnds.n_unstable(run.network)
     if n_unstable == 0 or run.options.bounds != "symbolic" or (not highs_available() and n_unstable > 60):
         return bnds
+    if run.out_of_time():
+        return bnds
     t = time.perf_counter()
     rem = run.remaining()
     deadline = None if rem is None else t + rem / 3.0
