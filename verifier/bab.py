@@ -181,7 +181,7 @@ def bound_box(network: Network, case: Case, disjuncts: list[Constraints], oracle
     n_unstable = b.n_unstable(network)
     if lp_check and 0 < n_unstable <= settings.lp_unstable:
         t = time.perf_counter()
-        still = [i for i in alive if not _lp_refutes(network, b, lo, hi, disjuncts[i])]
+        still = [i for i in alive if not lp_refutes(network, b, lo, hi, disjuncts[i])]
         stats.lp_s += time.perf_counter() - t
         if not still:
             stats.proved_by_lp += 1
@@ -200,7 +200,8 @@ def _split_score(b, coef: np.ndarray, lo: np.ndarray, hi: np.ndarray, rule: str)
     return np.abs(coef) * width
 
 
-def _lp_refutes(network: Network, b, lo: np.ndarray, hi: np.ndarray, cons: Constraints) -> bool:
+def lp_refutes(network: Network, b, lo: np.ndarray, hi: np.ndarray, cons: Constraints,
+               time_limit: float | None = None) -> bool:
     """True if the LP relaxation proves the conjunction empty on the box (rigorous dual bound > 0)."""
     if cons.rhs.size == 0:
         return False
@@ -210,7 +211,8 @@ def _lp_refutes(network: Network, b, lo: np.ndarray, hi: np.ndarray, cons: Const
     t_lo = float(np.max(low - cons.rhs))
     t_hi = float(np.max(up - cons.rhs))
     prob, t_var = with_margin(milp, rows, t_lo, max(t_hi, t_lo))
-    val, _ = LinearProgram(prob, integer=False, backend="highs").minimize(np.array([t_var]), np.array([1.0]))
+    val, _ = LinearProgram(prob, integer=False, backend="highs").minimize(np.array([t_var]), np.array([1.0]),
+                                                                         time_limit)
     return val is not None and val > 0.0
 
 

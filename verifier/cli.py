@@ -79,8 +79,8 @@ def _human(result: Result, model: str, spec: str, quiet: bool) -> None:
                      f"(interval: {sum(s['unstable_interval'])})")
     if "disjunct_outcomes" in s:
         d = s["disjunct_outcomes"]
-        parts.append(f"disjuncts: {d['proved_by_bounds']} proved by bounds, {d['proved_by_milp']} by MILP, "
-                     f"{d['undecided']} undecided")
+        parts.append(f"disjuncts: {d['proved_by_bounds']} proved by bounds, {d.get('proved_by_lp', 0)} by LP, "
+                     f"{d['proved_by_milp']} by MILP, {d['undecided']} undecided")
     if "milp" in s:
         m = s["milp"]
         parts.append(f"largest MILP {m['variables']} vars / {m['binaries']} binaries / {m['constraints']} "
@@ -120,8 +120,12 @@ class _StatusLine:
 @click.option("--quiet", "-q", is_flag=True, help="Print only the verdict (and counterexample); no progress.")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
               help="Worker processes for the sub-problems of this instance.")
+@click.option("--strategy", type=click.Choice(["auto", "input-split", "milp"]), default="auto", show_default=True,
+              help="auto: input splitting for networks with at most 12 inputs, else one MILP per unsafe disjunct.")
+@click.option("--bounds", "bounds_method", type=click.Choice(["symbolic", "interval"]), default="symbolic",
+              show_default=True, help="Neuron bounds for the MILP path (interval = the plain big-M baseline).")
 def verify(model: str, spec: str, timeout: float | None, solver: str, as_json: bool, vnncomp_out: str | None,
-           quiet: bool, jobs: int) -> None:
+           quiet: bool, jobs: int, strategy: str, bounds_method: str) -> None:
     """Check that SPEC holds for MODEL.
 
     MODEL is an ONNX file. SPEC is a property file: .vnnlib (VNN-COMP) or .toml (native format);
@@ -131,7 +135,8 @@ def verify(model: str, spec: str, timeout: float | None, solver: str, as_json: b
     from .verify import verify as run_verify
 
     status = _StatusLine() if (sys.stderr.isatty() and not quiet) else None
-    options = Options(timeout=timeout, solver=solver, jobs=jobs, progress=status)
+    options = Options(timeout=timeout, solver=solver, jobs=jobs, progress=status, strategy=strategy,
+                      bounds=bounds_method)
     try:
         result = run_verify(model, spec, options=options)
     finally:

@@ -97,8 +97,8 @@ def sample_points(lower: np.ndarray, upper: np.ndarray, n_random: int, rng: np.r
 
 
 def search(network: Network, cons: Constraints, lower: np.ndarray, upper: np.ndarray,
-           rng: np.random.Generator, n_random: int = 512, restarts: int = 8, steps: int = 40,
-           extra_starts: np.ndarray | None = None) -> np.ndarray:
+           rng: np.random.Generator, n_random: int = 512, restarts: int = 8, steps: int = 100,
+           extra_starts: np.ndarray | None = None, step_frac: float = 0.2) -> np.ndarray:
     """Candidate inputs ordered from most to least violating (those with ``g <= 0`` first).
 
     Sampling covers the centre, corners and random points; PGD then starts from the best samples,
@@ -110,7 +110,7 @@ def search(network: Network, cons: Constraints, lower: np.ndarray, upper: np.nda
     starts = [pts[order[:restarts]], lower + (upper - lower) * rng.random((restarts, lower.size))]
     if extra_starts is not None:
         starts.append(np.atleast_2d(extra_starts))
-    best_x, best_g = pgd(network, cons, lower, upper, np.vstack(starts), steps=steps)
+    best_x, best_g = pgd(network, cons, lower, upper, np.vstack(starts), steps=steps, step_frac=step_frac)
     allx = np.vstack([pts[order[:restarts]], best_x])
     allg = np.concatenate([g[order[:restarts]], best_g])
     return allx[np.argsort(allg)]

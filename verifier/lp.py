@@ -71,6 +71,8 @@ class LinearProgram:
         h.setOptionValue("threads", 1)
         h.setOptionValue("mip_feasibility_tolerance", 1e-9)
         h.setOptionValue("primal_feasibility_tolerance", 1e-9)
+        if not self.integer:
+            h.setOptionValue("presolve", "off")  # small LPs solved once each: presolve costs more than it saves
         lp = highspy.HighsLp()
         lp.num_col_ = m.n_vars
         lp.num_row_ = m.n_constraints

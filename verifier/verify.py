@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from . import falsify
-from .bab import BabSettings, BabStats, input_split
+from .bab import BabSettings, BabStats, input_split, lp_refutes
 from .bounds import LayerBounds, interval_bounds, linear_bounds, symbolic_bounds
 from .encoding import MILP, encode, output_rows
 from .errors import VerifierError
@@ -26,6 +26,9 @@ from .oracle import Counterexample, OnnxOracle, confirm
 from .results import HOLDS, UNKNOWN, VIOLATED, Result
 from .solve import check_solver, solve
 from .spec import Case, Constraints, Spec, load_spec
+
+#: the whole-box LP check of each disjunct is skipped above this many unstable neurons (too slow)
+LP_CHECK_MAX_UNSTABLE = 600
 
 
 @dataclass(frozen=True)
@@ -118,7 +121,7 @@ def _verify(run: _Run) -> Result:
 
     # 2. bounds, then one MILP per disjunct that the bounds cannot rule out
     open_reasons: list[str] = []
-    counts = {"proved_by_bounds": 0, "proved_by_milp": 0, "undecided": 0}
+    counts = {"proved_by_bounds": 0, "proved_by_lp": 0, "proved_by_milp": 0, "undecided": 0}
     run.stats["disjunct_outcomes"] = counts
     for ci, case in enumerate(run.spec.cases):
         if run.out_of_time():
@@ -126,7 +129,8 @@ def _verify(run: _Run) -> Result:
         outcome = _prove_case(run, ci, case, counts, open_reasons)
         if isinstance(outcome, Result):
             return outcome
-    run.stats["proof_from_bounds_only"] = counts["proved_by_milp"] == 0 and counts["undecided"] == 0
+    run.stats["proof_from_bounds_only"] = (counts["proved_by_milp"] == 0 and counts["proved_by_lp"] == 0
+                                           and counts["undecided"] == 0)
     if open_reasons:
         return Result(UNKNOWN, None, "; ".join(dict.fromkeys(open_reasons)), stats=run.stats)
     return Result(HOLDS, None, None, stats=run.stats)
@@ -190,16 +194,25 @@ def _prove_case(run: _Run, ci: int, case: Case, counts: dict, open_reasons: list
         return _input_split_case(run, ci, case, todo, counts, open_reasons)
 
     bnds = _tighten_for_milp(run, case, bnds)
+    todo = _lp_check(run, case, bnds, todo, counts)
+    if todo is None:
+        return _timeout(run, "LP checks")
+    if not todo:
+        return None
     t = time.perf_counter()
     milp = encode(run.network, bnds, case.lower, case.upper)
     run.stats["encode_s"] = round(run.stats.get("encode_s", 0.0) + time.perf_counter() - t, 4)
-    for di in todo:
+    for k, di in enumerate(todo):
         cons = case.unsafe[di]
         if run.out_of_time():
             return _timeout(run, "MILP")
+        # a fair share of what is left: a hard disjunct must not starve the others (a later one
+        # may hold the counterexample)
+        rem = run.remaining()
+        share = None if rem is None else rem / (len(todo) - k)
         problem = milp.with_rows(output_rows(run.network, milp, cons.ax, cons.ay, cons.rhs + tau))
         _record_size(run, problem)
-        out = solve(problem, run.remaining(), run.options.solver)
+        out = solve(problem, share, run.options.solver)
         run.stats["solve_s"] = round(run.stats.get("solve_s", 0.0) + out.time_s, 4)
         run.stats["solved_by"] = out.solver
         if out.status == "infeasible":
@@ -219,11 +232,32 @@ def _prove_case(run: _Run, ci: int, case: Case, counts: dict, open_reasons: list
         counts["undecided"] += 1
         if out.status == "timeout":
             run.stats["timed_out"] = True
-            open_reasons.append(f"timeout after {run.options.timeout:g} s (MILP with "
-                                f"{problem.n_binaries} binaries not closed)")
-            return Result(UNKNOWN, None, "; ".join(open_reasons), stats=run.stats)
+            open_reasons.append(f"timeout: {run.options.timeout:g} s were not enough to close the MILPs "
+                                f"(up to {problem.n_binaries} binaries)")
+            continue
         open_reasons.append(f"solver error: {out.message}")
     return None
+
+
+def _lp_check(run: _Run, case: Case, bnds: LayerBounds, todo: list[int], counts: dict) -> list[int] | None:
+    """Drop the disjuncts whose worst row the LP relaxation proves positive (None: out of time)."""
+    from .lp import highs_available
+
+    if not highs_available() or bnds.n_unstable(run.network) > LP_CHECK_MAX_UNSTABLE:
+        return todo
+    t = time.perf_counter()
+    still = []
+    for k, di in enumerate(todo):
+        if run.out_of_time():
+            return None
+        rem = run.remaining()
+        budget = None if rem is None else rem / (3 * (len(todo) - k))  # leave most of the time to the MILPs
+        if lp_refutes(run.network, bnds, case.lower, case.upper, case.unsafe[di], budget):
+            counts["proved_by_lp"] += 1
+        else:
+            still.append(di)
+    run.stats["lp_check_s"] = round(run.stats.get("lp_check_s", 0.0) + time.perf_counter() - t, 4)
+    return still
 
 
 def _tighten_for_milp(run: _Run, case: Case, bnds: LayerBounds) -> LayerBounds:
@@ -284,7 +318,9 @@ def _input_split_case(run: _Run, ci: int, case: Case, todo: list[int], counts: d
         run.stats["found_by"] = "branch and bound"
         return Result(VIOLATED, out.counterexample, None, stats=run.stats)
     if out.status == "holds":
-        counts["proved_by_milp" if out.stats.proved_by_milp else "proved_by_bounds"] += len(todo)
+        key = "proved_by_milp" if out.stats.proved_by_milp else ("proved_by_lp" if out.stats.proved_by_lp
+                                                                 else "proved_by_bounds")
+        counts[key] += len(todo)
         return None
     counts["undecided"] += len(todo)
     if out.reason and out.reason.startswith("timeout"):
