@@ -90,7 +90,8 @@ def main() -> int:
     ap.add_argument("--limit", type=int, default=None, help="run at most this many instances per folder")
     ap.add_argument("--jobs", type=int, default=1, help="instances run side by side (default 1)")
     ap.add_argument("--json-out", type=Path, default=None, help="write rows and summary as JSON here")
-    ap.add_argument("extra", nargs="*", help="extra arguments for 'verifier verify' (after --)")
+    ap.add_argument("--verify-args", default="", help="extra arguments for 'verifier verify', e.g. "
+                    "'--strategy milp --bounds interval' (the plain big-M baseline)")
     args = ap.parse_args()
 
     report = {}
@@ -103,7 +104,7 @@ def main() -> int:
         print(f"== {folder.name}: {len(insts)} instances, timeout {args.timeout:g} s, jobs {args.jobs}", flush=True)
         rows = []
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-            futs = [pool.submit(run_one, folder, i, args.timeout, args.extra) for i in insts]
+            futs = [pool.submit(run_one, folder, i, args.timeout, args.verify_args.split()) for i in insts]
             for fut in futs:
                 r = fut.result()
                 rows.append(r)

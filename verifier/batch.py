@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 
 from .errors import VerifierError
+from .procenv import spawn_environment
 from .results import HOLDS, UNKNOWN, VIOLATED
 
 #: seconds a worker may take to start (imports) before it is counted as failed
@@ -41,7 +42,6 @@ STARTUP_LIMIT_S = 120.0
 #: after this many workers in a row die before they are ready, the batch stops (broken install)
 MAX_STARTUP_FAILURES = 3
 #: thread-count variables set to 1 in workers: one instance = one core
-_SINGLE_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 
 def grace_for(timeout: float) -> float:
@@ -181,29 +181,6 @@ def _worker_main(conn: Connection, parent_pid: int) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-@contextmanager
-def _spawn_environment() -> Iterator[None]:
-    """Single-threaded numeric libraries in the children, and permission to start them from a
-    daemonic process (a Dask worker): our children watch their parent and exit with it."""
-    saved = {k: os.environ.get(k) for k in _SINGLE_THREAD_ENV}
-    current = mp.current_process()
-    daemon = current._config.get("daemon")  # multiprocessing offers no public switch
-    for k in _SINGLE_THREAD_ENV:
-        os.environ[k] = "1"
-    if daemon:
-        current._config["daemon"] = False
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        if daemon:
-            current._config["daemon"] = daemon
-
-
 def _describe_death(exitcode: int | None) -> str:
     if exitcode is None:
         return "worker process died"
@@ -225,7 +202,7 @@ class Worker:
         self.conn, child = ctx.Pipe(duplex=True)
         self.process = ctx.Process(target=_worker_main, args=(child, os.getpid()), name="verifier-worker",
                                    daemon=False)
-        with _spawn_environment():
+        with spawn_environment():
             self.process.start()
         child.close()
         self.started = time.monotonic()

@@ -9,13 +9,12 @@ by the same ``input_split`` as the sequential code. The first counterexample sto
 from __future__ import annotations
 
 import multiprocessing as mp
-import os
 import time
 
 from .bab import BabOutcome, BabSettings, BabStats, Box, input_split
+from .procenv import spawn_environment
 from .spec import Case, Constraints
 
-_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 _worker: dict = {}
 
 
@@ -37,31 +36,21 @@ def _task(args) -> BabOutcome:
 def run_boxes(model_path: str, case: Case, disjuncts: list[Constraints], boxes: list[Box], jobs: int,
               settings: BabSettings, wall_deadline: float | None, case_index: int = 0) -> BabOutcome:
     """Search ``boxes`` with ``jobs`` processes; holds only if every box holds."""
-    saved = {k: os.environ.get(k) for k in _THREAD_VARS}
-    for k in _THREAD_VARS:
-        os.environ[k] = "1"  # inherited by the spawned workers before they import numpy
     ctx = mp.get_context("spawn")
     stats = BabStats()
     reasons: list[str] = []
-    try:
-        with ctx.Pool(jobs, initializer=_init, initargs=(model_path,)) as pool:
-            tasks = [(case, disjuncts, settings, wall_deadline, case_index, b) for b in boxes]
-            for out in pool.imap_unordered(_task, tasks):
-                stats.merge(out.stats)
-                if out.status == "violated":
+    with spawn_environment(), ctx.Pool(jobs, initializer=_init, initargs=(model_path,)) as pool:
+        tasks = [(case, disjuncts, settings, wall_deadline, case_index, b) for b in boxes]
+        for out in pool.imap_unordered(_task, tasks):
+            stats.merge(out.stats)
+            if out.status == "violated":
+                pool.terminate()
+                return BabOutcome("violated", out.counterexample, None, stats)
+            if out.status == "unknown":
+                reasons.append(out.reason or "undecided sub-box")
+                if out.reason and out.reason.startswith("timeout"):
                     pool.terminate()
-                    return BabOutcome("violated", out.counterexample, None, stats)
-                if out.status == "unknown":
-                    reasons.append(out.reason or "undecided sub-box")
-                    if out.reason and out.reason.startswith("timeout"):
-                        pool.terminate()
-                        return BabOutcome("unknown", None, out.reason, stats)
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+                    return BabOutcome("unknown", None, out.reason, stats)
     if reasons:
         return BabOutcome("unknown", None, "; ".join(dict.fromkeys(reasons)), stats)
     return BabOutcome("holds", None, None, stats)
