@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .bounds import linear_bounds, symbolic_bounds
+from .bounds import LayerBounds, float32_error, linear_bounds, margin_tau, row_margins, symbolic_bounds
 from .encoding import encode, output_rows, with_margin
 from .lp import LinearProgram, highs_available
 from .network import Network
@@ -95,22 +95,23 @@ def input_split(network: Network, case: Case, disjuncts: list[Constraints], orac
             return BabOutcome("unknown", None, "timeout during branch and bound "
                               f"({len(stack)} sub-boxes open)", stats)
         if max_boxes is not None and stats.explored >= max_boxes:
-            return BabOutcome("open", None, None, stats, stack)
+            # sub-boxes already left undecided travel with the open ones: they must never be lost
+            return BabOutcome("open", None, "; ".join(dict.fromkeys(reasons)) or None, stats, stack)
         if progress is not None and now - last_report > 0.5:
             progress(stats, len(stack))
             last_report = now
         lo, hi, depth = stack.pop()
         stats.explored += 1
         stats.max_depth = max(stats.max_depth, depth)
-        step = bound_box(network, case, disjuncts, oracle, lo, hi, stats, case_index, settings, use_lp)
+        step = bound_box(network, case, disjuncts, oracle, lo, hi, stats, settings, case_index, use_lp, deadline)
         if isinstance(step, Counterexample):
             return BabOutcome("violated", step, None, stats)
-        alive, unstable, split_dim = step
+        alive, unstable, split_dim, box_bounds = step
         if not alive:
             continue  # bound_box counted the proof (symbolic bounds or LP)
         if unstable <= settings.milp_unstable or depth >= settings.max_depth or split_dim is None:
-            res = milp_box(network, case, [disjuncts[i] for i in alive], oracle, lo, hi, settings, deadline,
-                           stats, case_index)
+            res = milp_box(network, case, [disjuncts[i] for i in alive], oracle, lo, hi, box_bounds, settings,
+                           deadline, stats, case_index)
             if isinstance(res, Counterexample):
                 return BabOutcome("violated", res, None, stats)
             if res is not None:
@@ -128,18 +129,19 @@ def input_split(network: Network, case: Case, disjuncts: list[Constraints], orac
         lo2[split_dim] = mid
         stack.append((lo2, hi, depth + 1))
         stack.append((lo, hi1, depth + 1))
-    if reasons:
-        return BabOutcome("unknown", None, "; ".join(dict.fromkeys(reasons)), stats)
+    if reasons or stats.undecided:
+        return BabOutcome("unknown", None, "; ".join(dict.fromkeys(reasons)) or "undecided sub-boxes", stats)
     return BabOutcome("holds", None, None, stats)
 
 
 def bound_box(network: Network, case: Case, disjuncts: list[Constraints], oracle: OnnxOracle, lo: np.ndarray,
-              hi: np.ndarray, stats: BabStats, case_index: int = 0, settings: BabSettings | None = None,
-              lp_check: bool = False):
-    split_rule = settings.split_rule if settings is not None else "gap"
-    """Bound one sub-box: a counterexample, or (disjuncts still alive, #unstable, split dimension)."""
+              hi: np.ndarray, stats: BabStats, settings: BabSettings, case_index: int = 0, lp_check: bool = False,
+              deadline: float | None = None):
+    """Bound one sub-box: a counterexample, or (disjuncts still alive, #unstable, split dimension,
+    the box's bounds). A row only counts as refuted with the float32 evaluation margin to spare."""
     t = time.perf_counter()
     b = symbolic_bounds(network, lo, hi)
+    out_err = float32_error(b)
     alive = []
     best_dim, best_score = None, -np.inf
     cands = []
@@ -148,12 +150,12 @@ def bound_box(network: Network, case: Case, disjuncts: list[Constraints], oracle
             alive.append(i)
             continue
         low, _, coef = linear_bounds(network, b, lo, hi, cons.ay, None, cons.ax, return_coef=True)
-        slack = low - cons.rhs
+        slack = low - cons.rhs - row_margins(cons.ay, out_err)
         if np.any(slack > 0):
             continue
         alive.append(i)
         r = int(np.argmax(slack))  # the row closest to being proved: split to push it over
-        score = _split_score(b, coef[r], lo, hi, split_rule)
+        score = _split_score(b, coef[r], lo, hi, settings.split_rule)
         # an input already split very finely cannot keep winning just because the bound ignores
         # the others: that would drive the search deep without shrinking the box
         fine = (hi - lo) <= (case.upper - case.lower) * 2.0 ** -12
@@ -166,13 +168,15 @@ def bound_box(network: Network, case: Case, disjuncts: list[Constraints], oracle
     stats.bounds_s += time.perf_counter() - t
     if not alive:
         stats.proved_by_bounds += 1
-        return [], 0, None
+        return [], 0, None, b
     t = time.perf_counter()
     cands.append(0.5 * (lo + hi))
     pts = np.vstack(cands)
     ys = network.forward(pts)
     for x, y in zip(pts, ys):
-        if case.violated_at(x, y):
+        # replayed if some live disjunct holds within the float32 margin: onnxruntime decides
+        near = any(np.all(disjuncts[i].margin(x, y) <= row_margins(disjuncts[i].ay, out_err)) for i in alive)
+        if near:
             cex = confirm(oracle, case, x, case_index)
             if cex is not None:
                 stats.attack_s += time.perf_counter() - t
@@ -181,15 +185,19 @@ def bound_box(network: Network, case: Case, disjuncts: list[Constraints], oracle
     n_unstable = b.n_unstable(network)
     if lp_check and 0 < n_unstable <= settings.lp_unstable:
         t = time.perf_counter()
-        still = [i for i in alive if not lp_refutes(network, b, lo, hi, disjuncts[i])]
+        still = []
+        for i in alive:
+            rem = None if deadline is None else max(0.01, deadline - time.perf_counter())
+            if not lp_refutes(network, b, lo, hi, disjuncts[i], rem, row_margins(disjuncts[i].ay, out_err)):
+                still.append(i)
         stats.lp_s += time.perf_counter() - t
         if not still:
             stats.proved_by_lp += 1
-            return [], 0, None
+            return [], 0, None, b
         alive = still
     if best_dim is None and np.any(hi > lo):
         best_dim = int(np.argmax(hi - lo))
-    return alive, n_unstable, best_dim
+    return alive, n_unstable, best_dim, b
 
 
 def _split_score(b, coef: np.ndarray, lo: np.ndarray, hi: np.ndarray, rule: str) -> np.ndarray:
@@ -201,15 +209,17 @@ def _split_score(b, coef: np.ndarray, lo: np.ndarray, hi: np.ndarray, rule: str)
 
 
 def lp_refutes(network: Network, b, lo: np.ndarray, hi: np.ndarray, cons: Constraints,
-               time_limit: float | None = None) -> bool:
-    """True if the LP relaxation proves the conjunction empty on the box (rigorous dual bound > 0)."""
+               time_limit: float | None = None, margins: np.ndarray | None = None) -> bool:
+    """True if the LP relaxation proves the conjunction empty on the box (rigorous dual bound > 0),
+    even with each row's right-hand side raised by ``margins`` (the float32 evaluation margin)."""
     if cons.rhs.size == 0:
         return False
+    rhs = cons.rhs if margins is None else cons.rhs + margins
     low, up = linear_bounds(network, b, lo, hi, cons.ay, None, cons.ax)
     milp = encode(network, b, lo, hi)
-    rows = output_rows(network, milp, cons.ax, cons.ay, cons.rhs)
-    t_lo = float(np.max(low - cons.rhs))
-    t_hi = float(np.max(up - cons.rhs))
+    rows = output_rows(network, milp, cons.ax, cons.ay, rhs)
+    t_lo = float(np.max(low - rhs))
+    t_hi = float(np.max(up - rhs))
     prob, t_var = with_margin(milp, rows, t_lo, max(t_hi, t_lo))
     val, _ = LinearProgram(prob, integer=False, backend="highs").minimize(np.array([t_var]), np.array([1.0]),
                                                                          time_limit)
@@ -217,21 +227,22 @@ def lp_refutes(network: Network, b, lo: np.ndarray, hi: np.ndarray, cons: Constr
 
 
 def milp_box(network: Network, case: Case, disjuncts: list[Constraints], oracle: OnnxOracle, lo: np.ndarray,
-             hi: np.ndarray, settings: BabSettings, deadline: float | None, stats: BabStats, case_index: int = 0
-             ) -> Counterexample | str | None:
-    """Exact check of one sub-box: None if proved, a counterexample, or the reason it stays open."""
+             hi: np.ndarray, b: LayerBounds, settings: BabSettings, deadline: float | None, stats: BabStats,
+             case_index: int = 0) -> Counterexample | str | None:
+    """Exact check of one sub-box (with its bounds ``b``): None if proved, a counterexample, or
+    the reason it stays open. Rows are enlarged by ``tau`` and the float32 evaluation margin."""
     from . import falsify
 
     t = time.perf_counter()
-    b = symbolic_bounds(network, lo, hi)
     milp = encode(network, b, lo, hi)
-    big = max(float(np.max(np.maximum(np.abs(a), np.abs(c)))) for a, c in zip(b.lower, b.upper))
-    tau = settings.margin_abs + settings.margin_rel * big
+    tau = margin_tau(b, settings.margin_abs, settings.margin_rel)
+    out_err = float32_error(b)
     stats.milp_binaries_max = max(stats.milp_binaries_max, milp.n_binaries)
     reason = None
     for cons in disjuncts:
         remaining = None if deadline is None else deadline - time.perf_counter()
-        problem = milp.with_rows(output_rows(network, milp, cons.ax, cons.ay, cons.rhs + tau))
+        rhs = cons.rhs + tau + row_margins(cons.ay, out_err)
+        problem = milp.with_rows(output_rows(network, milp, cons.ax, cons.ay, rhs))
         out = solve(problem, remaining, settings.solver)
         if out.status == "infeasible":
             continue

@@ -46,10 +46,6 @@ class LayerBounds:
         return int(sum(np.count_nonzero(kinks_inside(layer.activation, self.lower[k], self.upper[k]))
                        for k, layer in enumerate(network.layers) if layer.activation is not None))
 
-    def intersect(self, other: LayerBounds, method: str | None = None) -> LayerBounds:
-        return LayerBounds(tuple(np.maximum(a, b) for a, b in zip(self.lower, other.lower)),
-                           tuple(np.minimum(a, b) for a, b in zip(self.upper, other.upper)),
-                           method or self.method)
 
 
 def pad(lower: np.ndarray, upper: np.ndarray, magnitude: np.ndarray | float = 0.0
@@ -76,6 +72,31 @@ def check_box(lower: np.ndarray, upper: np.ndarray, n_inputs: int) -> tuple[np.n
         bad = int(np.flatnonzero(lower > upper)[0])
         raise EncodingError(f"input {bad} has lower bound {lower[bad]} > upper bound {upper[bad]}")
     return lower, upper
+
+
+#: proofs must hold with this margin relative to each output's magnitude on the box: onnxruntime
+#: evaluates in float32 (unit roundoff 6e-8), so a property that holds in real arithmetic by
+#: less than a few float32 steps may still be violated by the float32 network. 1e-5 is about 170
+#: float32 steps: far above the rounding seen in practice, but an engineering margin, not a formal
+#: bound (worst-case float32 error bounds through |W| explode with depth and would prove nothing).
+FLOAT32_REL = 1e-5
+
+
+def float32_error(bounds: LayerBounds) -> np.ndarray:
+    """Per output, the float32 evaluation margin a proof must keep on this box (see FLOAT32_REL)."""
+    return FLOAT32_REL * np.maximum(np.abs(bounds.output_lower), np.abs(bounds.output_upper))
+
+
+def margin_tau(bounds: LayerBounds, margin_abs: float, margin_rel: float) -> float:
+    """The enlargement of the unsafe region for MILP proofs: solver tolerances act on big-M rows,
+    so the margin grows with the largest neuron bound."""
+    big = max(float(np.max(np.maximum(np.abs(lo), np.abs(hi)))) for lo, hi in zip(bounds.lower, bounds.upper))
+    return margin_abs + margin_rel * big
+
+
+def row_margins(ay: np.ndarray, out_err: np.ndarray) -> np.ndarray:
+    """How much float32 evaluation can move each row ``ay @ y`` (the proof margin of that row)."""
+    return np.abs(ay) @ out_err + PAD_ABS
 
 
 def interval_bounds(network: Network, lower: np.ndarray, upper: np.ndarray) -> LayerBounds:
@@ -162,7 +183,7 @@ def symbolic_bounds(network: Network, lower: np.ndarray, upper: np.ndarray,
     los: list[np.ndarray] = []
     his: list[np.ndarray] = []
     relax = _Relaxations(network, [], [])
-    relax.lines = []
+    relax.lines = []  # filled layer by layer below, as the bounds become known
     zl, zu = lo_in, hi_in  # bounds of the current layer's input (post-activation of the previous)
     influence = np.zeros(lo_in.size)
     for k, layer in enumerate(network.layers):
@@ -224,7 +245,7 @@ def linear_bounds(network: Network, bounds: LayerBounds, lower: np.ndarray, uppe
         Ip, In = np.maximum(C_in, 0.0), np.minimum(C_in, 0.0)
         il = il + Ip @ lo_in + In @ hi_in
         iu = iu + Ip @ hi_in + In @ lo_in
-    il, iu = pad(il, iu)
+    il, iu = pad(il, iu, np.abs(C_out) @ np.maximum(np.abs(yl), np.abs(yu)))
     if return_coef:
         return np.maximum(lo, il), np.minimum(up, iu), coef
     return np.maximum(lo, il), np.minimum(up, iu)

@@ -161,6 +161,8 @@ class LinearProgram:
         if out.status != "optimal" or out.objective is None:
             return None, False
         v = float(out.objective)
-        # CBC through PuLP gives no dual bound: pad the optimum for the solver's tolerances
-        d = MILP_PAD_ABS + MILP_PAD_REL * abs(v)
+        # CBC through PuLP gives no dual bound, and its solution file has 8 significant digits:
+        # pad the optimum for that and for the solver's tolerances, scaled by the objective's size
+        scale = float(np.abs(coef) @ np.maximum(np.abs(m.lb[idx]), np.abs(m.ub[idx])))
+        d = MILP_PAD_ABS + MILP_PAD_REL * abs(v) + 1e-7 * scale
         return v - d, True

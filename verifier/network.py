@@ -19,7 +19,8 @@ class Activation:
     """An elementwise piecewise-linear activation.
 
     - ``relu``:  y = max(x, 0)
-    - ``leaky``: y = x if x >= 0 else alpha * x   (0 <= alpha < 1 expected; any alpha is exact)
+    - ``leaky``: y = x if x >= 0 else alpha * x, with 0 < alpha < 1 (the loader rejects other
+      values: the relaxations and interval bounds assume a monotone, convex activation)
     - ``clip``:  y = min(max(x, lo), hi) with per-neuron ``lo`` / ``hi`` (may be -inf / +inf).
       ``Max(x, c)`` and ``Min(x, c)`` load as one-sided clips.
     """

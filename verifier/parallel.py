@@ -46,11 +46,11 @@ def run_boxes(model_path: str, case: Case, disjuncts: list[Constraints], boxes: 
             if out.status == "violated":
                 pool.terminate()
                 return BabOutcome("violated", out.counterexample, None, stats)
-            if out.status == "unknown":
+            if out.status != "holds":  # anything but an explicit proof leaves the answer open
                 reasons.append(out.reason or "undecided sub-box")
                 if out.reason and out.reason.startswith("timeout"):
                     pool.terminate()
                     return BabOutcome("unknown", None, out.reason, stats)
-    if reasons:
-        return BabOutcome("unknown", None, "; ".join(dict.fromkeys(reasons)), stats)
+    if reasons or stats.undecided:
+        return BabOutcome("unknown", None, "; ".join(dict.fromkeys(reasons)) or "undecided sub-boxes", stats)
     return BabOutcome("holds", None, None, stats)

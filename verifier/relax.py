@@ -120,11 +120,6 @@ def _clip_relax_lanes(l, u, lo, hi, adaptive: bool):
     return a_lo, c_lo, a_up, c_up
 
 
-def activation_range(act: Activation, l: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Exact range of the (monotone non-decreasing) activation over ``[l, u]``."""
-    return act.apply(l), act.apply(u)
-
-
 def kinks_inside(act: Activation, l: np.ndarray, u: np.ndarray) -> np.ndarray:
     """Number of breakpoints strictly inside ``(l, u)`` per neuron (0 = stable, linear)."""
     if act.kind in ("relu", "leaky"):

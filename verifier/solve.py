@@ -169,9 +169,10 @@ def solve(milp: MILP, time_limit: float | None = None, solver: str = "cbc", rela
     prob, xs = to_pulp(milp, relax=relax)
     if maximize:
         prob.sense = pulp.LpMaximize
-    # CBC's MIP preprocessing has been seen to claim infeasibility wrongly when variables are fixed
-    # (lb == ub); a wrong 'infeasible' would be a wrong proof, so it is switched off for such models
-    preprocess = not bool(np.isin(np.flatnonzero(milp.lb == milp.ub), milp.indices).any())
+    # CBC's MIP preprocessing has been seen here to claim infeasibility of feasible models (with
+    # fixed variables), and such reports exist upstream too: a wrong 'infeasible' would be a wrong
+    # proof, so it stays off. HiGHS keeps its presolve.
+    preprocess = solver != "cbc"
     try:
         if solver == "cbc":
             if not _run_cbc(prob, time_limit, mip=not relax, preprocess=preprocess):

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from . import falsify
-from .bab import BabSettings, BabStats, input_split, lp_refutes
-from .bounds import LayerBounds, interval_bounds, linear_bounds, symbolic_bounds
+from .bab import BabOutcome, BabSettings, BabStats, input_split, lp_refutes
+from .bounds import LayerBounds, float32_error, interval_bounds, linear_bounds, margin_tau, row_margins, symbolic_bounds
 from .encoding import MILP, encode, output_rows
 from .errors import VerifierError
 from .network import Network
@@ -146,8 +146,9 @@ def _attack(run: _Run, ci: int, case: Case, cons: Constraints, start: np.ndarray
     """Search for a violating input of one disjunct and replay the best candidates in onnxruntime."""
     cands = falsify.search(run.network, cons, case.lower, case.upper, run.rng, extra_starts=start)
     g = falsify.margins(run.network, cons, cands)
+    # the best few are replayed even when they miss in float64 arithmetic: float32 may still hit
     for checked, (x, gx) in enumerate(zip(cands, g)):
-        if gx > 0 or checked >= max_checks:
+        if checked >= max_checks or (gx > 0 and checked > 0 and gx > 1e-3 * (1.0 + abs(g[0]))):
             break
         cex = confirm(run.oracle, case, x, ci)
         if cex is not None:
@@ -165,8 +166,7 @@ def case_bounds(network: Network, case: Case, method: str) -> tuple[LayerBounds,
 
 def margin_for(bounds: LayerBounds, options: Options) -> float:
     """The enlargement ``tau`` of the unsafe region: solver tolerances scale with the big-M values."""
-    big = max(float(np.max(np.maximum(np.abs(lo), np.abs(hi)))) for lo, hi in zip(bounds.lower, bounds.upper))
-    return options.margin_abs + options.margin_rel * big
+    return margin_tau(bounds, options.margin_abs, options.margin_rel)
 
 
 def _prove_case(run: _Run, ci: int, case: Case, counts: dict, open_reasons: list[str]) -> Result | None:
@@ -177,11 +177,13 @@ def _prove_case(run: _Run, ci: int, case: Case, counts: dict, open_reasons: list
     run.stats["bounds_method"] = bnds.method
     tau = margin_for(bnds, run.options)
     run.stats["margin_tau"] = tau
+    out_err = float32_error(bnds)
+    run.stats["float32_margin_max"] = float(np.max(out_err))
     run.stats["bounds_s"] = round(run.stats.get("bounds_s", 0.0) + time.perf_counter() - t, 4)
 
     todo = []
     for di, cons in enumerate(case.unsafe):
-        if _ruled_out_by_bounds(run.network, bnds, case, cons):
+        if _ruled_out_by_bounds(run.network, bnds, case, cons, out_err):
             counts["proved_by_bounds"] += 1
         else:
             todo.append(di)
@@ -194,7 +196,7 @@ def _prove_case(run: _Run, ci: int, case: Case, counts: dict, open_reasons: list
         return _input_split_case(run, ci, case, todo, counts, open_reasons)
 
     bnds = _tighten_for_milp(run, case, bnds)
-    todo = _lp_check(run, case, bnds, todo, counts)
+    todo = _lp_check(run, case, bnds, todo, counts, out_err)
     if todo is None:
         return _timeout(run, "LP checks")
     if not todo:
@@ -210,7 +212,8 @@ def _prove_case(run: _Run, ci: int, case: Case, counts: dict, open_reasons: list
         # may hold the counterexample)
         rem = run.remaining()
         share = None if rem is None else rem / (len(todo) - k)
-        problem = milp.with_rows(output_rows(run.network, milp, cons.ax, cons.ay, cons.rhs + tau))
+        rhs = cons.rhs + tau + row_margins(cons.ay, out_err)
+        problem = milp.with_rows(output_rows(run.network, milp, cons.ax, cons.ay, rhs))
         _record_size(run, problem)
         out = solve(problem, share, run.options.solver)
         run.stats["solve_s"] = round(run.stats.get("solve_s", 0.0) + out.time_s, 4)
@@ -239,7 +242,8 @@ def _prove_case(run: _Run, ci: int, case: Case, counts: dict, open_reasons: list
     return None
 
 
-def _lp_check(run: _Run, case: Case, bnds: LayerBounds, todo: list[int], counts: dict) -> list[int] | None:
+def _lp_check(run: _Run, case: Case, bnds: LayerBounds, todo: list[int], counts: dict, out_err: np.ndarray
+              ) -> list[int] | None:
     """Drop the disjuncts whose worst row the LP relaxation proves positive (None: out of time)."""
     from .lp import highs_available
 
@@ -252,7 +256,8 @@ def _lp_check(run: _Run, case: Case, bnds: LayerBounds, todo: list[int], counts:
             return None
         rem = run.remaining()
         budget = None if rem is None else rem / (3 * (len(todo) - k))  # leave most of the time to the MILPs
-        if lp_refutes(run.network, bnds, case.lower, case.upper, case.unsafe[di], budget):
+        cons = case.unsafe[di]
+        if lp_refutes(run.network, bnds, case.lower, case.upper, cons, budget, row_margins(cons.ay, out_err)):
             counts["proved_by_lp"] += 1
         else:
             still.append(di)
@@ -309,6 +314,8 @@ def _input_split_case(run: _Run, ci: int, case: Case, todo: list[int], counts: d
         wall_deadline = None if deadline is None else time.time() + (deadline - time.perf_counter())
         par = run_boxes(run.network.source, case, disjuncts, out.open_boxes, jobs, settings, wall_deadline, ci)
         par.stats.merge(out.stats)
+        if out.reason and par.status == "holds":  # boxes the in-process phase left undecided
+            par = BabOutcome("unknown", None, out.reason, par.stats)
         out = par
         run.stats["parallel_jobs"] = jobs
     bab = run.stats.setdefault("bab", BabStats().as_dict())
@@ -330,12 +337,13 @@ def _input_split_case(run: _Run, ci: int, case: Case, todo: list[int], counts: d
     return None
 
 
-def _ruled_out_by_bounds(network: Network, bounds: LayerBounds, case: Case, cons: Constraints) -> bool:
-    """True if some row of the conjunction cannot hold anywhere in the box (sound bounds)."""
+def _ruled_out_by_bounds(network: Network, bounds: LayerBounds, case: Case, cons: Constraints,
+                         out_err: np.ndarray) -> bool:
+    """True if some row of the conjunction cannot hold anywhere in the box, not even in float32."""
     if cons.rhs.size == 0:
         return False
     lo, _ = linear_bounds(network, bounds, case.lower, case.upper, cons.ay, None, cons.ax)
-    return bool(np.any(lo > cons.rhs))
+    return bool(np.any(lo > cons.rhs + row_margins(cons.ay, out_err)))
 
 
 def _record_size(run: _Run, milp: MILP) -> None:
