@@ -141,7 +141,8 @@ def bound_box(network: Network, case: Case, disjuncts: list[Constraints], oracle
     the box's bounds). A row only counts as refuted with the float32 evaluation margin to spare."""
     t = time.perf_counter()
     b = symbolic_bounds(network, lo, hi)
-    out_err = float32_error(b)
+    out_err = float32_error(network, lo, hi)
+    fp = [row_margins(c.ay, out_err, c.rhs) for c in disjuncts]  # float32 margin of every row
     alive = []
     best_dim, best_score = None, -np.inf
     cands = []
@@ -150,7 +151,7 @@ def bound_box(network: Network, case: Case, disjuncts: list[Constraints], oracle
             alive.append(i)
             continue
         low, _, coef = linear_bounds(network, b, lo, hi, cons.ay, None, cons.ax, return_coef=True)
-        slack = low - cons.rhs - row_margins(cons.ay, out_err)
+        slack = low - cons.rhs - fp[i]
         if np.any(slack > 0):
             continue
         alive.append(i)
@@ -175,7 +176,7 @@ def bound_box(network: Network, case: Case, disjuncts: list[Constraints], oracle
     ys = network.forward(pts)
     for x, y in zip(pts, ys):
         # replayed if some live disjunct holds within the float32 margin: onnxruntime decides
-        near = any(np.all(disjuncts[i].margin(x, y) <= row_margins(disjuncts[i].ay, out_err)) for i in alive)
+        near = any(np.all(disjuncts[i].margin(x, y) <= fp[i]) for i in alive)
         if near:
             cex = confirm(oracle, case, x, case_index)
             if cex is not None:
@@ -188,7 +189,7 @@ def bound_box(network: Network, case: Case, disjuncts: list[Constraints], oracle
         still = []
         for i in alive:
             rem = None if deadline is None else max(0.01, deadline - time.perf_counter())
-            if not lp_refutes(network, b, lo, hi, disjuncts[i], rem, row_margins(disjuncts[i].ay, out_err)):
+            if not lp_refutes(network, b, lo, hi, disjuncts[i], rem, fp[i]):
                 still.append(i)
         stats.lp_s += time.perf_counter() - t
         if not still:
@@ -236,12 +237,12 @@ def milp_box(network: Network, case: Case, disjuncts: list[Constraints], oracle:
     t = time.perf_counter()
     milp = encode(network, b, lo, hi)
     tau = margin_tau(b, settings.margin_abs, settings.margin_rel)
-    out_err = float32_error(b)
+    out_err = float32_error(network, lo, hi)
     stats.milp_binaries_max = max(stats.milp_binaries_max, milp.n_binaries)
     reason = None
     for cons in disjuncts:
         remaining = None if deadline is None else deadline - time.perf_counter()
-        rhs = cons.rhs + tau + row_margins(cons.ay, out_err)
+        rhs = cons.rhs + tau + row_margins(cons.ay, out_err, cons.rhs)
         problem = milp.with_rows(output_rows(network, milp, cons.ax, cons.ay, rhs))
         out = solve(problem, remaining, settings.solver)
         if out.status == "infeasible":
@@ -252,7 +253,9 @@ def milp_box(network: Network, case: Case, disjuncts: list[Constraints], oracle:
             if cex is None:
                 sub = Case(lo, hi, (cons,))
                 rng = np.random.default_rng(0)
-                for cand in falsify.search(network, cons, lo, hi, rng, n_random=64, restarts=4, extra_starts=x)[:3]:
+                cands = falsify.search(network, cons, lo, hi, rng, n_random=64, restarts=4, extra_starts=x,
+                                       deadline=deadline)
+                for cand in cands[:3]:
                     cex = confirm(oracle, sub, cand, case_index)
                     if cex is not None:
                         cex = Counterexample(cex.input, cex.output, case_index)

@@ -74,17 +74,22 @@ def check_box(lower: np.ndarray, upper: np.ndarray, n_inputs: int) -> tuple[np.n
     return lower, upper
 
 
-#: proofs must hold with this margin relative to each output's magnitude on the box: onnxruntime
-#: evaluates in float32 (unit roundoff 6e-8), so a property that holds in real arithmetic by
-#: less than a few float32 steps may still be violated by the float32 network. 1e-5 is about 170
-#: float32 steps: far above the rounding seen in practice, but an engineering margin, not a formal
-#: bound (worst-case float32 error bounds through |W| explode with depth and would prove nothing).
+#: proofs must hold with this margin relative to the size of the outputs: onnxruntime evaluates
+#: in float32 (unit roundoff 6e-8), so a property that holds in real arithmetic by less than a few
+#: float32 steps may still be violated by the float32 network. 1e-5 is about 170 float32 steps:
+#: far above the rounding seen in practice, but an engineering margin, not a formal bound (worst-
+#: case float32 error bounds through |W| explode with depth and would prove nothing).
 FLOAT32_REL = 1e-5
 
 
-def float32_error(bounds: LayerBounds) -> np.ndarray:
-    """Per output, the float32 evaluation margin a proof must keep on this box (see FLOAT32_REL)."""
-    return FLOAT32_REL * np.maximum(np.abs(bounds.output_lower), np.abs(bounds.output_upper))
+def float32_error(network: Network, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    """Per output, the float32 evaluation margin a proof must keep on this box (see FLOAT32_REL).
+
+    It scales with the output values (taken at the box centre, doubled, plus one), not with the
+    output bounds, which can be far looser than the values the network actually takes.
+    """
+    y = network.forward(0.5 * (np.asarray(lower) + np.asarray(upper)))
+    return FLOAT32_REL * (1.0 + 2.0 * np.abs(y))
 
 
 def margin_tau(bounds: LayerBounds, margin_abs: float, margin_rel: float) -> float:
@@ -94,9 +99,10 @@ def margin_tau(bounds: LayerBounds, margin_abs: float, margin_rel: float) -> flo
     return margin_abs + margin_rel * big
 
 
-def row_margins(ay: np.ndarray, out_err: np.ndarray) -> np.ndarray:
-    """How much float32 evaluation can move each row ``ay @ y`` (the proof margin of that row)."""
-    return np.abs(ay) @ out_err + PAD_ABS
+def row_margins(ay: np.ndarray, out_err: np.ndarray, rhs: np.ndarray | None = None) -> np.ndarray:
+    """The float32 proof margin of each row ``ay @ y <= rhs``."""
+    m = np.abs(ay) @ out_err + PAD_ABS
+    return m if rhs is None else m + FLOAT32_REL * np.abs(rhs)
 
 
 def interval_bounds(network: Network, lower: np.ndarray, upper: np.ndarray) -> LayerBounds:

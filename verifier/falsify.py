@@ -11,6 +11,8 @@ derivatives at the current activation pattern).
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from .network import Network
@@ -56,7 +58,7 @@ def _derivative(act, p: np.ndarray) -> np.ndarray:
 
 
 def pgd(network: Network, cons: Constraints, lower: np.ndarray, upper: np.ndarray, starts: np.ndarray,
-        steps: int = 40, step_frac: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+        steps: int = 40, step_frac: float = 0.1, deadline: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Projected signed-gradient descent on ``g`` from each row of ``starts``.
 
     Returns the best point seen for every start and its margin. The step shrinks geometrically
@@ -69,6 +71,8 @@ def pgd(network: Network, cons: Constraints, lower: np.ndarray, upper: np.ndarra
     decay = (0.01) ** (1.0 / max(1, steps))
     eta = step_frac
     for _ in range(steps):
+        if deadline is not None and time.perf_counter() > deadline:
+            break
         g, grad = _margin_and_grad(network, cons, X)
         better = g < best_g
         best_g[better] = g[better]
@@ -98,7 +102,8 @@ def sample_points(lower: np.ndarray, upper: np.ndarray, n_random: int, rng: np.r
 
 def search(network: Network, cons: Constraints, lower: np.ndarray, upper: np.ndarray,
            rng: np.random.Generator, n_random: int = 512, restarts: int = 8, steps: int = 100,
-           extra_starts: np.ndarray | None = None, step_frac: float = 0.2) -> np.ndarray:
+           extra_starts: np.ndarray | None = None, step_frac: float = 0.2,
+           deadline: float | None = None) -> np.ndarray:
     """Candidate inputs ordered from most to least violating (those with ``g <= 0`` first).
 
     Sampling covers the centre, corners and random points; PGD then starts from the best samples,
@@ -110,7 +115,8 @@ def search(network: Network, cons: Constraints, lower: np.ndarray, upper: np.nda
     starts = [pts[order[:restarts]], lower + (upper - lower) * rng.random((restarts, lower.size))]
     if extra_starts is not None:
         starts.append(np.atleast_2d(extra_starts))
-    best_x, best_g = pgd(network, cons, lower, upper, np.vstack(starts), steps=steps, step_frac=step_frac)
+    best_x, best_g = pgd(network, cons, lower, upper, np.vstack(starts), steps=steps, step_frac=step_frac,
+                         deadline=deadline)
     allx = np.vstack([pts[order[:restarts]], best_x])
     allg = np.concatenate([g[order[:restarts]], best_g])
     return allx[np.argsort(allg)]

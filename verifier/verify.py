@@ -144,7 +144,8 @@ def _timeout(run: _Run, phase: str) -> Result:
 def _attack(run: _Run, ci: int, case: Case, cons: Constraints, start: np.ndarray | None = None,
             max_checks: int = 3) -> Counterexample | None:
     """Search for a violating input of one disjunct and replay the best candidates in onnxruntime."""
-    cands = falsify.search(run.network, cons, case.lower, case.upper, run.rng, extra_starts=start)
+    deadline = None if run.options.timeout is None else run.t0 + run.options.timeout
+    cands = falsify.search(run.network, cons, case.lower, case.upper, run.rng, extra_starts=start, deadline=deadline)
     g = falsify.margins(run.network, cons, cands)
     # the best few are replayed even when they miss in float64 arithmetic: float32 may still hit
     for checked, (x, gx) in enumerate(zip(cands, g)):
@@ -177,7 +178,7 @@ def _prove_case(run: _Run, ci: int, case: Case, counts: dict, open_reasons: list
     run.stats["bounds_method"] = bnds.method
     tau = margin_for(bnds, run.options)
     run.stats["margin_tau"] = tau
-    out_err = float32_error(bnds)
+    out_err = float32_error(run.network, case.lower, case.upper)
     run.stats["float32_margin_max"] = float(np.max(out_err))
     run.stats["bounds_s"] = round(run.stats.get("bounds_s", 0.0) + time.perf_counter() - t, 4)
 
@@ -212,7 +213,7 @@ def _prove_case(run: _Run, ci: int, case: Case, counts: dict, open_reasons: list
         # may hold the counterexample)
         rem = run.remaining()
         share = None if rem is None else rem / (len(todo) - k)
-        rhs = cons.rhs + tau + row_margins(cons.ay, out_err)
+        rhs = cons.rhs + tau + row_margins(cons.ay, out_err, cons.rhs)
         problem = milp.with_rows(output_rows(run.network, milp, cons.ax, cons.ay, rhs))
         _record_size(run, problem)
         out = solve(problem, share, run.options.solver)
@@ -257,7 +258,8 @@ def _lp_check(run: _Run, case: Case, bnds: LayerBounds, todo: list[int], counts:
         rem = run.remaining()
         budget = None if rem is None else rem / (3 * (len(todo) - k))  # leave most of the time to the MILPs
         cons = case.unsafe[di]
-        if lp_refutes(run.network, bnds, case.lower, case.upper, cons, budget, row_margins(cons.ay, out_err)):
+        fp = row_margins(cons.ay, out_err, cons.rhs)
+        if lp_refutes(run.network, bnds, case.lower, case.upper, cons, budget, fp):
             counts["proved_by_lp"] += 1
         else:
             still.append(di)
@@ -343,7 +345,7 @@ def _ruled_out_by_bounds(network: Network, bounds: LayerBounds, case: Case, cons
     if cons.rhs.size == 0:
         return False
     lo, _ = linear_bounds(network, bounds, case.lower, case.upper, cons.ay, None, cons.ax)
-    return bool(np.any(lo > cons.rhs + row_margins(cons.ay, out_err)))
+    return bool(np.any(lo > cons.rhs + row_margins(cons.ay, out_err, cons.rhs)))
 
 
 def _record_size(run: _Run, milp: MILP) -> None:
