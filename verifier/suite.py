@@ -89,6 +89,17 @@ def parse_timeout(value: object) -> float | None:
     return t if math.isfinite(t) and t > 0 else None
 
 
+def _table_timeout(table: dict, default: float, where, problems: list) -> float:
+    """The table's ``timeout`` key if valid (else ``default``); a bad value is recorded in ``problems``."""
+    if "timeout" not in table:
+        return default
+    t = parse_timeout(table["timeout"])
+    if t is None:
+        problems.append((where, f"bad timeout {table['timeout']!r}: expected a positive number of seconds"))
+        return default
+    return t
+
+
 def load_instances(path: str | os.PathLike, timeout: float | None = None, solver: str = "cbc",
                    benchmark: str | None = None) -> list[Task]:
     """Tasks of a VNN-COMP ``instances.csv``; ``timeout`` (if given) replaces the csv's timeouts."""
@@ -258,14 +269,7 @@ def load_suite(path: str | os.PathLike) -> Suite:
     if not isinstance(name, str) or not name.strip():
         problems.append((where.key(None, "name"), "name must be a non-empty string"))
         name = path.stem
-    default_timeout = DEFAULT_SUITE_TIMEOUT
-    if "timeout" in data:
-        t = parse_timeout(data["timeout"])
-        if t is None:
-            problems.append((where.key(None, "timeout"), (f"bad timeout {data['timeout']!r}: expected a positive "
-                                                         "number of seconds")))
-        else:
-            default_timeout = t
+    default_timeout = _table_timeout(data, DEFAULT_SUITE_TIMEOUT, where.key(None, "timeout"), problems)
     raw = data.get("check")
     if raw is None or (isinstance(raw, list) and not raw):
         problems.append((None, "no checks: add [[check]] tables with model = ..., spec = ..."))
@@ -310,14 +314,7 @@ def _check(entry: dict, k: int, folder: Path, default_timeout: float, where: _Li
             if not os.path.isfile(full):
                 problems.append((where.key(k, key), _not_found(key, value, full)))
             paths[key] = (value, full)
-    timeout = default_timeout
-    if "timeout" in entry:
-        t = parse_timeout(entry["timeout"])
-        if t is None:
-            problems.append((where.key(k, "timeout"), (f"bad timeout {entry['timeout']!r}: expected a positive "
-                                                      "number of seconds")))
-        else:
-            timeout = t
+    timeout = _table_timeout(entry, default_timeout, where.key(k, "timeout"), problems)
     expect = entry.get("expect", HOLDS)
     if expect not in (HOLDS, VIOLATED):
         problems.append((where.key(k, "expect"), f"bad expect value {expect!r}: use \"holds\" or \"violated\""))
