@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import triangle
 from .bounds import LayerBounds, float32_error, linear_bounds, margin_tau, row_margins, symbolic_bounds
 from .encoding import encode, output_rows, with_margin
 from .lp import LinearProgram, highs_available
@@ -217,11 +218,14 @@ def lp_refutes(network: Network, b, lo: np.ndarray, hi: np.ndarray, cons: Constr
         return False
     rhs = cons.rhs if margins is None else cons.rhs + margins
     low, up = linear_bounds(network, b, lo, hi, cons.ay, None, cons.ax)
-    milp = encode(network, b, lo, hi)
-    rows = output_rows(network, milp, cons.ax, cons.ay, rhs)
     t_lo = float(np.max(low - rhs))
     t_hi = float(np.max(up - rhs))
-    prob, t_var = with_margin(milp, rows, t_lo, max(t_hi, t_lo))
+    if triangle.worthwhile(network):
+        prob, t_var = triangle.triangle_lp(network, b, lo, hi, cons.ay, cons.ax, rhs, t_lo, max(t_hi, t_lo))
+    else:
+        milp = encode(network, b, lo, hi)
+        rows = output_rows(network, milp, cons.ax, cons.ay, rhs)
+        prob, t_var = with_margin(milp, rows, t_lo, max(t_hi, t_lo))
     val, _ = LinearProgram(prob, integer=False, backend="highs").minimize(np.array([t_var]), np.array([1.0]),
                                                                          time_limit)
     return val is not None and val > 0.0

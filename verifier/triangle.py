@@ -1,0 +1,118 @@
+"""A compact LP relaxation over the inputs and the unstable neurons only (the "triangle" LP).
+
+For networks with few inputs (ACAS Xu: 5), branch and bound solves thousands of small LPs, one per
+sub-box. The big-M encoding relaxed to an LP keeps a variable and an equality row for every stable
+neuron and a relaxed binary for every unstable one; HiGHS then spends most of its time on rows
+that carry no choice. Here stable neurons are substituted away instead: every neuron's
+pre-activation is written as an affine function of the inputs and of the post-activation
+variables of the unstable neurons before it, so the LP has one variable per input and per
+unstable neuron, and two rows per unstable neuron:
+
+* ReLU, ``l < 0 < u``: ``y >= p``, ``y <= u (p - l) / (u - l)``, ``0 <= y <= u``.
+* LeakyReLU(alpha): ``y >= p``, ``y >= alpha p``, ``y <= alpha l + s (p - l)`` with the chord slope
+  ``s = (u - alpha l) / (u - l)``, ``alpha l <= y <= u``.
+
+These are the convex hulls of the activation on ``[l, u]``, which is exactly the projection of
+the big-M LP relaxation with the same bounds, so the optimum is the same as with
+``encoding.encode`` relaxed; only the size differs. A stable neuron is replaced by the linear
+piece it is on, which is exact because its bounds are sound. Proofs still rest on the weak-duality
+bound of ``lp.LinearProgram`` computed from this LP's own (float64) rows, and the callers keep the
+float32 evaluation margin, which dwarfs the rounding of the substitution.
+
+Rows are dense in the inputs, so this pays only when the network has few inputs
+(``worthwhile``); Clip activations take the general encoding.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .bounds import LayerBounds
+from .encoding import MILP
+from .network import Network
+
+#: at most this many inputs: beyond, rows dense in the inputs outgrow the sparse big-M encoding
+MAX_INPUTS = 64
+
+
+def worthwhile(network: Network) -> bool:
+    """True if the compact LP applies (ReLU / LeakyReLU only) and is smaller than the big-M LP."""
+    return network.n_inputs <= MAX_INPUTS and all(
+        layer.activation is None or layer.activation.kind in ("relu", "leaky") for layer in network.layers)
+
+
+def triangle_lp(network: Network, bounds: LayerBounds, lower: np.ndarray, upper: np.ndarray,
+                out_rows: np.ndarray, in_rows: np.ndarray | None, rhs: np.ndarray,
+                t_lower: float, t_upper: float) -> tuple[MILP, int]:
+    """The LP ``min t`` s.t. ``out_rows @ y + in_rows @ x - t <= rhs`` (row-wise) over the relaxation.
+
+    Returns the LP (as a ``MILP`` with no integer variables) and the index of ``t``; ``t`` is boxed
+    by ``[t_lower, t_upper]``, which callers take from sound bounds of the rows.
+    """
+    n_in = network.n_inputs
+    lower = np.asarray(lower, dtype=np.float64).ravel()
+    upper = np.asarray(upper, dtype=np.float64).ravel()
+    # expressions of the current layer's input over the basis [inputs, unstable neurons..., 1]
+    n_unstable = bounds.n_unstable(network)
+    width = n_in + n_unstable
+    E = np.zeros((n_in, width))
+    E[:, :n_in] = np.eye(n_in)
+    e = np.zeros(n_in)
+    lbs = [lower]
+    ubs = [upper]
+    blocks: list[np.ndarray] = []  # rows [coef over basis | rhs] of "coef . v <= rhs"
+    col = n_in
+    for k, layer in enumerate(network.layers):
+        P = layer.weight @ E
+        p = layer.weight @ e + layer.bias
+        act = layer.activation
+        if act is None:
+            E, e = P, p
+            continue
+        lo, hi = bounds.lower[k], bounds.upper[k]
+        unst = np.flatnonzero((lo < 0) & (hi > 0))
+        if act.kind == "relu":
+            slope = (lo >= 0).astype(np.float64)  # stable: identity or zero
+        else:
+            slope = np.where(lo >= 0, 1.0, act.alpha)  # stable negative side: alpha * p
+        E = P * slope[:, None]
+        e = p * slope
+        if unst.size:
+            cols = np.arange(col, col + unst.size)
+            col += unst.size
+            l_u, u_u = lo[unst], hi[unst]
+            Pu, pu = P[unst], p[unst]
+            eye = np.zeros((unst.size, width))
+            eye[np.arange(unst.size), cols] = 1.0
+            # y >= p   <=>   p - y <= 0
+            blocks.append(np.hstack([Pu - eye, (-pu)[:, None]]))
+            alpha = 0.0 if act.kind == "relu" else act.alpha
+            if alpha > 0.0:
+                # y >= alpha p
+                blocks.append(np.hstack([alpha * Pu - eye, (-alpha * pu)[:, None]]))
+            # y <= alpha l + s (p - l)   <=>   y - s p <= alpha l - s l
+            s = (u_u - alpha * l_u) / (u_u - l_u)
+            blocks.append(np.hstack([eye - s[:, None] * Pu, (alpha * l_u - s * l_u + s * pu)[:, None]]))
+            lbs.append(alpha * l_u)
+            ubs.append(u_u)
+            E[unst] = 0.0
+            e[unst] = 0.0
+            E[unst, cols] = 1.0
+    assert col == width
+    # the property's rows, with the margin variable t as the last column
+    out_rows = np.atleast_2d(np.asarray(out_rows, dtype=np.float64))
+    coef = out_rows @ E
+    const = out_rows @ e
+    if in_rows is not None:
+        coef[:, :n_in] += np.atleast_2d(in_rows)
+    A = np.hstack([np.vstack([b[:, :-1] for b in blocks] + [coef]) if blocks else coef,
+                   np.zeros((sum(b.shape[0] for b in blocks) + coef.shape[0], 1))])
+    A[-coef.shape[0]:, -1] = -1.0
+    b = np.concatenate([b[:, -1] for b in blocks] + [np.asarray(rhs, dtype=np.float64) - const])
+    mask = A != 0.0
+    indptr = np.concatenate([[0], np.cumsum(mask.sum(axis=1))]).astype(np.int64)
+    indices = np.nonzero(mask)[1].astype(np.int64)
+    n_vars = width + 1
+    lp = MILP(np.concatenate(lbs + [[t_lower]]), np.concatenate(ubs + [[t_upper]]), np.zeros(n_vars, bool),
+              indptr, indices, A[mask], b, np.zeros(b.size, bool), np.arange(n_in), (np.zeros(0), np.zeros(0)))
+    return lp, width
