@@ -23,7 +23,7 @@ SOLVERS = ("cbc", "highs")
 
 @dataclass
 class SolveOutcome:
-    status: str  # "infeasible" | "feasible" | "optimal" | "timeout" | "error"
+    status: str  # "infeasible" | "feasible" | "optimal" | "timeout" | "error" | "cancelled"
     values: np.ndarray | None  # a point (all variables) when feasible / optimal
     solver: str
     time_s: float
@@ -76,13 +76,13 @@ def _make_solver(name: str, time_limit: float | None, mip: bool, preprocess: boo
                       primal_feasibility_tolerance=TOLERANCES["primal"])
 
 
-def _run_cbc(prob, time_limit: float | None, mip: bool, preprocess: bool) -> bool:
+def _run_cbc(prob, time_limit: float | None, mip: bool, preprocess: bool, cancel=None) -> str:
     """Solve ``prob`` with the CBC binary bundled with PuLP, killing it at the deadline.
 
     PuLP writes the model (MPS) and reads CBC's solution file, exactly as ``PULP_CBC_CMD`` does;
     the process is started here, in its own process group, because CBC does not look at its
-    ``-sec`` limit during preprocessing and PuLP waits for it without a time-out. Returns False
-    if CBC had to be killed.
+    ``-sec`` limit during preprocessing and PuLP waits for it without a time-out. Returns ``done``,
+    ``killed`` (past the deadline) or ``cancelled`` (``cancel``, a ``threading.Event``, was set).
     """
     import os
     import signal
@@ -107,13 +107,23 @@ def _run_cbc(prob, time_limit: float | None, mip: bool, preprocess: bool) -> boo
                                 stdin=subprocess.DEVNULL, start_new_session=True)
         # CBC's own limit is whole seconds at least; the kill keeps the caller's deadline
         hard = None if time_limit is None else float(time_limit) + min(5.0, 0.1 * float(time_limit)) + 0.3
+        end = None if hard is None else time.perf_counter() + hard
         try:
-            proc.wait(timeout=hard)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            return False
+            while True:
+                left = None if end is None else end - time.perf_counter()
+                poll = left if cancel is None else (0.05 if left is None else min(0.05, left))
+                try:
+                    proc.wait(timeout=None if poll is None else max(poll, 0.0))
+                    break
+                except subprocess.TimeoutExpired:
+                    stop = "cancelled" if cancel is not None and cancel.is_set() else None
+                    if stop is None and end is not None and time.perf_counter() >= end:
+                        stop = "killed"
+                    if stop is not None:
+                        with contextlib.suppress(ProcessLookupError):
+                            os.killpg(proc.pid, signal.SIGKILL)
+                        proc.wait()
+                        return stop
         except BaseException:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
@@ -123,7 +133,7 @@ def _run_cbc(prob, time_limit: float | None, mip: bool, preprocess: bool) -> boo
         status, values, _dj, _pi, _slack, sol_status = solver.readsol_MPS(sol, prob, vs, var_names, con_names)
     prob.assignVarsVals(values)
     prob.assignStatus(status, sol_status)
-    return True
+    return "done"
 
 
 def to_pulp(milp: MILP, name: str = "verify", relax: bool = False):
@@ -159,8 +169,12 @@ def _to_pulp(milp: MILP, name: str, relax: bool):
 
 
 def solve(milp: MILP, time_limit: float | None = None, solver: str = "cbc", relax: bool = False,
-          maximize: bool = False) -> SolveOutcome:
-    """Solve ``milp`` (feasibility if it has no objective) within ``time_limit`` seconds."""
+          maximize: bool = False, cancel=None) -> SolveOutcome:
+    """Solve ``milp`` (feasibility if it has no objective) within ``time_limit`` seconds.
+
+    ``cancel`` (a ``threading.Event``; CBC only) stops the solve early when set, with status
+    ``cancelled``: solves running side by side stop when one of them found a counterexample.
+    """
     import pulp
 
     t0 = time.perf_counter()
@@ -175,7 +189,10 @@ def solve(milp: MILP, time_limit: float | None = None, solver: str = "cbc", rela
     preprocess = solver != "cbc"
     try:
         if solver == "cbc":
-            if not _run_cbc(prob, time_limit, mip=not relax, preprocess=preprocess):
+            how = _run_cbc(prob, time_limit, mip=not relax, preprocess=preprocess, cancel=cancel)
+            if how == "cancelled":
+                return SolveOutcome("cancelled", None, solver, time.perf_counter() - t0, "cancelled")
+            if how == "killed":
                 return SolveOutcome("timeout", None, solver, time.perf_counter() - t0,
                                     f"cbc did not stop within its time limit ({time_limit:.1f} s) and was killed")
         else:

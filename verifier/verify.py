@@ -205,41 +205,118 @@ def _prove_case(run: _Run, ci: int, case: Case, counts: dict, open_reasons: list
     t = time.perf_counter()
     milp = encode(run.network, bnds, case.lower, case.upper)
     run.stats["encode_s"] = round(run.stats.get("encode_s", 0.0) + time.perf_counter() - t, 4)
-    for k, di in enumerate(todo):
+    problems = {}
+    for di in todo:
         cons = case.unsafe[di]
+        rhs = cons.rhs + tau + row_margins(cons.ay, out_err, cons.rhs)
+        problems[di] = milp.with_rows(output_rows(run.network, milp, cons.ax, cons.ay, rhs))
+    if run.options.jobs > 1 and len(todo) > 1 and run.options.solver == "cbc":
+        return _milps_side_by_side(run, ci, case, todo, problems, tau, counts, open_reasons)
+    for k, di in enumerate(todo):
         if run.out_of_time():
             return _timeout(run, "MILP")
         # a fair share of what is left: a hard disjunct must not starve the others (a later one
         # may hold the counterexample)
         rem = run.remaining()
         share = None if rem is None else rem / (len(todo) - k)
-        rhs = cons.rhs + tau + row_margins(cons.ay, out_err, cons.rhs)
-        problem = milp.with_rows(output_rows(run.network, milp, cons.ax, cons.ay, rhs))
-        _record_size(run, problem)
-        out = solve(problem, share, run.options.solver)
-        run.stats["solve_s"] = round(run.stats.get("solve_s", 0.0) + out.time_s, 4)
-        run.stats["solved_by"] = out.solver
-        if out.status == "infeasible":
-            counts["proved_by_milp"] += 1
-            continue
-        if out.status in ("feasible", "optimal"):
-            x = out.values[problem.input_vars]
-            cex = confirm(run.oracle, case, x, ci) or _attack(run, ci, case, cons, start=x)
-            if cex is not None:
-                run.stats["found_by"] = "milp"
-                return Result(VIOLATED, cex, None, stats=run.stats)
-            counts["undecided"] += 1
-            open_reasons.append("the solver found a point in the unsafe region enlarged by the margin "
-                                f"tau={tau:.2g}, but it does not violate the exact property in onnxruntime "
-                                "and no nearby input does (property may hold by less than tau)")
-            continue
+        _record_size(run, problems[di])
+        out = solve(problems[di], share, run.options.solver)
+        found = _milp_outcome(run, ci, case, case.unsafe[di], problems[di], out, tau, counts, open_reasons)
+        if found is not None:
+            return found
+    return None
+
+
+def _milp_outcome(run: _Run, ci: int, case: Case, cons: Constraints, problem: MILP, out, tau: float,
+                  counts: dict, open_reasons: list[str]) -> Result | None:
+    """Book one disjunct's MILP outcome: a violated Result (confirmed point), or None."""
+    run.stats["solve_s"] = round(run.stats.get("solve_s", 0.0) + out.time_s, 4)
+    run.stats["solved_by"] = out.solver
+    if out.status == "infeasible":
+        counts["proved_by_milp"] += 1
+        return None
+    if out.status in ("feasible", "optimal"):
+        x = out.values[problem.input_vars]
+        cex = confirm(run.oracle, case, x, ci) or _attack(run, ci, case, cons, start=x)
+        if cex is not None:
+            run.stats["found_by"] = "milp"
+            return Result(VIOLATED, cex, None, stats=run.stats)
         counts["undecided"] += 1
-        if out.status == "timeout":
-            run.stats["timed_out"] = True
-            open_reasons.append(f"timeout: {run.options.timeout:g} s were not enough to close the MILPs "
-                                f"(up to {problem.n_binaries} binaries)")
-            continue
-        open_reasons.append(f"solver error: {out.message}")
+        open_reasons.append("the solver found a point in the unsafe region enlarged by the margin "
+                            f"tau={tau:.2g}, but it does not violate the exact property in onnxruntime "
+                            "and no nearby input does (property may hold by less than tau)")
+        return None
+    counts["undecided"] += 1
+    if out.status == "timeout":
+        run.stats["timed_out"] = True
+        limit = "the time limit was" if run.options.timeout is None else f"{run.options.timeout:g} s were"
+        open_reasons.append(f"timeout: {limit} not enough to close the MILPs (up to {problem.n_binaries} binaries)")
+        return None
+    open_reasons.append(f"solver error: {out.message}")
+    return None
+
+
+def _milps_side_by_side(run: _Run, ci: int, case: Case, todo: list[int], problems: dict, tau: float,
+                        counts: dict, open_reasons: list[str]) -> Result | None:
+    """``--jobs N`` on the MILP path: N CBC processes solve the disjuncts' MILPs at once.
+
+    Each solve takes the next disjunct and a fair share of the time left (the same share rule as
+    one at a time, times the number of solves running side by side). Outcomes are booked in this
+    thread, in the order they finish; a confirmed counterexample cancels the solves still running.
+    """
+    import queue
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    jobs = min(run.options.jobs, len(todo))
+    pending: queue.SimpleQueue = queue.SimpleQueue()
+    for di in todo:
+        pending.put(di)
+    left = [len(todo)]
+    lock = threading.Lock()
+    cancel = threading.Event()
+
+    def worker() -> list:
+        done = []
+        while not cancel.is_set():
+            try:
+                di = pending.get_nowait()
+            except queue.Empty:
+                break
+            with lock:
+                n_left = left[0]
+                left[0] -= 1
+            rem = run.remaining()
+            if rem is not None and rem <= 0:
+                done.append((di, None))
+                continue
+            rounds = -(-n_left // jobs)  # solves this worker can still expect to run
+            share = None if rem is None else rem / rounds
+            done.append((di, solve(problems[di], share, run.options.solver, cancel=cancel)))
+            results.put(done[-1])
+        return done
+
+    results: queue.SimpleQueue = queue.SimpleQueue()
+    run.stats["milps_side_by_side"] = jobs
+    with ThreadPoolExecutor(jobs) as pool:
+        futures = [pool.submit(worker) for _ in range(jobs)]
+        try:
+            while True:
+                try:
+                    di, out = results.get(timeout=0.05)
+                except queue.Empty:
+                    if all(f.done() for f in futures) and results.empty():
+                        break
+                    continue
+                _record_size(run, problems[di])
+                found = _milp_outcome(run, ci, case, case.unsafe[di], problems[di], out, tau, counts, open_reasons)
+                if found is not None:
+                    return found
+        finally:
+            cancel.set()  # leaving the pool waits for the (killed) solves to return
+    outcomes = [o for f in futures for o in f.result()]
+    if any(out is None for _, out in outcomes):
+        return _timeout(run, "MILP")
     return None
 
 
