@@ -91,3 +91,24 @@ def test_cbc_stops_when_cancelled():
     if out.status != "cancelled" and took < 1.0:
         pytest.skip(f"CBC finished before the cancel ({out.status} in {took:.2f} s): nothing to test")
     assert out.status == "cancelled" and took < 5.0, (out.status, took)
+
+
+def test_a_failing_solve_stops_the_others_and_is_raised(monkeypatch, cancel_onnx):  # noqa: F811
+    path, lower, upper = cancel_onnx
+    stopped = []
+
+    def fake(milp, time_limit=None, solver="cbc", relax=False, maximize=False, cancel=None):
+        if milp.rhs[-1] > -0.1:  # y0 >= 0.76: a long solve that only a cancel ends
+            t0 = time.perf_counter()
+            while not cancel.is_set() and time.perf_counter() - t0 < 30:
+                time.sleep(0.01)
+            stopped.append(cancel.is_set())
+            return SolveOutcome("cancelled", None, solver, 0.0, "cancelled")
+        time.sleep(0.2)
+        raise RuntimeError("solver blew up")
+
+    patch_solve(monkeypatch, fake)
+    t0 = time.perf_counter()
+    with pytest.raises(RuntimeError, match="blew up"):
+        verify(path, make_spec(lower, upper, [["y0 >= 0.76"], ["y1 >= 0.5"]]), options=MILP2)
+    assert stopped == [True] and time.perf_counter() - t0 < 20

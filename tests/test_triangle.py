@@ -67,3 +67,15 @@ def test_a_network_with_no_unstable_neuron_gives_the_exact_minimum():
     y0 = reference_forward(net, act, x0[None, :])[0]
     assert small.n_vars == 3  # two inputs and t
     assert v_small == pytest.approx(y0[0] - y0[1], abs=1e-6)
+
+
+def test_non_finite_bounds_are_rejected():
+    from verifier.bounds import LayerBounds
+    from verifier.errors import EncodingError
+
+    net = random_network(1, ACT_BY_NAME["relu"], widths=(2, 4, 2))
+    lo, hi = -np.ones(2), np.ones(2)
+    b = symbolic_bounds(net, lo, hi)
+    bad = LayerBounds((np.full(4, np.nan), b.lower[1]), b.upper, "user")
+    with pytest.raises(EncodingError):
+        triangle.triangle_lp(net, bad, lo, hi, np.eye(2)[:1], None, np.zeros(1), -10.0, 10.0)

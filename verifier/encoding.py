@@ -161,7 +161,7 @@ class _Vars:
 
 def encode(network: Network, bounds: LayerBounds, lower: np.ndarray, upper: np.ndarray) -> MILP:
     """Encode ``network`` over the box ``[lower, upper]`` with the given pre-activation bounds."""
-    _check_bounds(network, bounds)
+    check_layer_bounds(network, bounds)
     V = _Vars()
     R = _RowBuilder()
     in_vars = V.new(lower, upper)
@@ -216,7 +216,7 @@ def encode(network: Network, bounds: LayerBounds, lower: np.ndarray, upper: np.n
                 rhs, is_eq, in_vars, (zvar, zconst))
 
 
-def _check_bounds(network: Network, bounds: LayerBounds) -> None:
+def check_layer_bounds(network: Network, bounds: LayerBounds) -> None:
     if len(bounds.lower) != len(network.layers):
         raise EncodingError(f"bounds cover {len(bounds.lower)} layers, the network has {len(network.layers)}")
     for k, (lo, hi) in enumerate(zip(bounds.lower, bounds.upper)):

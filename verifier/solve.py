@@ -8,6 +8,7 @@ Tolerances are set explicitly (``TOLERANCES``) because the caller's soundness ma
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from dataclasses import dataclass
 
@@ -105,6 +106,8 @@ def _run_cbc(prob, time_limit: float | None, mip: bool, preprocess: bool, cancel
         for opt in solver.options + solver.getOptions():
             cmd += ["-" + opt.split()[0], *opt.split()[1:]]
         cmd += ["-solve" if mip else "-initialSolve", "-printingOptions", "all", "-solution", sol]
+        if cancel is not None and cancel.is_set():
+            return "cancelled"
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
         # CBC's own limit is whole seconds at least; the kill keeps the caller's deadline
@@ -138,12 +141,15 @@ def _run_cbc(prob, time_limit: float | None, mip: bool, preprocess: bool, cancel
     return "done"
 
 
+#: ``warnings.catch_warnings`` is not thread-safe; model building is Python-bound anyway
+_PULP_LOCK = threading.Lock()
+
+
 def to_pulp(milp: MILP, name: str = "verify", relax: bool = False):
     """Build the PuLP problem (variables ``v0..``) from the CSR rows."""
     import warnings
 
-
-    with warnings.catch_warnings():
+    with _PULP_LOCK, warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # PuLP 4 API notices; we pin PuLP 3
         return _to_pulp(milp, name, relax)
 
@@ -182,6 +188,8 @@ def solve(milp: MILP, time_limit: float | None = None, solver: str = "cbc", rela
     t0 = time.perf_counter()
     if time_limit is not None and time_limit <= 0.05:
         return SolveOutcome("timeout", None, solver, 0.0, "no time left for the solver")
+    if cancel is not None and cancel.is_set():
+        return SolveOutcome("cancelled", None, solver, 0.0, "cancelled")
     prob, xs = to_pulp(milp, relax=relax)
     if maximize:
         prob.sense = pulp.LpMaximize

@@ -44,7 +44,7 @@ class Options:
     seed: int = 0
     strategy: str = "auto"  # "auto" | "milp" (one MILP per disjunct) | "input-split" (branch and bound)
     input_split_max_inputs: int = 12  # auto: input splitting for networks with at most this many inputs
-    jobs: int = 1  # worker processes for branch and bound
+    jobs: int = 1  # processes per instance: branch-and-bound workers, or CBC solves side by side
     parallel_after: int = 300  # sub-boxes explored in-process before the rest goes to the workers
     progress: Callable[[str], None] | None = field(default=None, compare=False)  # status-line sink
 
@@ -205,13 +205,14 @@ def _prove_case(run: _Run, ci: int, case: Case, counts: dict, open_reasons: list
     t = time.perf_counter()
     milp = encode(run.network, bnds, case.lower, case.upper)
     run.stats["encode_s"] = round(run.stats.get("encode_s", 0.0) + time.perf_counter() - t, 4)
-    problems = {}
-    for di in todo:
+
+    def problem(di: int) -> MILP:  # built when solved: each copy holds the whole MILP
         cons = case.unsafe[di]
         rhs = cons.rhs + tau + row_margins(cons.ay, out_err, cons.rhs)
-        problems[di] = milp.with_rows(output_rows(run.network, milp, cons.ax, cons.ay, rhs))
+        return milp.with_rows(output_rows(run.network, milp, cons.ax, cons.ay, rhs))
+
     if run.options.jobs > 1 and len(todo) > 1 and run.options.solver == "cbc":
-        return _milps_side_by_side(run, ci, case, todo, problems, tau, counts, open_reasons)
+        return _milps_side_by_side(run, ci, case, todo, problem, tau, counts, open_reasons)
     for k, di in enumerate(todo):
         if run.out_of_time():
             return _timeout(run, "MILP")
@@ -219,9 +220,10 @@ def _prove_case(run: _Run, ci: int, case: Case, counts: dict, open_reasons: list
         # may hold the counterexample)
         rem = run.remaining()
         share = None if rem is None else rem / (len(todo) - k)
-        _record_size(run, problems[di])
-        out = solve(problems[di], share, run.options.solver)
-        found = _milp_outcome(run, ci, case, case.unsafe[di], problems[di], out, tau, counts, open_reasons)
+        prob = problem(di)
+        _record_size(run, prob)
+        out = solve(prob, share, run.options.solver)
+        found = _milp_outcome(run, ci, case, case.unsafe[di], prob, out, tau, counts, open_reasons)
         if found is not None:
             return found
     return None
@@ -256,8 +258,8 @@ def _milp_outcome(run: _Run, ci: int, case: Case, cons: Constraints, problem: MI
     return None
 
 
-def _milps_side_by_side(run: _Run, ci: int, case: Case, todo: list[int], problems: dict, tau: float,
-                        counts: dict, open_reasons: list[str]) -> Result | None:
+def _milps_side_by_side(run: _Run, ci: int, case: Case, todo: list[int], problem: Callable[[int], MILP],
+                        tau: float, counts: dict, open_reasons: list[str]) -> Result | None:
     """``--jobs N`` on the MILP path: N CBC processes solve the disjuncts' MILPs at once.
 
     Each solve takes the next disjunct and a fair share of the time left (the same share rule as
@@ -275,6 +277,7 @@ def _milps_side_by_side(run: _Run, ci: int, case: Case, todo: list[int], problem
     left = [len(todo)]
     lock = threading.Lock()
     cancel = threading.Event()
+    results: queue.SimpleQueue = queue.SimpleQueue()
 
     def worker() -> list:
         done = []
@@ -288,34 +291,36 @@ def _milps_side_by_side(run: _Run, ci: int, case: Case, todo: list[int], problem
                 left[0] -= 1
             rem = run.remaining()
             if rem is not None and rem <= 0:
-                done.append((di, None))
+                done.append((di, None, None))
                 continue
             rounds = -(-n_left // jobs)  # solves this worker can still expect to run
             share = None if rem is None else rem / rounds
-            done.append((di, solve(problems[di], share, run.options.solver, cancel=cancel)))
+            prob = problem(di)
+            done.append((di, prob, solve(prob, share, run.options.solver, cancel=cancel)))
             results.put(done[-1])
         return done
 
-    results: queue.SimpleQueue = queue.SimpleQueue()
     run.stats["milps_side_by_side"] = jobs
     with ThreadPoolExecutor(jobs) as pool:
         futures = [pool.submit(worker) for _ in range(jobs)]
         try:
             while True:
                 try:
-                    di, out = results.get(timeout=0.05)
+                    di, prob, out = results.get(timeout=0.05)
                 except queue.Empty:
+                    if any(f.done() and f.exception() is not None for f in futures):
+                        break  # a worker failed: stop the others, then f.result() below raises it
                     if all(f.done() for f in futures) and results.empty():
                         break
                     continue
-                _record_size(run, problems[di])
-                found = _milp_outcome(run, ci, case, case.unsafe[di], problems[di], out, tau, counts, open_reasons)
+                _record_size(run, prob)
+                found = _milp_outcome(run, ci, case, case.unsafe[di], prob, out, tau, counts, open_reasons)
                 if found is not None:
                     return found
         finally:
             cancel.set()  # leaving the pool waits for the (killed) solves to return
     outcomes = [o for f in futures for o in f.result()]
-    if any(out is None for _, out in outcomes):
+    if any(out is None for _, _, out in outcomes):
         return _timeout(run, "MILP")
     return None
 
