@@ -147,11 +147,13 @@ def bound_box(network: Network, case: Case, disjuncts: list[Constraints], oracle
     alive = []
     best_dim, best_score = None, -np.inf
     cands = []
+    row_bounds = {}  # disjunct -> (lower, upper) of its rows: the LP stage reuses them
     for i, cons in enumerate(disjuncts):
         if cons.rhs.size == 0:
             alive.append(i)
             continue
-        low, _, coef = linear_bounds(network, b, lo, hi, cons.ay, None, cons.ax, return_coef=True)
+        low, up, coef = linear_bounds(network, b, lo, hi, cons.ay, None, cons.ax, return_coef=True)
+        row_bounds[i] = (low, up)
         slack = low - cons.rhs - fp[i]
         if np.any(slack > 0):
             continue
@@ -190,7 +192,7 @@ def bound_box(network: Network, case: Case, disjuncts: list[Constraints], oracle
         still = []
         for i in alive:
             rem = None if deadline is None else max(0.01, deadline - time.perf_counter())
-            if not lp_refutes(network, b, lo, hi, disjuncts[i], rem, fp[i]):
+            if not lp_refutes(network, b, lo, hi, disjuncts[i], rem, fp[i], row_bounds.get(i)):
                 still.append(i)
         stats.lp_s += time.perf_counter() - t
         if not still:
@@ -211,13 +213,15 @@ def _split_score(b, coef: np.ndarray, lo: np.ndarray, hi: np.ndarray, rule: str)
 
 
 def lp_refutes(network: Network, b, lo: np.ndarray, hi: np.ndarray, cons: Constraints,
-               time_limit: float | None = None, margins: np.ndarray | None = None) -> bool:
+               time_limit: float | None = None, margins: np.ndarray | None = None,
+               row_bounds: tuple[np.ndarray, np.ndarray] | None = None) -> bool:
     """True if the LP relaxation proves the conjunction empty on the box (rigorous dual bound > 0),
-    even with each row's right-hand side raised by ``margins`` (the float32 evaluation margin)."""
+    even with each row's right-hand side raised by ``margins`` (the float32 evaluation margin).
+    ``row_bounds``: the rows' sound (lower, upper) bounds on the box, when the caller has them."""
     if cons.rhs.size == 0:
         return False
     rhs = cons.rhs if margins is None else cons.rhs + margins
-    low, up = linear_bounds(network, b, lo, hi, cons.ay, None, cons.ax)
+    low, up = row_bounds if row_bounds is not None else linear_bounds(network, b, lo, hi, cons.ay, None, cons.ax)
     t_lo = float(np.max(low - rhs))
     t_hi = float(np.max(up - rhs))
     if triangle.worthwhile(network):

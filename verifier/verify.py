@@ -271,10 +271,7 @@ def _milps_side_by_side(run: _Run, ci: int, case: Case, todo: list[int], problem
     from concurrent.futures import ThreadPoolExecutor
 
     jobs = min(run.options.jobs, len(todo))
-    pending: queue.SimpleQueue = queue.SimpleQueue()
-    for di in todo:
-        pending.put(di)
-    left = [len(todo)]
+    pending = list(todo)
     lock = threading.Lock()
     cancel = threading.Event()
     results: queue.SimpleQueue = queue.SimpleQueue()
@@ -282,13 +279,11 @@ def _milps_side_by_side(run: _Run, ci: int, case: Case, todo: list[int], problem
     def worker() -> list:
         done = []
         while not cancel.is_set():
-            try:
-                di = pending.get_nowait()
-            except queue.Empty:
-                break
             with lock:
-                n_left = left[0]
-                left[0] -= 1
+                if not pending:
+                    break
+                n_left = len(pending)  # this one included
+                di = pending.pop(0)
             rem = run.remaining()
             if rem is not None and rem <= 0:
                 done.append((di, None, None))
