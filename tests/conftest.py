@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,10 +81,12 @@ ACT_BY_NAME = {a.name: a for a in ACTIVATIONS}
 
 # ---------------------------------------------------------------------------------- networks
 def random_network(seed: int, act: ActKind, widths: tuple[int, ...] = (2, 8, 8, 2), scale: float = 1.0,
-                   source: str | None = None) -> Network:
+                   source: str | None = None, real: bool = False) -> Network:
     """A random fully-connected network ``widths[0] -> ... -> widths[-1]`` with ``act`` on hidden layers.
 
     Weights and biases are float32-representable so the same network can be written to ONNX exactly.
+    ``real``: the network is evaluated in exact arithmetic (no float rounding: zero error bounds),
+    for tests of the real-arithmetic encodings; otherwise it is a float32 network.
     """
     rng = np.random.default_rng(seed)
     layers = []
@@ -92,7 +95,12 @@ def random_network(seed: int, act: ActKind, widths: tuple[int, ...] = (2, 8, 8, 
         w = (scale * rng.standard_normal((n_out, n_in)) / np.sqrt(n_in) * 1.5).astype(np.float32)
         b = (scale * 0.3 * rng.standard_normal(n_out)).astype(np.float32)
         last = k == len(widths) - 2
-        layers.append(Layer(w.astype(np.float64), b.astype(np.float64), None if last else act.activation(n_out)))
+        a = None if last else act.activation(n_out)
+        if real:
+            a = None if a is None else dataclasses.replace(a, rel_error=0.0)
+            layers.append(Layer(w.astype(np.float64), b.astype(np.float64), a, np.zeros((n_out, n_in)), np.zeros(n_out)))
+        else:
+            layers.append(Layer(w.astype(np.float64), b.astype(np.float64), a))
     return Network(tuple(layers), (1, widths[0]), (1, widths[-1]), source=source,
                    meta={"input_dtype": "float32"})
 

@@ -34,16 +34,16 @@ from verifier.spec import load_spec
 VERIFIER = Path(sys.executable).parent / "verifier"
 
 HOLDS_TOML = """\
-description = "the spike never reaches 1.001"
+description = "the spike never reaches 1.01"
 [input]
 lower = [-1.0, -1.0]
 upper = [1.0, 1.0]
 
 [[unsafe]]
-all = ["y0 >= 1.001"]
+all = ["y0 >= 1.01"]
 """
 
-VIOLATED_TOML = HOLDS_TOML.replace("1.001", "0.5")  # the spike reaches 1 at (0.3125, -0.4375)
+VIOLATED_TOML = HOLDS_TOML.replace("1.01", "0.5")  # the spike reaches 1 at (0.3125, -0.4375)
 
 # y0 of the cancel network is exactly 0.75: y0 >= 0.75 + 1e-7 holds by less than the margin -> unknown
 UNKNOWN_VNNLIB = """\
@@ -200,7 +200,7 @@ def test_vnncomp_out_timeout(files, tmp_path, monkeypatch):
             monkeypatch.setattr(mod, "solve", fake)
     out = tmp_path / "r.txt"
     spec = tmp_path / "p.toml"
-    spec.write_text(HOLDS_TOML.replace("y0 >= 1.001", "y0 >= 0.76"))
+    spec.write_text(HOLDS_TOML.replace("y0 >= 1.01", "y0 >= 0.76"))
     r = run("verify", files["cancel"], spec, "--vnncomp-out", out, "--timeout", "50")
     assert r.exit_code == 3, r.output
     assert "timeout" in r.stdout
@@ -237,7 +237,7 @@ def _bad_files(files: dict[str, Path], d: Path) -> dict[str, tuple[list, tuple[s
     three = d / "three_inputs.toml"
     three.write_text(HOLDS_TOML.replace("[-1.0, -1.0]", "[-1.0, -1.0, 0.0]").replace("[1.0, 1.0]", "[1.0, 1.0, 1.0]"))
     big_y = d / "y7.toml"
-    big_y.write_text(HOLDS_TOML.replace("y0 >= 1.001", "y7 >= 1.0"))
+    big_y.write_text(HOLDS_TOML.replace("y0 >= 1.01", "y7 >= 1.0"))
     not_onnx = d / "model.onnx.txt"
     not_onnx.write_text("this is not a model")
     return {
@@ -374,7 +374,7 @@ def test_no_runtime_warning_on_stderr_for_one_sided_clip_networks(tmp_path):
     act = ACT_BY_NAME["min0.3"]
     path = network_to_onnx(random_network(0, act), act, tmp_path / "minclip.onnx")
     spec = tmp_path / "p.toml"
-    spec.write_text(HOLDS_TOML.replace("y0 >= 1.001", "y0 - y1 >= 100"))
+    spec.write_text(HOLDS_TOML.replace("y0 >= 1.01", "y0 - y1 >= 100"))
     p = _proc([sys.executable, "cli.py", "verify", path, spec, "--quiet"])
     assert p.returncode == 0, p.stdout + p.stderr
     assert p.stderr.strip() == "", p.stderr

@@ -112,7 +112,7 @@ def expected_size(network: Network, act: ActKind, bounds: LayerBounds) -> dict:
 @functools.cache
 def _net_and_grid(name: str, seed: int):
     act = next(a for a in ACTIVATIONS if a.name == name)
-    net = random_network(seed, act)
+    net = random_network(seed, act, real=True)
     pts = grid_points(act.radius)
     ys = reference_forward(net, act, pts)
     # the verifier's own forward pass agrees with the test's activation code
@@ -150,7 +150,7 @@ def test_milp_max_min_match_dense_grid(act: ActKind, method: str, solver: str):
 @pytest.mark.parametrize("method", sorted(BOUNDS))
 def test_binaries_only_for_kinks_inside_and_size_as_documented(act: ActKind, method: str):
     for seed in range(3):
-        net = random_network(seed, act, widths=(2, 10, 9, 3))
+        net = random_network(seed, act, widths=(2, 10, 9, 3), real=True)
         lower, upper = np.full(2, -act.radius), np.full(2, act.radius)
         bounds = BOUNDS[method](net, lower, upper)
         milp = encode(net, bounds, lower, upper)
@@ -171,7 +171,7 @@ def test_binaries_only_for_kinks_inside_and_size_as_documented(act: ActKind, met
 @pytest.mark.parametrize("act", ACTIVATIONS, ids=lambda a: a.name)
 def test_stable_network_has_no_binary_and_exact_extremes(act: ActKind):
     """On a box so small that every neuron is stable, the MILP is an LP and still exact."""
-    net = random_network(5, act)
+    net = random_network(5, act, real=True)
     centre = np.array([0.123, -0.071]) * act.radius
     lower, upper = centre - 1e-4, centre + 1e-4
     bounds = symbolic_bounds(net, lower, upper)
@@ -204,7 +204,7 @@ def test_fixed_input_gives_the_forward_pass(act_index, seed, u, method):
     """With the input variables fixed to a point of the box, every output's max and min equal the forward
     pass (the encoding admits no spurious output). HiGHS: CBC fails here, see the xfail test below."""
     act = ACTIVATIONS[act_index]
-    net = random_network(seed, act, widths=(2, 6, 5, 2))
+    net = random_network(seed, act, widths=(2, 6, 5, 2), real=True)
     lower, upper = np.full(2, -act.radius), np.full(2, act.radius)
     x0 = lower + (upper - lower) * np.array(u)
     fixed = _fix_inputs(encode(net, BOUNDS[method](net, lower, upper), lower, upper), x0)
@@ -220,7 +220,7 @@ def test_fixed_input_gives_the_forward_pass(act_index, seed, u, method):
 def test_point_box_encoding_gives_the_forward_pass(solver):
     """Degenerate (point) boxes, bounds computed on them: the MILP's output is the forward pass."""
     for seed, act in enumerate(ACTIVATIONS):
-        net = random_network(seed, act, widths=(2, 6, 5, 2))
+        net = random_network(seed, act, widths=(2, 6, 5, 2), real=True)
         x0 = np.random.default_rng(seed).uniform(-act.radius, act.radius, 2)
         milp = encode(net, symbolic_bounds(net, x0, x0), x0, x0)
         if milp.n_vars > milp.input_vars.size and not np.isin(milp.input_vars, milp.indices).all():
@@ -232,7 +232,7 @@ def test_point_box_encoding_gives_the_forward_pass(solver):
 
 def test_cbc_infeasibility_claim_on_fixed_inputs_is_wrong():
     act = ACT_BY_NAME["clip_half"]
-    net = random_network(4, act, widths=(2, 6, 5, 2))
+    net = random_network(4, act, widths=(2, 6, 5, 2), real=True)
     lower, upper = np.full(2, -1.0), np.full(2, 1.0)
     x0 = np.random.default_rng(4).uniform(-1.0, 1.0, 2)
     fixed = _fix_inputs(encode(net, interval_bounds(net, lower, upper), lower, upper), x0)

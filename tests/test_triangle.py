@@ -31,7 +31,7 @@ def _both(network, lo, hi, ay, ax, rhs):
 @pytest.mark.parametrize("seed", range(6))
 def test_same_optimum_as_the_relaxed_big_m_encoding_and_below_samples(act_name, seed):
     act = ACT_BY_NAME[act_name]
-    net = random_network(seed, act, widths=(3, 10, 10, 8, 3))
+    net = random_network(seed, act, widths=(3, 10, 10, 8, 3), real=True)
     rng = np.random.default_rng(100 + seed)
     lo = rng.uniform(-1.0, 0.0, 3)
     hi = lo + rng.uniform(0.2, 1.5, 3)
@@ -59,7 +59,7 @@ def test_only_relu_and_leaky_networks_with_few_inputs_take_it():
 
 def test_a_network_with_no_unstable_neuron_gives_the_exact_minimum():
     act = ACT_BY_NAME["relu"]
-    net = random_network(3, act, widths=(2, 6, 2))
+    net = random_network(3, act, widths=(2, 6, 2), real=True)
     x0 = np.array([0.3, -0.2])
     lo, hi = x0 - 1e-9, x0 + 1e-9
     ay = np.array([[1.0, -1.0]])
@@ -73,7 +73,7 @@ def test_non_finite_bounds_are_rejected():
     from verifier.bounds import LayerBounds
     from verifier.errors import EncodingError
 
-    net = random_network(1, ACT_BY_NAME["relu"], widths=(2, 4, 2))
+    net = random_network(1, ACT_BY_NAME["relu"], widths=(2, 4, 2), real=True)
     lo, hi = -np.ones(2), np.ones(2)
     b = symbolic_bounds(net, lo, hi)
     bad = LayerBounds((np.full(4, np.nan), b.lower[1]), b.upper, "user")

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import triangle
-from .bounds import LayerBounds, float32_error, linear_bounds, margin_tau, row_margins, symbolic_bounds
+from .bounds import LayerBounds, linear_bounds, margin_tau, symbolic_bounds
 from .encoding import encode, output_rows, with_margin
 from .lp import LinearProgram, highs_available
 from .network import Network
@@ -139,11 +139,11 @@ def bound_box(network: Network, case: Case, disjuncts: list[Constraints], oracle
               hi: np.ndarray, stats: BabStats, settings: BabSettings, case_index: int = 0, lp_check: bool = False,
               deadline: float | None = None):
     """Bound one sub-box: a counterexample, or (disjuncts still alive, #unstable, split dimension,
-    the box's bounds). A row only counts as refuted with the float32 evaluation margin to spare."""
+    the box's bounds). The bounds include the float rounding of the network (``floatmodel``)."""
     t = time.perf_counter()
     b = symbolic_bounds(network, lo, hi)
-    out_err = float32_error(network, lo, hi)
-    fp = [row_margins(c.ay, out_err, c.rhs) for c in disjuncts]  # float32 margin of every row
+    out_err = b.errors[-1]
+    fp = [np.abs(c.ay) @ out_err for c in disjuncts]  # how far a float evaluation may move each row
     alive = []
     best_dim, best_score = None, -np.inf
     cands = []
@@ -154,7 +154,7 @@ def bound_box(network: Network, case: Case, disjuncts: list[Constraints], oracle
             continue
         low, up, coef = linear_bounds(network, b, lo, hi, cons.ay, None, cons.ax, return_coef=True)
         row_bounds[i] = (low, up)
-        slack = low - cons.rhs - fp[i]
+        slack = low - cons.rhs
         if np.any(slack > 0):
             continue
         alive.append(i)
@@ -192,7 +192,7 @@ def bound_box(network: Network, case: Case, disjuncts: list[Constraints], oracle
         still = []
         for i in alive:
             rem = None if deadline is None else max(0.01, deadline - time.perf_counter())
-            if not lp_refutes(network, b, lo, hi, disjuncts[i], rem, fp[i], row_bounds.get(i)):
+            if not lp_refutes(network, b, lo, hi, disjuncts[i], rem, row_bounds.get(i)):
                 still.append(i)
         stats.lp_s += time.perf_counter() - t
         if not still:
@@ -213,14 +213,13 @@ def _split_score(b, coef: np.ndarray, lo: np.ndarray, hi: np.ndarray, rule: str)
 
 
 def lp_refutes(network: Network, b, lo: np.ndarray, hi: np.ndarray, cons: Constraints,
-               time_limit: float | None = None, margins: np.ndarray | None = None,
-               row_bounds: tuple[np.ndarray, np.ndarray] | None = None) -> bool:
-    """True if the LP relaxation proves the conjunction empty on the box (rigorous dual bound > 0),
-    even with each row's right-hand side raised by ``margins`` (the float32 evaluation margin).
+               time_limit: float | None = None, row_bounds: tuple[np.ndarray, np.ndarray] | None = None) -> bool:
+    """True if the LP relaxation proves the conjunction empty on the box (rigorous dual bound > 0)
+    for every float evaluation of the network (both LPs widen their rows by the rounding bounds).
     ``row_bounds``: the rows' sound (lower, upper) bounds on the box, when the caller has them."""
     if cons.rhs.size == 0:
         return False
-    rhs = cons.rhs if margins is None else cons.rhs + margins
+    rhs = cons.rhs
     low, up = row_bounds if row_bounds is not None else linear_bounds(network, b, lo, hi, cons.ay, None, cons.ax)
     t_lo = float(np.max(low - rhs))
     t_hi = float(np.max(up - rhs))
@@ -245,13 +244,11 @@ def milp_box(network: Network, case: Case, disjuncts: list[Constraints], oracle:
     t = time.perf_counter()
     milp = encode(network, b, lo, hi)
     tau = margin_tau(b, settings.margin_abs, settings.margin_rel)
-    out_err = float32_error(network, lo, hi)
     stats.milp_binaries_max = max(stats.milp_binaries_max, milp.n_binaries)
     reason = None
     for cons in disjuncts:
         remaining = None if deadline is None else deadline - time.perf_counter()
-        rhs = cons.rhs + tau + row_margins(cons.ay, out_err, cons.rhs)
-        problem = milp.with_rows(output_rows(network, milp, cons.ax, cons.ay, rhs))
+        problem = milp.with_rows(output_rows(network, milp, cons.ax, cons.ay, cons.rhs + tau))
         out = solve(problem, remaining, settings.solver)
         if out.status == "infeasible":
             continue

@@ -4,6 +4,12 @@ Methods, from cheapest to tightest: ``interval`` (interval arithmetic) and ``sym
 (back-substitution of linear relaxations, DeepPoly / CROWN style). Every bound is padded outward
 (``pad``) so that float64 rounding in these computations cannot make it unsound.
 
+The bounds are bounds of the network *as onnxruntime evaluates it*: every pre-activation is
+``x_k = W_k z_{k-1} + b_k + d_k`` with the float rounding ``|d_k| <= e_k`` of ``floatmodel``
+(``e_k`` from the magnitudes of the previous layer's sound bounds, ``rounding_errors``). Interval
+bounds widen each pre-activation by ``e_k``; in back-substitution the term ``Lambda_k d_k`` of each
+layer enters the bound as ``|Lambda_k| e_k``.
+
 ``LayerBounds`` is what the encoder consumes: any method (or a user) can supply it.
 """
 
@@ -32,6 +38,9 @@ class LayerBounds:
     #: per input: how much the relaxation gaps of unstable neurons depend on it (symbolic only;
     #: used to choose split dimensions)
     influence: np.ndarray | None = None
+    #: per layer, the float rounding bound ``e_k`` the bounds were computed with (None: derive it
+    #: from the bounds with ``rounding_errors``, which is sound for any sound bounds)
+    errors: tuple[np.ndarray, ...] | None = None
 
     @property
     def output_lower(self) -> np.ndarray:
@@ -74,22 +83,32 @@ def check_box(lower: np.ndarray, upper: np.ndarray, n_inputs: int) -> tuple[np.n
     return lower, upper
 
 
-#: proofs must hold with this margin relative to the size of the outputs: onnxruntime evaluates
-#: in float32 (unit roundoff 6e-8), so a property that holds in real arithmetic by less than a few
-#: float32 steps may still be violated by the float32 network. 1e-5 is about 170 float32 steps:
-#: far above the rounding seen in practice, but an engineering margin, not a formal bound (worst-
-#: case float32 error bounds through |W| explode with depth and would prove nothing).
-FLOAT32_REL = 1e-5
+def layer_error(network: Network, k: int, zl: np.ndarray, zu: np.ndarray, z_err: np.ndarray) -> np.ndarray:
+    """``e_k`` for layer ``k`` whose (real) inputs lie in ``[zl, zu]`` and whose float inputs are within
+    ``z_err`` of them (the previous activation's rounding)."""
+    mag = np.maximum(np.abs(zl), np.abs(zu)) + z_err
+    return network.layers[k].rounding_error(mag, z_err)
 
 
-def float32_error(network: Network, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
-    """Per output, the float32 evaluation margin a proof must keep on this box (see FLOAT32_REL).
+def next_input(network: Network, k: int, l_k: np.ndarray, u_k: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bounds of layer ``k+1``'s input from layer ``k``'s pre-activation bounds: ``(zl, zu, z_err)``."""
+    act = network.layers[k].activation
+    return act.apply(l_k), act.apply(u_k), act.output_error(l_k, u_k)
 
-    It scales with the output values (taken at the box centre, doubled, plus one), not with the
-    output bounds, which can be far looser than the values the network actually takes.
-    """
-    y = network.forward(0.5 * (np.asarray(lower) + np.asarray(upper)))
-    return FLOAT32_REL * (1.0 + 2.0 * np.abs(y))
+
+def rounding_errors(network: Network, bounds: LayerBounds, lower: np.ndarray, upper: np.ndarray
+                    ) -> tuple[np.ndarray, ...]:
+    """``e_k`` of every layer, from ``bounds`` (their own, if they carry them)."""
+    if bounds.errors is not None:
+        return bounds.errors
+    zl, zu, z_err = np.asarray(lower, dtype=np.float64), np.asarray(upper, dtype=np.float64), np.zeros(network.n_inputs)
+    errs = []
+    for k, layer in enumerate(network.layers):
+        errs.append(layer_error(network, k, zl, zu, z_err))
+        if layer.activation is not None:
+            zl, zu, z_err = next_input(network, k, bounds.lower[k], bounds.upper[k])
+    return tuple(errs)
 
 
 def margin_tau(bounds: LayerBounds, margin_abs: float, margin_rel: float) -> float:
@@ -99,28 +118,28 @@ def margin_tau(bounds: LayerBounds, margin_abs: float, margin_rel: float) -> flo
     return margin_abs + margin_rel * big
 
 
-def row_margins(ay: np.ndarray, out_err: np.ndarray, rhs: np.ndarray | None = None) -> np.ndarray:
-    """The float32 proof margin of each row ``ay @ y <= rhs``."""
-    m = np.abs(ay) @ out_err + PAD_ABS
-    return m if rhs is None else m + FLOAT32_REL * np.abs(rhs)
-
-
 def interval_bounds(network: Network, lower: np.ndarray, upper: np.ndarray) -> LayerBounds:
     """Interval arithmetic: split ``W`` into positive and negative parts, layer by layer."""
     lo, hi = check_box(lower, upper, network.n_inputs)
-    los, his = [], []
-    for layer in network.layers:
-        W, b = layer.weight, layer.bias
-        Wp, Wn = np.maximum(W, 0.0), np.minimum(W, 0.0)
-        nl = Wp @ lo + Wn @ hi + b
-        nu = Wp @ hi + Wn @ lo + b
-        mag = np.abs(W) @ np.maximum(np.abs(lo), np.abs(hi)) + np.abs(b)
-        nl, nu = pad(nl, nu, mag)
+    z_err = np.zeros(lo.size)
+    los, his, errs = [], [], []
+    for k, layer in enumerate(network.layers):
+        nl, nu = _interval_step(layer.weight, layer.bias, lo, hi)
+        e = layer_error(network, k, lo, hi, z_err)
+        nl, nu = nl - e, nu + e
         los.append(nl)
         his.append(nu)
+        errs.append(e)
         if layer.activation is not None:
-            lo, hi = layer.activation.apply(nl), layer.activation.apply(nu)
-    return _checked(LayerBounds(tuple(los), tuple(his), "interval"))
+            lo, hi, z_err = next_input(network, k, nl, nu)
+    return _checked(LayerBounds(tuple(los), tuple(his), "interval", errors=tuple(errs)))
+
+
+def _interval_step(W: np.ndarray, b: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Padded interval bounds of ``W z + b`` for ``z`` in ``[lo, hi]`` (real arithmetic)."""
+    Wp, Wn = np.maximum(W, 0.0), np.minimum(W, 0.0)
+    mag = np.abs(W) @ np.maximum(np.abs(lo), np.abs(hi)) + np.abs(b)
+    return pad(Wp @ lo + Wn @ hi + b, Wp @ hi + Wn @ lo + b, mag)
 
 
 def _checked(b: LayerBounds) -> LayerBounds:
@@ -131,10 +150,17 @@ def _checked(b: LayerBounds) -> LayerBounds:
 
 
 class _Relaxations:
-    """The per-layer relaxation lines, computed once per set of bounds."""
+    """The per-layer relaxation lines and float rounding bounds, computed once per set of bounds.
 
-    def __init__(self, network: Network, lower: list[np.ndarray], upper: list[np.ndarray]) -> None:
+    ``lines[k]`` relaxes the real activation of layer ``k``; ``errors[k]`` bounds layer ``k``'s
+    pre-activation rounding (the previous activation's own rounding included, see
+    ``Layer.rounding_error``).
+    """
+
+    def __init__(self, network: Network, lower: list[np.ndarray], upper: list[np.ndarray],
+                 errors: tuple[np.ndarray, ...] | list[np.ndarray] = ()) -> None:
         self.lines = []
+        self.errors = list(errors)
         for k, layer in enumerate(network.layers):
             if layer.activation is None or k >= len(lower):
                 self.lines.append(None)
@@ -159,8 +185,9 @@ def backsubstitute(network: Network, k: int, C: np.ndarray, d: np.ndarray, in_lo
     mag = np.abs(c)
     for j in range(k, -1, -1):
         layer = network.layers[j]
-        c = c + L @ layer.bias
-        mag = mag + np.abs(L) @ np.abs(layer.bias)
+        absL = np.abs(L)
+        c = c + L @ layer.bias + absL @ relax.errors[j]  # the rounding d_j, |d_j| <= e_j, at its worst
+        mag = mag + absL @ (np.abs(layer.bias) + relax.errors[j])
         L = L @ layer.weight
         if j == 0:
             break
@@ -191,12 +218,13 @@ def symbolic_bounds(network: Network, lower: np.ndarray, upper: np.ndarray,
     relax = _Relaxations(network, [], [])
     relax.lines = []  # filled layer by layer below, as the bounds become known
     zl, zu = lo_in, hi_in  # bounds of the current layer's input (post-activation of the previous)
+    z_err = np.zeros(lo_in.size)
     influence = np.zeros(lo_in.size)
     for k, layer in enumerate(network.layers):
-        W, b = layer.weight, layer.bias
-        Wp, Wn = np.maximum(W, 0.0), np.minimum(W, 0.0)
-        mag = np.abs(W) @ np.maximum(np.abs(zl), np.abs(zu)) + np.abs(b)
-        l_k, u_k = pad(Wp @ zl + Wn @ zu + b, Wp @ zu + Wn @ zl + b, mag)
+        e_k = layer_error(network, k, zl, zu, z_err)
+        relax.errors.append(e_k)
+        l_k, u_k = _interval_step(layer.weight, layer.bias, zl, zu)
+        l_k, u_k = l_k - e_k, u_k + e_k
         if k > 0 and layer.activation is not None:
             # only neurons that interval arithmetic leaves unstable can gain anything
             idx = np.flatnonzero(kinks_inside(layer.activation, l_k, u_k))
@@ -221,10 +249,10 @@ def symbolic_bounds(network: Network, lower: np.ndarray, upper: np.ndarray,
         his.append(u_k)
         if layer.activation is not None:
             relax.lines.append(relaxation(layer.activation, l_k, u_k))
-            zl, zu = layer.activation.apply(l_k), layer.activation.apply(u_k)
+            zl, zu, z_err = next_input(network, k, l_k, u_k)
         else:
             relax.lines.append(None)
-    return _checked(LayerBounds(tuple(los), tuple(his), "symbolic", influence))
+    return _checked(LayerBounds(tuple(los), tuple(his), "symbolic", influence, tuple(relax.errors)))
 
 
 def linear_bounds(network: Network, bounds: LayerBounds, lower: np.ndarray, upper: np.ndarray,
@@ -239,7 +267,8 @@ def linear_bounds(network: Network, bounds: LayerBounds, lower: np.ndarray, uppe
     lo_in, hi_in = check_box(lower, upper, network.n_inputs)
     C_out = np.atleast_2d(np.asarray(C_out, dtype=np.float64))
     d = np.zeros(C_out.shape[0]) if d is None else np.asarray(d, dtype=np.float64)
-    relax = _Relaxations(network, list(bounds.lower), list(bounds.upper))
+    relax = _Relaxations(network, list(bounds.lower), list(bounds.upper),
+                         rounding_errors(network, bounds, lo_in, hi_in))
     k = len(network.layers) - 1
     lo, up, coef = backsubstitute(network, k, C_out, d, lo_in, hi_in, relax, C_in, return_coef=True)
     # interval fallback on the output bounds

@@ -29,6 +29,12 @@ pre-activation expression over the previous layer's variables):
   l <= x <= u.
 
 The M constants are the neuron's own (padded, sound) bounds: never a default.
+
+Floating point: every non-constant hidden neuron gets a continuous rounding variable ``d`` with
+``|d| <= e`` (``bounds.rounding_errors``), so that ``x = p + d`` ranges over every value onnxruntime
+may compute from the same float inputs; the bounds ``l, u`` already contain all of them. The
+output layer's rounding is handled by widening each property row by ``|ay| @ e_out``
+(``output_rows``), which over-approximates it row by row.
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .bounds import LayerBounds
+from .bounds import LayerBounds, rounding_errors
 from .errors import EncodingError
 from .network import Network
 from .relax import kinks_inside
@@ -58,6 +64,8 @@ class MILP:
     input_vars: np.ndarray  # indices of the network inputs
     last_hidden: tuple[np.ndarray, np.ndarray]  # (var index or -1, constant value) per neuron
     objective: dict[int, float] = field(default_factory=dict)
+    #: float rounding bound of each network output (the rows of ``output_rows`` are widened by it)
+    output_error: np.ndarray | None = None
 
     @property
     def n_vars(self) -> int:
@@ -85,7 +93,7 @@ class MILP:
                     np.concatenate([self.indptr, indptr[1:] + self.indptr[-1]]),
                     np.concatenate([self.indices, indices]), np.concatenate([self.data, data]),
                     np.concatenate([self.rhs, rhs]), np.concatenate([self.is_eq, is_eq]),
-                    self.input_vars, self.last_hidden, dict(self.objective))
+                    self.input_vars, self.last_hidden, dict(self.objective), self.output_error)
 
 
 def with_margin(milp: MILP, rows: list[tuple[np.ndarray, np.ndarray, float]], t_lower: float,
@@ -99,7 +107,8 @@ def with_margin(milp: MILP, rows: list[tuple[np.ndarray, np.ndarray, float]], t_
     t = milp.n_vars
     ext = [(np.append(idx, t), np.append(val, -1.0), r) for idx, val, r in rows]
     grown = MILP(np.append(milp.lb, t_lower), np.append(milp.ub, t_upper), np.append(milp.is_int, False),
-                 milp.indptr, milp.indices, milp.data, milp.rhs, milp.is_eq, milp.input_vars, milp.last_hidden)
+                 milp.indptr, milp.indices, milp.data, milp.rhs, milp.is_eq, milp.input_vars, milp.last_hidden,
+                 output_error=milp.output_error)
     return grown.with_rows(ext), t
 
 
@@ -162,6 +171,7 @@ class _Vars:
 def encode(network: Network, bounds: LayerBounds, lower: np.ndarray, upper: np.ndarray) -> MILP:
     """Encode ``network`` over the box ``[lower, upper]`` with the given pre-activation bounds."""
     check_layer_bounds(network, bounds)
+    errors = rounding_errors(network, bounds, lower, upper)
     V = _Vars()
     R = _RowBuilder()
     in_vars = V.new(lower, upper)
@@ -186,13 +196,15 @@ def encode(network: Network, bounds: LayerBounds, lower: np.ndarray, upper: np.n
         slope, offset = _stable_line(act, l, u)
         const_mask = st & (slope == 0.0)
         new_const[const_mask] = offset[const_mask]
+        e = errors[k]
         lin = np.flatnonzero(st & (slope != 0.0))
         if lin.size:
             yv = V.new(yl[lin], yu[lin])
             new_var[lin] = yv
-            # y - slope * (Wv z) = slope * beff + offset
+            # y - slope * (Wv z + d) = slope * beff + offset
             coef = np.hstack([np.ones((lin.size, 1)), -slope[lin, None] * Wv[lin]])
             cc = np.hstack([yv[:, None], np.broadcast_to(cols, (lin.size, cols.size))])
+            coef, cc = _with_rounding(V, coef, cc, e[lin], slope[lin])
             R.add_block(cc, coef, slope[lin] * beff[lin] + offset[lin], True)
 
         un = np.flatnonzero(unstable)
@@ -202,7 +214,8 @@ def encode(network: Network, bounds: LayerBounds, lower: np.ndarray, upper: np.n
             new_var[un] = yv
             coef = np.hstack([np.ones((un.size, 1)), -Wv[un]])
             cc = np.hstack([xv[:, None], np.broadcast_to(cols, (un.size, cols.size))])
-            R.add_block(cc, coef, beff[un], True)  # x = p
+            coef, cc = _with_rounding(V, coef, cc, e[un], np.ones(un.size))
+            R.add_block(cc, coef, beff[un], True)  # x = p + d
             if act.kind == "leaky":
                 _leaky_rows(V, R, act.alpha, l[un], u[un], xv, yv)
             else:
@@ -213,7 +226,16 @@ def encode(network: Network, bounds: LayerBounds, lower: np.ndarray, upper: np.n
 
     indptr, indices, data, rhs, is_eq = R.finish()
     return MILP(np.concatenate(V.lb), np.concatenate(V.ub), np.concatenate(V.is_int), indptr, indices, data,
-                rhs, is_eq, in_vars, (zvar, zconst))
+                rhs, is_eq, in_vars, (zvar, zconst), output_error=np.asarray(errors[-1], dtype=np.float64))
+
+
+def _with_rounding(V: _Vars, coef: np.ndarray, cols: np.ndarray, e: np.ndarray, slope: np.ndarray):
+    """Append a rounding variable ``d`` (``|d| <= e``) with coefficient ``-slope`` to each row (none if
+    every ``e`` is zero, as for a network in exact arithmetic)."""
+    if not np.any(e > 0):
+        return coef, cols
+    dv = V.new(-e, e)
+    return np.hstack([coef, -slope[:, None]]), np.hstack([cols, dv[:, None]])
 
 
 def check_layer_bounds(network: Network, bounds: LayerBounds) -> None:
@@ -308,9 +330,15 @@ def _leaky_rows(V: _Vars, R: _RowBuilder, alpha: float, l, u, xv, yv) -> None:
     R.add_block(np.stack([yv, xv, a], 1), np.stack([one, -alpha * one, -(1.0 - alpha) * u], 1), np.zeros(n), False)
 
 
-def output_rows(network: Network, milp: MILP, ax: np.ndarray, ay: np.ndarray, rhs: np.ndarray
-                ) -> list[tuple[np.ndarray, np.ndarray, float]]:
-    """Rows ``ax @ input + ay @ y <= rhs`` with ``y = W_last z + b_last`` substituted."""
+def output_rows(network: Network, milp: MILP, ax: np.ndarray, ay: np.ndarray, rhs: np.ndarray,
+                widen: bool = True) -> list[tuple[np.ndarray, np.ndarray, float]]:
+    """Rows ``ax @ input + ay @ y <= rhs`` with ``y = W_last z + b_last`` substituted.
+
+    With ``widen`` (the default), each row's right-hand side grows by ``|ay| @ e_out``, the output
+    layer's float rounding: the rows then hold wherever some float evaluation satisfies them.
+    """
+    if widen and milp.output_error is not None:
+        rhs = np.asarray(rhs, dtype=np.float64) + np.abs(ay) @ milp.output_error
     last = network.layers[-1]
     zvar, zconst = milp.last_hidden
     Wv, beff, cols = _affine_over(last.weight, last.bias, zvar, zconst)

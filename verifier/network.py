@@ -8,8 +8,11 @@ All numbers are float64 copies of the stored weights.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
+
+from .floatmodel import dot_error
 
 ACTIVATION_KINDS = ("relu", "leaky", "clip")
 
@@ -29,10 +32,22 @@ class Activation:
     alpha: float = 0.0
     lo: np.ndarray | None = None
     hi: np.ndarray | None = None
+    #: relative rounding error of the activation's output where it is not exact: LeakyReLU's
+    #: ``alpha * x`` rounds once (the unit roundoff of the type it is computed in; float32 unless
+    #: the loader says otherwise). ReLU and Clip are exact in floating point.
+    rel_error: float | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in ACTIVATION_KINDS:
             raise ValueError(f"unknown activation kind {self.kind!r}")
+        if self.rel_error is None:
+            object.__setattr__(self, "rel_error", 2.0 ** -24 if self.kind == "leaky" else 0.0)
+
+    def output_error(self, l: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """Bound on ``|fl(f(x)) - f(x)|`` for ``x`` in ``[l, u]`` (zero for exact activations)."""
+        if self.kind != "leaky" or not self.rel_error:
+            return np.zeros(np.shape(l))
+        return self.rel_error * self.alpha * np.maximum(-np.asarray(l, dtype=np.float64), 0.0)
 
     def apply(self, x: np.ndarray) -> np.ndarray:
         """Apply the activation to pre-activations ``x`` (last axis = neurons)."""
@@ -56,11 +71,54 @@ class Activation:
 
 @dataclass(frozen=True)
 class Layer:
-    """``x = weight @ z + bias`` followed by ``activation`` (None for a purely affine layer)."""
+    """``x = weight @ z + bias`` followed by ``activation`` (None for a purely affine layer).
+
+    ``weight`` and ``bias`` are the real-arithmetic composition of the ONNX operators between two
+    activations. ``err_weight`` / ``err_bias`` bound the floating-point error of evaluating those
+    operators as onnxruntime does: for a layer input ``z`` given exactly (as floats) with
+    ``|z| <= m`` elementwise, every float evaluation ``x_hat`` satisfies
+    ``|x_hat - (weight @ z + bias)| <= err_weight @ m + err_bias`` (see ``floatmodel``). A layer
+    built in memory without them is taken to be one float32 ``Gemm`` (dot products over its row's
+    non-zero weights plus the bias). ``guards``: ``(G, g, limit)`` triples, ``G @ m + g <= limit``
+    must hold on the box (float16 intermediates that must not overflow).
+    """
 
     weight: np.ndarray  # shape (n_out, n_in)
     bias: np.ndarray  # shape (n_out,)
     activation: Activation | None = None
+    err_weight: np.ndarray | None = field(default=None, repr=False, compare=False)
+    err_bias: np.ndarray | None = field(default=None, repr=False, compare=False)
+    guards: tuple = field(default=(), repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.err_weight is None or self.err_bias is None:
+            ew, eb = dot_error(np.asarray(self.weight, dtype=np.float64), np.asarray(self.bias, dtype=np.float64))
+            object.__setattr__(self, "err_weight", ew)
+            object.__setattr__(self, "err_bias", eb)
+
+    @cached_property
+    def abs_weight(self) -> np.ndarray:
+        return np.abs(self.weight)
+
+    def rounding_error(self, magnitude: np.ndarray, input_error: np.ndarray | None = None) -> np.ndarray:
+        """Per output, the bound on the float evaluation error for float inputs ``|z_hat| <= magnitude``.
+
+        ``input_error`` bounds how far the float input ``z_hat`` is from the value ``z`` the bounds
+        and relaxations describe (the previous activation's own rounding, ``|z_hat - z| <= input_error``;
+        ``magnitude`` must already include it); its effect through the layer, ``|W| @ input_error``, is added.
+        """
+        e = self.err_weight @ magnitude + self.err_bias
+        if input_error is not None and np.any(input_error > 0):
+            e = e + self.abs_weight @ input_error
+        for G, g, limit in self.guards:
+            worst = G @ magnitude + g
+            if np.any(worst > limit):
+                from .errors import EncodingError
+
+                raise EncodingError(f"a float16 intermediate of this layer may reach {float(worst.max()):.6g}, "
+                                    f"beyond the largest finite float16 value {limit:g}: onnxruntime could "
+                                    "compute inf here, which the verifier does not model")
+        return e
 
     @property
     def n_in(self) -> int:
@@ -112,6 +170,21 @@ class Network:
             if layer.activation is not None:
                 z = layer.activation.apply(z)
         return z
+
+    def float_deviation(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Real-arithmetic outputs at one float input ``x`` and a bound on how far the outputs that
+        onnxruntime computes may be from them (the error model of ``floatmodel``)."""
+        z = np.asarray(x, dtype=np.float64).ravel()
+        dz = np.zeros(z.size)  # |z_hat - z|
+        for layer in self.layers:
+            p = layer.weight @ z + layer.bias
+            e = layer.rounding_error(np.abs(z) + dz, dz)
+            if layer.activation is None:
+                z, dz = p, e
+            else:  # every activation is 1-Lipschitz; LeakyReLU adds its own rounding
+                dz = e + layer.activation.output_error(p - e, p + e)
+                z = layer.activation.apply(p)
+        return z, dz
 
     def pre_activations(self, x: np.ndarray) -> list[np.ndarray]:
         """Every layer's pre-activation for input(s) ``x`` (the last entry is the output)."""

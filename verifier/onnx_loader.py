@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ModelError
+from .floatmodel import FOLD_SLACK, LARGEST, UNIT_ROUNDOFF, round_step
 from .network import Activation, Layer, Network
 
 SUPPORTED_OPS = (
@@ -28,18 +29,58 @@ SUPPORTED_OPS = (
 )
 
 _FLOAT_TYPES = {1: "float32", 10: "float16", 11: "float64", 16: "bfloat16"}
+_INT_TYPES = {2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64", 9: "bool", 12: "uint32",
+              13: "uint64"}
 
 
 @dataclass
 class _Var:
-    """A tensor that depends on the input: basis tensor ``T`` over variable space ``space``."""
+    """A tensor that depends on the input: basis tensor ``T`` over variable space ``space``.
+
+    ``R`` (same shape, non-negative, None = zero) is its floating-point *error basis*: with the
+    layer's float inputs bounded by ``|z| <= m``, the value onnxruntime computes lies within
+    ``R[:-1] . m + R[-1]`` of the real value ``T[:-1] . z + T[-1]`` (see ``floatmodel``).
+    ``dtype`` is the floating-point type the tensor is computed in.
+    """
 
     T: np.ndarray
     space: int
+    R: np.ndarray | None = None
+    dtype: str = "float32"
 
     @property
     def shape(self) -> tuple[int, ...]:
         return tuple(self.T.shape[1:])
+
+    @property
+    def err(self) -> np.ndarray:
+        return np.zeros(self.T.shape) if self.R is None else self.R
+
+    @property
+    def mag(self) -> np.ndarray:
+        """Magnitude basis: ``|value| <= mag[:-1] . m + mag[-1]`` for the float value."""
+        return np.abs(self.T) + self.err
+
+    def exact(self, fn) -> _Var:
+        """Apply an operator that rounds nothing (reshape, transpose, negation) to ``T`` and ``R``."""
+        return _Var(fn(self.T), self.space, None if self.R is None else np.abs(fn(self.R)), self.dtype)
+
+    def rounded(self, T: np.ndarray, prop: np.ndarray, local: np.ndarray, k, dtype: str | None = None) -> _Var:
+        """The result ``T`` of a rounding operator (see ``floatmodel.round_step``)."""
+        dtype = dtype or self.dtype
+        return _Var(T, self.space, round_step(prop, local, k, dtype), dtype)
+
+
+def _nnz(W: np.ndarray, axis: int) -> np.ndarray:
+    """Non-zero terms per output of a contraction over ``axis`` (kept as a size-1 axis)."""
+    return np.count_nonzero(W, axis=axis, keepdims=True)
+
+
+def _const_row(shape_k: tuple[int, ...], c) -> np.ndarray:
+    """A basis tensor that is zero except for the constant row, which holds ``|c|`` broadcast."""
+    out = np.zeros(shape_k)
+    out[-1] = np.abs(np.broadcast_to(c, shape_k[1:]))
+    return out
 
 
 class _NodeError(Exception):
@@ -70,7 +111,37 @@ def load_model(path: str | os.PathLike) -> Network:
         inferred = False
     network = _GraphConverter(model, path).convert()
     network.meta["shape_inference"] = inferred
+    _self_check(network, path)
     return network
+
+
+def _self_check(network: Network, path: str, n_points: int = 3) -> None:
+    """Compare the loaded network with onnxruntime at a few inputs (zero and random points in
+    [-1, 1]): a difference beyond the float error bound means the loader misread the model, which
+    must be an error, never a silently wrong network."""
+    from .oracle import OnnxOracle
+
+    try:
+        oracle = OnnxOracle(network)
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
+        raise ModelError(f"{path}: onnxruntime cannot load this model: {str(exc).strip()}") from None
+    rng = np.random.default_rng(0)
+    points = [np.zeros(network.n_inputs)] + [rng.uniform(-1.0, 1.0, network.n_inputs) for _ in range(n_points)]
+    for x in points:
+        x = np.asarray(x).astype(oracle.dtype).astype(np.float64)
+        try:
+            y_rt = oracle.run(x)
+        except Exception as exc:  # noqa: BLE001
+            raise ModelError(f"{path}: onnxruntime cannot run this model: {str(exc).strip()}") from None
+        y, dev = network.float_deviation(x)
+        if y_rt.shape != y.shape:
+            raise ModelError(f"{path}: onnxruntime computes {y_rt.size} outputs, the loaded network {y.size}")
+        bad = np.abs(y_rt - y) > dev + 1e-9 * (1.0 + np.abs(y))
+        if np.any(bad):
+            i = int(np.flatnonzero(bad)[0])
+            raise ModelError(f"{path}: the loaded network disagrees with onnxruntime at a test input (output {i}: "
+                             f"onnxruntime {y_rt[i]:.9g}, loaded {y[i]:.9g} +- {dev[i]:.3g}); the loader misreads an "
+                             "operator of this model, please report it")
 
 
 def _opset(model) -> int:
@@ -91,6 +162,10 @@ class _GraphConverter:
         self.values: dict[str, np.ndarray | _Var] = {}
         self.layers: list[Layer] = []
         self.space = 0
+        self.guards: list[tuple[np.ndarray, float]] = []  # float16 magnitudes of the current layer
+        self.depth: dict[str, int] = {}  # constants: roundings onnxruntime may apply when folding them
+        self.fold = 0  # the current operator's largest constant fold depth (added to its rounding count)
+        self.inferred = {vi.name: vi for vi in list(model.graph.value_info) + list(model.graph.output)}
 
     # ----------------------------------------------------------------------------------- driver
     def convert(self) -> Network:
@@ -115,7 +190,8 @@ class _GraphConverter:
         inp = inputs[0]
         in_shape = self._input_shape(inp)
         n_in = int(np.prod(in_shape))
-        self.values[inp.name] = _Var(_identity_basis(n_in, in_shape), self.space)
+        in_dtype = _FLOAT_TYPES[inp.type.tensor_type.elem_type]
+        self.values[inp.name] = _Var(_identity_basis(n_in, in_shape), self.space, None, in_dtype)
 
         unsupported = [(i, n) for i, n in enumerate(g.node) if n.op_type not in SUPPORTED_OPS or n.domain not in ("", "ai.onnx")]
         if unsupported:
@@ -138,8 +214,8 @@ class _GraphConverter:
             raise ModelError(f"{self.path}: the output '{out_name}' does not depend on the input")
         if out.space != self.space:
             raise ModelError(f"{self.path}: the output '{out_name}' skips over an activation (non-sequential graphs are not supported)")
-        weight, bias = _affine_of(out)
-        self.layers.append(Layer(weight, bias, None))
+        self._check_output_shape(out)
+        self.layers.append(self._close_layer(out, None))
         for k, layer in enumerate(self.layers):
             if not (np.all(np.isfinite(layer.weight)) and np.all(np.isfinite(layer.bias))):
                 raise ModelError(f"{self.path}: layer {k} has NaN or infinite weights after folding constants")
@@ -151,7 +227,7 @@ class _GraphConverter:
             input_name=inp.name,
             output_name=out_name,
             meta={"opset": self.opset, "producer": self.model.producer_name, "n_nodes": len(g.node),
-                  "input_dtype": _FLOAT_TYPES[inp.type.tensor_type.elem_type]},
+                  "input_dtype": in_dtype},
         )
 
     def _input_shape(self, inp) -> tuple[int, ...]:
@@ -201,15 +277,31 @@ class _GraphConverter:
 
         return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
+    def _close_layer(self, v: _Var, act: Activation | None) -> Layer:
+        weight, bias = _affine_of(v)
+        err_w, err_b = _affine_of(_Var(v.err, v.space))
+        guards = tuple((*_affine_of(_Var(g, v.space)), limit) for g, limit in self.guards)
+        self.guards = []
+        return Layer(weight, bias, act, np.abs(err_w), np.abs(err_b), guards)
+
     def _activation(self, v: _Var, act: Activation | None) -> _Var:
         """Close the current affine layer with ``act`` and return the identity over its outputs."""
         self._check_space(v)
         if act is None:
             return v
-        weight, bias = _affine_of(v)
-        self.layers.append(Layer(weight, bias, act))
+        self.layers.append(self._close_layer(v, act))
         self.space += 1
-        return _Var(_identity_basis(bias.size, v.shape), self.space)
+        return _Var(_identity_basis(int(np.prod(v.shape)), v.shape), self.space, None, v.dtype)
+
+    def _check_output_shape(self, out: _Var) -> None:
+        """The loaded output must have the shape the model declares (symbolic dimensions aside)."""
+        declared = self.graph.output[0].type.tensor_type.shape.dim
+        dims = [d.dim_value if d.HasField("dim_value") else None for d in declared]
+        if dims and (len(dims) != len(out.shape)
+                     or any(d is not None and d != s for d, s in zip(dims, out.shape))):
+            raise ModelError(f"{self.path}: the loaded network computes an output of shape {list(out.shape)}, "
+                             f"but the model declares {['?' if d is None else d for d in dims]} for "
+                             f"'{self.graph.output[0].name}' (an operator is not supported as used here)")
 
     # ------------------------------------------------------------------------------- operators
     def _run_node(self, node) -> None:
@@ -221,13 +313,34 @@ class _GraphConverter:
         for v in vals:
             if isinstance(v, _Var):
                 self._check_space(v)
+        depths = [self.depth.get(n, 0) for n in ins if n]
         if not any(is_var) and op not in ("Constant",):
             # constant folding for shape computations and weight preprocessing
-            self.values[node.output[0]] = _fold_constant(op, vals, attrs, self.opset)
+            out = _fold_constant(op, vals, attrs, self.opset)
+            self.values[node.output[0]] = out
+            self.depth[node.output[0]] = _fold_depth(op, vals, depths)
             return
+        if depths and max(depths) > FOLD_SLACK:
+            raise _NodeError("uses a constant that onnxruntime computes from other constants with more roundings "
+                             "than the float error model covers (fold that constant before export)")
         handler = getattr(self, f"_op_{op}")
+        self.fold = max(depths, default=0)  # roundings of this operator's folded constants
         result = handler(node, vals, attrs)
+        if isinstance(result, _Var):
+            self._check_inferred(node.output[0], result)
+            if result.dtype == "float16" and result is not vals[0]:
+                self.guards.append((result.mag, LARGEST["float16"]))
         self.values[node.output[0]] = result
+
+    def _check_inferred(self, name: str, v: _Var) -> None:
+        """Compare a tensor's loaded shape with ONNX shape inference (a loader bug must not pass silently)."""
+        vi = self.inferred.get(name)
+        if vi is None or not vi.type.HasField("tensor_type") or not vi.type.tensor_type.HasField("shape"):
+            return
+        dims = [d.dim_value if d.HasField("dim_value") else None for d in vi.type.tensor_type.shape.dim]
+        if len(dims) != len(v.shape) or any(d is not None and d != s for d, s in zip(dims, v.shape)):
+            raise _NodeError(f"output '{name}' loads with shape {list(v.shape)}, but ONNX shape inference gives "
+                             f"{['?' if d is None else d for d in dims]} (this use of the operator is not supported)")
 
     def _op_Constant(self, node, vals, attrs):
         from onnx import numpy_helper
@@ -253,21 +366,35 @@ class _GraphConverter:
     def _op_Identity(self, node, vals, attrs):
         return vals[0]
 
-    _op_Dropout = _op_Identity
-
-    def _op_Cast(self, node, vals, attrs):
-        if attrs.get("to") not in _FLOAT_TYPES:
-            raise _NodeError("casting the network's values to a non-float type is not supported")
+    def _op_Dropout(self, node, vals, attrs):
+        training = vals[2] if len(vals) > 2 else None
+        if isinstance(training, _Var) or (training is not None and bool(np.any(np.asarray(training)))):
+            raise _NodeError("Dropout with a training_mode input that is not the constant false is not supported "
+                             "(export the model in inference mode)")
         return vals[0]
 
+    def _op_Cast(self, node, vals, attrs):
+        """A cast to a wider float type is exact; to a narrower one it rounds once (relative ``u`` of the
+        target type, plus its underflow unit); to an integer type it is refused (not piecewise linear)."""
+        to = attrs.get("to")
+        v = vals[0]
+        if to not in _FLOAT_TYPES:
+            name = _INT_TYPES.get(to, f"type {to}")
+            raise _NodeError(f"Cast of an input-dependent tensor to {name} is not supported (it changes values "
+                             "in a way that is not piecewise linear); only casts between float types are")
+        target = _FLOAT_TYPES[to]
+        if UNIT_ROUNDOFF[target] <= UNIT_ROUNDOFF[v.dtype] and LARGEST[target] >= LARGEST[v.dtype]:
+            return _Var(v.T, v.space, v.R, target)  # widening: exact
+        return v.rounded(v.T, v.err, v.mag, 1, target)
+
     def _op_Neg(self, node, vals, attrs):
-        return _Var(-vals[0].T, vals[0].space)
+        return vals[0].exact(np.negative)
 
     def _op_Add(self, node, vals, attrs):
-        return _elementwise_linear(vals[0], vals[1], "add")
+        return _elementwise_linear(vals[0], vals[1], "add", self.fold)
 
     def _op_Sub(self, node, vals, attrs):
-        return _elementwise_linear(vals[0], vals[1], "sub")
+        return _elementwise_linear(vals[0], vals[1], "sub", self.fold)
 
     def _op_Mul(self, node, vals, attrs):
         a, b = vals
@@ -275,7 +402,7 @@ class _GraphConverter:
             raise _NodeError("product of two input-dependent tensors is not piecewise-linear")
         v, c = (a, b) if isinstance(a, _Var) else (b, a)
         v = _broadcast(v, np.broadcast_shapes(v.shape, np.shape(c)))
-        return _Var(v.T * c, v.space)
+        return v.rounded(v.T * c, v.err * np.abs(c), v.mag * np.abs(c), 1 + self.fold)
 
     def _op_Div(self, node, vals, attrs):
         a, b = vals
@@ -284,21 +411,20 @@ class _GraphConverter:
         if np.any(b == 0):
             raise _NodeError("division by a constant that contains zero")
         a = _broadcast(a, np.broadcast_shapes(a.shape, np.shape(b)))
-        return _Var(a.T / b, a.space)
+        return a.rounded(a.T / b, a.err / np.abs(b), a.mag / np.abs(b), 1 + self.fold)
 
     def _op_MatMul(self, node, vals, attrs):
+        """ONNX (numpy) MatMul semantics with one constant side: 1-D operands are promoted and the
+        promoted axis dropped again, batch axes broadcast; the basis axis stays first."""
         a, b = vals
         if isinstance(a, _Var) and isinstance(b, _Var):
             raise _NodeError("MatMul of two input-dependent tensors is not supported (one side must be a constant)")
-        if isinstance(a, _Var):
-            T = a.T
-            if T.ndim == 2 and b.ndim >= 2 and b.ndim > 2:
-                raise _NodeError("MatMul of a 1-D tensor with a >2-D constant is not supported")
-            return _Var(np.matmul(T, b), a.space)
-        T = b.T
-        if T.ndim == 2:  # constant @ 1-D vector: contract the vector axis, keep the basis axis first
-            return _Var(np.matmul(a, T.T).T, b.space)
-        return _Var(np.matmul(a, T), b.space)
+        v, W, left = (a, b, True) if isinstance(a, _Var) else (b, a, False)
+        absW = np.abs(W)
+        # non-zero products per output: the same contraction of an all-ones input with W != 0
+        k = _matmul_basis(np.ones((1,) + v.shape), (W != 0).astype(np.float64), left)[0]
+        return v.rounded(_matmul_basis(v.T, W, left), _matmul_basis(v.err, absW, left),
+                         _matmul_basis(v.mag, absW, left), k + self.fold)
 
     def _op_Gemm(self, node, vals, attrs):
         a, b = vals[0], vals[1]
@@ -315,22 +441,30 @@ class _GraphConverter:
                 return x
             return x.transpose(0, 2, 1) if isinstance(x, np.ndarray) and x.ndim == 3 else x.T
 
+        v = a if isinstance(a, _Var) else b
+        if v.T.ndim != 3:
+            raise _NodeError(f"Gemm expects a 2-D input, got shape {list(v.shape)}")
         if isinstance(a, _Var):
-            if a.T.ndim != 3:
-                raise _NodeError(f"Gemm expects a 2-D input, got shape {list(a.shape)}")
-            TA = a.T.transpose(0, 2, 1) if attrs.get("transA", 0) else a.T
-            T = alpha * np.matmul(TA, t(b, attrs.get("transB", 0)))
-            space = a.space
+            def mm(X, B):
+                return alpha * np.matmul(X.transpose(0, 2, 1) if attrs.get("transA", 0) else X,
+                                         t(B, attrs.get("transB", 0)))
+            W = b
+            k = _nnz(t(b, attrs.get("transB", 0)), 0)  # per output column
         else:
-            if b.T.ndim != 3:
-                raise _NodeError(f"Gemm expects a 2-D input, got shape {list(b.shape)}")
-            TB = b.T.transpose(0, 2, 1) if attrs.get("transB", 0) else b.T
-            T = alpha * np.matmul(t(a, attrs.get("transA", 0)), TB)
-            space = b.space
+            def mm(X, A):
+                return alpha * np.matmul(t(A, attrs.get("transA", 0)), X.transpose(0, 2, 1) if attrs.get("transB", 0) else X)
+            W = a
+            k = _nnz(t(a, attrs.get("transA", 0)), 1)  # per output row
+        sign = -1.0 if alpha < 0 else 1.0  # mm scales by alpha; the error terms need |alpha|
+        T, prop, local = mm(v.T, W), sign * mm(v.err, np.abs(W)), sign * mm(v.mag, np.abs(W))
         if c is not None:
-            T = np.array(np.broadcast_to(T, (T.shape[0],) + np.broadcast_shapes(T.shape[1:], c.shape)))
+            full = (T.shape[0],) + np.broadcast_shapes(T.shape[1:], c.shape)
+            T, prop, local = (np.array(np.broadcast_to(x, full)) for x in (T, prop, local))
             T[-1] = T[-1] + beta * c
-        return _Var(T, space)
+            local[-1] = local[-1] + np.abs(beta * c)
+        # the non-zero products, the bias, and the scaling by alpha (beta * C is a folded constant)
+        k = k + (0 if c is None else 1) + (alpha != 1.0) + (0 if c is None or beta == 1.0 else 1) + self.fold
+        return v.rounded(T, prop, local, k)
 
     def _op_BatchNormalization(self, node, vals, attrs):
         x, scale, bias, mean, var = vals[:5]
@@ -347,7 +481,11 @@ class _GraphConverter:
         T = x.T * factor
         T = np.array(np.broadcast_to(T, T.shape))
         T[-1] = T[-1] + shift
-        return _Var(T, x.space)
+        # onnxruntime computes (x - mean) / sqrt(var + eps) * scale + bias, or a fused form of it:
+        # at most six roundings on |factor| (|x| + |mean|) + |bias|
+        local = x.mag * np.abs(factor)
+        local[-1] = local[-1] + (np.abs(mean * scale / np.sqrt(var + eps)) + np.abs(bias)).reshape(cshape)
+        return x.rounded(T, x.err * np.abs(factor), local, 6 + self.fold)
 
     def _op_Conv(self, node, vals, attrs):
         x, w = vals[0], vals[1]
@@ -375,12 +513,16 @@ class _GraphConverter:
         elif auto_pad == "VALID":
             pads = [0, 0, 0, 0]
         k = x.T.shape[0]
-        inp = x.T.reshape((k,) + x.shape[1:])  # (k, C, H, W): the batch axis (size 1) is dropped
-        out = _conv2d(inp, w, strides, pads, dil, group)
-        out = out[:, None]
+
+        def conv(X, weights):  # (k, C, H, W): the batch axis (size 1) is dropped
+            return _conv2d(X.reshape((k,) + x.shape[1:]), weights, strides, pads, dil, group)[:, None]
+
+        out, prop, local = conv(x.T, w), conv(x.err, np.abs(w)), conv(x.mag, np.abs(w))
         if b is not None:
             out[-1] += b.reshape(1, -1, 1, 1)
-        return _Var(out, x.space)
+            local[-1] += np.abs(b).reshape(1, -1, 1, 1)
+        k = _nnz(w.reshape(w.shape[0], -1), 1).reshape(1, -1, 1, 1) + (b is not None) + self.fold
+        return x.rounded(out, prop, local, k)
 
     def _op_Flatten(self, node, vals, attrs):
         x = vals[0]
@@ -389,14 +531,14 @@ class _GraphConverter:
         if axis < 0:
             axis += len(shape)
         new = (int(np.prod(shape[:axis])), int(np.prod(shape[axis:])))
-        return _Var(x.T.reshape((x.T.shape[0],) + new), x.space)
+        return x.exact(lambda T: T.reshape((T.shape[0],) + new))
 
     def _op_Reshape(self, node, vals, attrs):
         x, shape = vals[0], vals[1]
         if isinstance(shape, _Var):
             raise _NodeError("the target shape must be a constant")
         new = _resolve_reshape(x.shape, [int(s) for s in np.asarray(shape).ravel()], int(attrs.get("allowzero", 0)))
-        return _Var(x.T.reshape((x.T.shape[0],) + new), x.space)
+        return x.exact(lambda T: T.reshape((T.shape[0],) + new))
 
     def _axes(self, vals, attrs) -> list[int] | None:
         if "axes" in attrs:
@@ -419,7 +561,7 @@ class _GraphConverter:
                 if shape[a] != 1:
                     raise _NodeError(f"cannot squeeze axis {a} of size {shape[a]}")
             new = [d for i, d in enumerate(shape) if i not in axes]
-        return _Var(x.T.reshape((x.T.shape[0],) + tuple(new)), x.space)
+        return x.exact(lambda T: T.reshape((T.shape[0],) + tuple(new)))
 
     def _op_Unsqueeze(self, node, vals, attrs):
         x = vals[0]
@@ -431,14 +573,14 @@ class _GraphConverter:
         new = list(x.shape)
         for a in axes:
             new.insert(a, 1)
-        return _Var(x.T.reshape((x.T.shape[0],) + tuple(new)), x.space)
+        return x.exact(lambda T: T.reshape((T.shape[0],) + tuple(new)))
 
     def _op_Transpose(self, node, vals, attrs):
         x = vals[0]
         perm = attrs.get("perm")
         if perm is None:
             perm = list(range(len(x.shape)))[::-1]
-        return _Var(x.T.transpose([0] + [int(p) + 1 for p in perm]), x.space)
+        return x.exact(lambda T: T.transpose([0] + [int(p) + 1 for p in perm]))
 
     def _op_Shape(self, node, vals, attrs):
         shape = np.array(vals[0].shape, dtype=np.int64)
@@ -464,7 +606,7 @@ class _GraphConverter:
             return vals[0]
         if not 0.0 < alpha < 1.0:
             raise _NodeError(f"LeakyRelu alpha={alpha:g} is not supported (0 <= alpha <= 1 is)")
-        return self._activation(vals[0], Activation("leaky", alpha=alpha))
+        return self._activation(vals[0], Activation("leaky", alpha=alpha, rel_error=UNIT_ROUNDOFF[vals[0].dtype]))
 
     def _op_Clip(self, node, vals, attrs):
         x = vals[0]
@@ -529,16 +671,19 @@ def _broadcast(v: _Var, shape: tuple[int, ...]) -> _Var:
     shape = tuple(shape)
     if v.shape == shape:
         return v
-    T = v.T.reshape((v.T.shape[0],) + (1,) * (len(shape) - len(v.shape)) + v.shape)
-    return _Var(np.array(np.broadcast_to(T, (T.shape[0],) + shape)), v.space)
+    def grow(T):
+        T = T.reshape((T.shape[0],) + (1,) * (len(shape) - len(v.shape)) + v.shape)
+        return np.array(np.broadcast_to(T, (T.shape[0],) + shape))
+
+    return v.exact(grow)
 
 
-def _elementwise_linear(a, b, kind: str) -> _Var:
+def _elementwise_linear(a, b, kind: str, fold: int = 0) -> _Var:
     """``a + b`` / ``a - b`` where at least one side is input-dependent (both in the same space)."""
     if isinstance(a, _Var) and isinstance(b, _Var):
         shape = np.broadcast_shapes(a.shape, b.shape)
-        Ta, Tb = _broadcast(a, shape).T, _broadcast(b, shape).T
-        return _Var(Ta + Tb if kind == "add" else Ta - Tb, a.space)
+        a, b = _broadcast(a, shape), _broadcast(b, shape)
+        return a.rounded(a.T + b.T if kind == "add" else a.T - b.T, a.err + b.err, a.mag + b.mag, 1)
     if isinstance(a, _Var):
         v, c, sign_v, sign_c = a, b, 1.0, (1.0 if kind == "add" else -1.0)
     else:
@@ -546,7 +691,43 @@ def _elementwise_linear(a, b, kind: str) -> _Var:
     v = _broadcast(v, np.broadcast_shapes(v.shape, np.shape(c)))
     T = sign_v * v.T
     T[-1] = T[-1] + sign_c * c
-    return _Var(T, v.space)
+    return v.rounded(T, v.err, v.mag + _const_row(v.T.shape, c), 1 + fold)
+
+
+def _matmul_basis(T: np.ndarray, W: np.ndarray, var_left: bool) -> np.ndarray:
+    """``var @ W`` (``var_left``) or ``W @ var`` for a basis tensor ``T`` (basis axis first) with
+    numpy / ONNX MatMul semantics: a 1-D side is promoted to a matrix and the promoted axis
+    removed from the result; batch axes broadcast against each other, never against the basis."""
+    k, vs = T.shape[0], T.shape[1:]
+    if len(vs) == 0 or W.ndim == 0:
+        raise _NodeError("MatMul needs operands of rank 1 or more")
+    v2 = vs if len(vs) >= 2 else ((1,) + vs if var_left else vs + (1,))
+    W2 = W if W.ndim >= 2 else (W[:, None] if var_left else W[None, :])
+    nb = max(len(v2), W2.ndim) - 2
+    Tv = T.reshape((k,) + (1,) * (nb - (len(v2) - 2)) + v2)
+    Wb = W2.reshape((1,) * (nb - (W2.ndim - 2) + 1) + W2.shape)
+    out = np.matmul(Tv, Wb) if var_left else np.matmul(Wb, Tv)
+    if len(vs) == 1:
+        out = out.squeeze(-2 if var_left else -1)
+    if W.ndim == 1:
+        out = out.squeeze(-1 if var_left else -2)
+    return out
+
+
+def _fold_depth(op: str, vals: list, depths: list[int]) -> int:
+    """How many roundings onnxruntime may apply to a folded float constant (beyond FOLD_SLACK it is
+    refused when used): one per elementwise operation on exact operands; a sum of rounded values,
+    or a product of constant matrices, is not a relative rounding of its exact value."""
+    d = max(depths, default=0)
+    if not any(isinstance(v, np.ndarray) and v.dtype.kind == "f" for v in vals):
+        return d
+    if op in ("Mul", "Div"):
+        return d + 1
+    if op in ("Add", "Sub"):
+        return d + 1 if d == 0 else FOLD_SLACK + 1
+    if op in ("MatMul", "Gemm", "Conv"):
+        return FOLD_SLACK + 1
+    return d
 
 
 def _resolve_reshape(shape: tuple[int, ...], target: list[int], allowzero: int) -> tuple[int, ...]:

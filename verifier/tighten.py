@@ -11,28 +11,30 @@ Every result is intersected with the bounds it started from, so tightening never
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import numpy as np
 
 from .bounds import LayerBounds, check_box, symbolic_bounds
 from .encoding import encode, output_rows
 from .lp import LinearProgram
-from .network import Layer, Network
+from .network import Network
 from .relax import kinks_inside
 
 
 def _prefix(network: Network, k: int) -> Network:
     """Layers ``0..k-1`` as they are, then layer ``k`` as a plain affine output layer."""
     last = network.layers[k]
-    return Network(network.layers[:k] + (Layer(last.weight, last.bias, None),), network.input_shape,
+    return Network(network.layers[:k] + (replace(last, activation=None),), network.input_shape,
                    (last.n_out,), network.source)
 
 
 def _objective(prefix: Network, milp, row_out: np.ndarray, row_in: np.ndarray | None = None):
-    """(variable indices, coefficients, constant) of ``row_out . y + row_in . x`` in ``milp``."""
+    """(variable indices, coefficients, constant, float rounding) of ``row_out . y + row_in . x`` in
+    ``milp``: the real value is ``coef . v + constant``; the float one is within the rounding of it."""
     ax = np.zeros((1, prefix.n_inputs)) if row_in is None else row_in[None, :]
-    (idx, val, rhs), = output_rows(prefix, milp, ax, row_out[None, :], np.zeros(1))
-    return idx, val, -rhs
+    (idx, val, rhs), = output_rows(prefix, milp, ax, row_out[None, :], np.zeros(1), widen=False)
+    return idx, val, -rhs, float(np.abs(row_out) @ milp.output_error)
 
 
 def _remaining(deadline: float | None) -> float | None:
@@ -69,13 +71,13 @@ def lp_bounds(network: Network, lower: np.ndarray, upper: np.ndarray, start: Lay
                 break
             e = np.zeros(layer.n_out)
             e[i] = 1.0
-            idx, val, const = _objective(prefix, milp, e)
+            idx, val, const, err = _objective(prefix, milp, e)
             lo_v, _ = prog.minimize(idx, val, rem)
             if lo_v is not None:
-                lo_k[i] = max(lo_k[i], lo_v + const)
+                lo_k[i] = max(lo_k[i], lo_v + const - err)
             hi_v, _ = prog.maximize(idx, val, _remaining(deadline))
             if hi_v is not None:
-                hi_k[i] = min(hi_k[i], hi_v + const)
+                hi_k[i] = min(hi_k[i], hi_v + const + err)
         hi_k = np.maximum(hi_k, lo_k)  # rounding can cross them on a degenerate neuron
         los[k], his[k] = lo_k, hi_k
         if k + 1 < len(network.layers):
@@ -109,18 +111,18 @@ def milp_extrema(network: Network, lower: np.ndarray, upper: np.ndarray, C: np.n
     prog = LinearProgram(milp, integer=True, backend=backend)
     n = C.shape[0]
     for r in range(n):
-        idx, val, const = _objective(network, milp, C[r])
+        idx, val, const, err = _objective(network, milp, C[r])
         rem = _remaining(deadline)
         if rem is not None and rem <= 0:
             break
         # share what is left fairly between the remaining solves (2 per row)
         v, ex = prog.minimize(idx, val, None if rem is None else rem / (2 * (n - r)))
         if v is not None:  # the padded exact optimum may sit a hair below an already-tight bound
-            lo[r], exact_lo[r] = max(lo[r], v + const), ex
+            lo[r], exact_lo[r] = max(lo[r], v + const - err), ex
         rem = _remaining(deadline)
         if rem is not None and rem <= 0:
             break
         v, ex = prog.maximize(idx, val, None if rem is None else rem / (2 * (n - r) - 1))
         if v is not None:
-            hi[r], exact_hi[r] = min(hi[r], v + const), ex
+            hi[r], exact_hi[r] = min(hi[r], v + const + err), ex
     return lo, hi, exact_lo & exact_hi

@@ -16,19 +16,22 @@ These are the convex hulls of the activation on ``[l, u]``, the projection of th
 relaxation with the same bounds; the only constraints dropped are the bounds ``l <= p <= u`` of
 stable neurons, so the optimum is at most that of ``encoding.encode`` relaxed (equal in the tests
 and on ACAS Xu to 1e-7) at a fraction of the size. A stable neuron is replaced by the linear
-piece it is on, which is exact because its bounds are sound. Proofs still rest on the weak-duality
-bound of ``lp.LinearProgram`` computed from this LP's own (float64) rows, and the callers keep the
-float32 evaluation margin, which dwarfs the rounding of the substitution.
+piece it is on, which is exact because its bounds are sound. Proofs rest on the weak-duality
+bound of ``lp.LinearProgram`` computed from this LP's own (float64) rows.
 
-Rows are dense in the inputs, so this pays only when the network has few inputs
-(``worthwhile``); Clip activations take the general encoding.
+Floating point: each expression carries a radius ``r`` (per neuron) within which the value that
+onnxruntime computes may lie: a layer's radius is ``|W| r + e`` (its inputs' radii, its own rounding
+``e`` from ``bounds.rounding_errors``, and a float64 term for composing the rows here). Each
+relaxation row holds for every pre-activation within the radius of its expression, so each row
+is loosened by its worst case over that interval (``y >= p - r``, ``y <= s (p + r - l) + alpha l``),
+and the property rows by ``|c| r``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .bounds import LayerBounds
+from .bounds import LayerBounds, rounding_errors
 from .encoding import MILP, check_layer_bounds
 from .network import Network
 
@@ -61,6 +64,10 @@ def triangle_lp(network: Network, bounds: LayerBounds, lower: np.ndarray, upper:
     E = np.zeros((n_in, width))
     E[:, :n_in] = np.eye(n_in)
     e = np.zeros(n_in)
+    r = np.zeros(n_in)  # radius: |float value - (E v + e)| <= r
+    errors = rounding_errors(network, bounds, lower, upper)
+    vmag = np.zeros(width)  # magnitude of the basis variables (unstable columns filled below)
+    vmag[:n_in] = np.maximum(np.abs(lower), np.abs(upper))
     lbs = [lower]
     ubs = [upper]
     blocks: list[np.ndarray] = []  # rows [coef over basis | rhs] of "coef . v <= rhs"
@@ -68,9 +75,13 @@ def triangle_lp(network: Network, bounds: LayerBounds, lower: np.ndarray, upper:
     for k, layer in enumerate(network.layers):
         P = layer.weight @ E
         p = layer.weight @ e + layer.bias
+        # float64 rounding of composing the rows (gamma_n of float64 on the magnitudes involved)
+        n = layer.weight.shape[1] + E.shape[1] + 2
+        comp = n * 2.0 ** -52 * (layer.abs_weight @ (np.abs(E) @ vmag + np.abs(e)) + np.abs(layer.bias))
+        R = layer.abs_weight @ r + errors[k] + comp
         act = layer.activation
         if act is None:
-            E, e = P, p
+            E, e, r = P, p, R
             continue
         lo, hi = bounds.lower[k], bounds.upper[k]
         unst = np.flatnonzero((lo < 0) & (hi > 0))
@@ -80,24 +91,27 @@ def triangle_lp(network: Network, bounds: LayerBounds, lower: np.ndarray, upper:
             slope = np.where(lo >= 0, 1.0, act.alpha)  # stable negative side: alpha * p
         E = P * slope[:, None]
         e = p * slope
+        r = np.abs(slope) * R + act.output_error(lo, hi)
         if unst.size:
             cols = np.arange(col, col + unst.size)
             col += unst.size
             l_u, u_u = lo[unst], hi[unst]
-            Pu, pu = P[unst], p[unst]
+            Pu, pu, Ru = P[unst], p[unst], R[unst]
             eye = np.zeros((unst.size, width))
             eye[np.arange(unst.size), cols] = 1.0
-            # y >= p   <=>   p - y <= 0
-            blocks.append(np.hstack([Pu - eye, (-pu)[:, None]]))
+            # y >= x >= p - R   <=>   P v - y <= -p + R
+            blocks.append(np.hstack([Pu - eye, (-pu + Ru)[:, None]]))
             alpha = 0.0 if act.kind == "relu" else act.alpha
             if alpha > 0.0:
-                # y >= alpha p
-                blocks.append(np.hstack([alpha * Pu - eye, (-alpha * pu)[:, None]]))
-            # y <= alpha l + s (p - l)   <=>   y - s p <= alpha l - s l
+                # y >= alpha x >= alpha (p - R)
+                blocks.append(np.hstack([alpha * Pu - eye, (-alpha * pu + alpha * Ru)[:, None]]))
+            # y <= alpha l + s (x - l) <= alpha l + s (p + R - l)   <=>   y - s P v <= alpha l - s l + s p + s R
             s = (u_u - alpha * l_u) / (u_u - l_u)
-            blocks.append(np.hstack([eye - s[:, None] * Pu, (alpha * l_u - s * l_u + s * pu)[:, None]]))
+            blocks.append(np.hstack([eye - s[:, None] * Pu, (alpha * l_u - s * l_u + s * pu + s * Ru)[:, None]]))
             lbs.append(alpha * l_u)
             ubs.append(u_u)
+            vmag[cols] = np.maximum(np.abs(alpha * l_u), np.abs(u_u))
+            r[unst] = act.output_error(l_u, u_u)
             E[unst] = 0.0
             e[unst] = 0.0
             E[unst, cols] = 1.0
@@ -105,7 +119,7 @@ def triangle_lp(network: Network, bounds: LayerBounds, lower: np.ndarray, upper:
     # the property's rows, with the margin variable t as the last column
     out_rows = np.atleast_2d(np.asarray(out_rows, dtype=np.float64))
     coef = out_rows @ E
-    const = out_rows @ e
+    const = out_rows @ e - np.abs(out_rows) @ r  # the rows hold if some value within the radius does
     if in_rows is not None:
         coef[:, :n_in] += np.atleast_2d(in_rows)
     A = np.hstack([np.vstack([blk[:, :-1] for blk in blocks] + [coef]) if blocks else coef,

@@ -17,7 +17,7 @@ import numpy as np
 
 from . import falsify
 from .bab import BabOutcome, BabSettings, BabStats, input_split, lp_refutes
-from .bounds import LayerBounds, float32_error, interval_bounds, linear_bounds, margin_tau, row_margins, symbolic_bounds
+from .bounds import LayerBounds, interval_bounds, linear_bounds, margin_tau, rounding_errors, symbolic_bounds
 from .encoding import MILP, encode, output_rows
 from .errors import VerifierError
 from .network import Network
@@ -178,13 +178,12 @@ def _prove_case(run: _Run, ci: int, case: Case, counts: dict, open_reasons: list
     run.stats["bounds_method"] = bnds.method
     tau = margin_for(bnds, run.options)
     run.stats["margin_tau"] = tau
-    out_err = float32_error(run.network, case.lower, case.upper)
-    run.stats["float32_margin_max"] = float(np.max(out_err))
+    _record_float_error(run, bnds, case)
     run.stats["bounds_s"] = round(run.stats.get("bounds_s", 0.0) + time.perf_counter() - t, 4)
 
     todo = []
     for di, cons in enumerate(case.unsafe):
-        if _ruled_out_by_bounds(run.network, bnds, case, cons, out_err):
+        if _ruled_out_by_bounds(run.network, bnds, case, cons):
             counts["proved_by_bounds"] += 1
         else:
             todo.append(di)
@@ -197,7 +196,7 @@ def _prove_case(run: _Run, ci: int, case: Case, counts: dict, open_reasons: list
         return _input_split_case(run, ci, case, todo, counts, open_reasons)
 
     bnds = _tighten_for_milp(run, case, bnds)
-    todo = _lp_check(run, case, bnds, todo, counts, out_err)
+    todo = _lp_check(run, case, bnds, todo, counts)
     if todo is None:
         return _timeout(run, "LP checks")
     if not todo:
@@ -208,8 +207,7 @@ def _prove_case(run: _Run, ci: int, case: Case, counts: dict, open_reasons: list
 
     def problem(di: int) -> MILP:  # built when solved: each copy holds the whole MILP
         cons = case.unsafe[di]
-        rhs = cons.rhs + tau + row_margins(cons.ay, out_err, cons.rhs)
-        return milp.with_rows(output_rows(run.network, milp, cons.ax, cons.ay, rhs))
+        return milp.with_rows(output_rows(run.network, milp, cons.ax, cons.ay, cons.rhs + tau))
 
     if run.options.jobs > 1 and len(todo) > 1 and run.options.solver == "cbc":
         return _milps_side_by_side(run, ci, case, todo, problem, tau, counts, open_reasons)
@@ -320,8 +318,7 @@ def _milps_side_by_side(run: _Run, ci: int, case: Case, todo: list[int], problem
     return None
 
 
-def _lp_check(run: _Run, case: Case, bnds: LayerBounds, todo: list[int], counts: dict, out_err: np.ndarray
-              ) -> list[int] | None:
+def _lp_check(run: _Run, case: Case, bnds: LayerBounds, todo: list[int], counts: dict) -> list[int] | None:
     """Drop the disjuncts whose worst row the LP relaxation proves positive (None: out of time)."""
     from .lp import highs_available
 
@@ -334,9 +331,7 @@ def _lp_check(run: _Run, case: Case, bnds: LayerBounds, todo: list[int], counts:
             return None
         rem = run.remaining()
         budget = None if rem is None else rem / (3 * (len(todo) - k))  # leave most of the time to the MILPs
-        cons = case.unsafe[di]
-        fp = row_margins(cons.ay, out_err, cons.rhs)
-        if lp_refutes(run.network, bnds, case.lower, case.upper, cons, budget, fp):
+        if lp_refutes(run.network, bnds, case.lower, case.upper, case.unsafe[di], budget):
             counts["proved_by_lp"] += 1
         else:
             still.append(di)
@@ -416,13 +411,21 @@ def _input_split_case(run: _Run, ci: int, case: Case, todo: list[int], counts: d
     return None
 
 
-def _ruled_out_by_bounds(network: Network, bounds: LayerBounds, case: Case, cons: Constraints,
-                         out_err: np.ndarray) -> bool:
-    """True if some row of the conjunction cannot hold anywhere in the box, not even in float32."""
+def _ruled_out_by_bounds(network: Network, bounds: LayerBounds, case: Case, cons: Constraints) -> bool:
+    """True if some row of the conjunction cannot hold anywhere in the box, for any float evaluation
+    (the bounds include the float rounding)."""
     if cons.rhs.size == 0:
         return False
     lo, _ = linear_bounds(network, bounds, case.lower, case.upper, cons.ay, None, cons.ax)
-    return bool(np.any(lo > cons.rhs + row_margins(cons.ay, out_err, cons.rhs)))
+    return bool(np.any(lo > cons.rhs))
+
+
+def _record_float_error(run: _Run, bounds: LayerBounds, case: Case) -> None:
+    """The float rounding bounds used on this box: the largest per-neuron ``e_k`` and output error."""
+    errs = rounding_errors(run.network, bounds, case.lower, case.upper)
+    hidden = max((float(np.max(e)) for e in errs[:-1] if e.size), default=0.0)
+    run.stats["float_error_max_hidden"] = max(run.stats.get("float_error_max_hidden", 0.0), hidden)
+    run.stats["float_error_max_output"] = max(run.stats.get("float_error_max_output", 0.0), float(np.max(errs[-1])))
 
 
 def _record_size(run: _Run, milp: MILP) -> None:
