@@ -5,8 +5,9 @@ replays every candidate in onnxruntime (``oracle.confirm``) before reporting it.
 
 The search minimises the *violation margin* of one unsafe conjunction,
 ``g(x) = max_r (ax_r . x + ay_r . f(x) - rhs_r)``: ``g(x) <= 0`` means every row holds, i.e. the
-output is unsafe. Gradients come from the network's own backward pass (ReLU / LeakyReLU / Clip
-derivatives at the current activation pattern).
+output is unsafe (``-inf`` for a conjunction without rows: every input in the box is unsafe).
+Gradients come from the network's own backward pass (ReLU / LeakyReLU / Clip derivatives at the
+current activation pattern).
 """
 
 from __future__ import annotations
@@ -21,8 +22,7 @@ from .spec import Constraints
 
 def margins(network: Network, cons: Constraints, X: np.ndarray) -> np.ndarray:
     """``g`` for a batch of inputs ``X`` (b, n): the largest row violation per point."""
-    Y = network.forward(X)
-    return (X @ cons.ax.T + Y @ cons.ay.T - cons.rhs).max(axis=1)
+    return cons.worst_margin(X, network.forward(X))
 
 
 def _margin_and_grad(network: Network, cons: Constraints, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -36,7 +36,9 @@ def _margin_and_grad(network: Network, cons: Constraints, X: np.ndarray) -> tupl
         else:
             z = p
         posts.append(z)
-    rows = X @ cons.ax.T + z @ cons.ay.T - cons.rhs
+    if cons.n_rows == 0:  # no rows: every input satisfies the conjunction, nothing to descend
+        return cons.worst_margin(X, z), np.zeros_like(X)
+    rows = cons.margin(X, z)
     r = rows.argmax(axis=1)
     g = rows[np.arange(X.shape[0]), r]
     grad_out = cons.ay[r]  # (b, m)

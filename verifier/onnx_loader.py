@@ -235,6 +235,9 @@ class _GraphConverter:
         if not inp.type.HasField("tensor_type") or tt.elem_type not in _FLOAT_TYPES:
             raise ModelError(f"{self.path}: input '{inp.name}' must be a float tensor (found element type {tt.elem_type}); "
                              "only float inputs are supported")
+        if _FLOAT_TYPES[tt.elem_type] == "bfloat16":  # numpy has no bfloat16: nothing to feed onnxruntime
+            raise ModelError(f"{self.path}: input '{inp.name}' is bfloat16, which is not supported (counterexamples "
+                             "could not be replayed); supported input types: float16, float32, float64")
         dims = list(tt.shape.dim)
         if not dims:
             raise ModelError(f"{self.path}: input '{inp.name}' has no declared shape")

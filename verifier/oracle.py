@@ -1,9 +1,10 @@
 """Replay candidate counterexamples in onnxruntime on the original ONNX file.
 
-A candidate is accepted only if, after being clipped into the box and cast to the model's input
-type (float32), the output that onnxruntime computes violates the exact property with zero
-tolerance. This is the strictest check VNN-COMP applies, and the only way a *violated* verdict
-is ever reported.
+A candidate is accepted only if, after being clipped into the box and cast to the model's own input
+element type (float16, float32 or float64, as the ONNX graph declares it), the output that
+onnxruntime computes violates the exact property with zero tolerance. The value fed is the value
+reported: it is exactly representable in the input type and lies inside the box, bounds included.
+This is the strictest check VNN-COMP applies, and the only way a *violated* verdict is ever reported.
 """
 
 from __future__ import annotations
@@ -12,8 +13,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import ModelError
 from .network import Network
 from .spec import Case
+
+#: onnxruntime's name of a graph input's element type -> the numpy type fed to it
+INPUT_TYPES = {"tensor(float16)": np.float16, "tensor(float)": np.float32, "tensor(double)": np.float64}
 
 
 @dataclass
@@ -38,9 +43,13 @@ class OnnxOracle:
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
         self.session = ort.InferenceSession(network.source, sess_options=opts, providers=["CPUExecutionProvider"])
-        self.input_name = self.session.get_inputs()[0].name
+        inp = self.session.get_inputs()[0]
+        self.input_name = inp.name
         self.input_shape = network.input_shape
-        self.dtype = np.float64 if network.meta.get("input_dtype") == "float64" else np.float32
+        if inp.type not in INPUT_TYPES:
+            raise ModelError(f"{network.source}: input '{inp.name}' has element type {inp.type}; counterexamples "
+                             "can only be replayed for float16, float32 or float64 inputs")
+        self.dtype = INPUT_TYPES[inp.type]  # the model's own input type: what onnxruntime is fed
         self.calls = 0
 
     def run(self, x: np.ndarray) -> np.ndarray:
@@ -55,10 +64,12 @@ def cast_into_box(x: np.ndarray, lower: np.ndarray, upper: np.ndarray, dtype=np.
     """Clip ``x`` into the box and cast to ``dtype`` so that the cast value still lies in the box.
 
     Returns the values as float64 (exactly representable in ``dtype``), or None if some box
-    coordinate contains no ``dtype`` value at all (a degenerate box at a non-representable point).
+    coordinate contains no ``dtype`` value at all (a degenerate box at a non-representable point,
+    or a box beyond the range of ``dtype``, e.g. above 65504 for float16).
     """
     x = np.clip(np.asarray(x, dtype=np.float64), lower, upper)
-    c = x.astype(dtype)
+    with np.errstate(over="ignore"):  # beyond the range of dtype: +-inf, nudged to the largest finite value
+        c = x.astype(dtype)
     # nudge values that rounding pushed outside the (float64) box back in by one ulp
     too_low = c.astype(np.float64) < lower
     c[too_low] = np.nextafter(c[too_low], np.array(np.inf, dtype=dtype))

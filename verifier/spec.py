@@ -117,6 +117,17 @@ class Constraints:
         ys = _points(y, self.ay.shape[1], "y")
         return xs @ self.ax.T + ys @ self.ay.T - self.rhs
 
+    def worst_margin(self, x: Any, y: Any) -> np.ndarray:
+        """The largest row margin per point (``<= 0``: every row holds, up to strictness).
+
+        A conjunction without rows holds everywhere: its worst margin is ``-inf``. Shape ``(b,)``
+        for a batch, a 0-d array for a single point.
+        """
+        m = self.margin(x, y)
+        if m.shape[-1] == 0:
+            return np.full(m.shape[:-1], -np.inf)
+        return m.max(axis=-1)
+
     def holds_at(self, x: Any, y: Any) -> bool:
         """Whether every row holds at the single point ``(x, y)``: exact float64, no tolerance."""
         m = self.margin(x, y)
