@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import triangle
+from . import falsify, triangle
 from .bounds import LayerBounds, linear_bounds, margin_tau, symbolic_bounds
 from .encoding import encode, output_rows, with_margin
 from .lp import LinearProgram, highs_available
@@ -142,8 +142,6 @@ def bound_box(network: Network, case: Case, disjuncts: list[Constraints], oracle
     the box's bounds). The bounds include the float rounding of the network (``floatmodel``)."""
     t = time.perf_counter()
     b = symbolic_bounds(network, lo, hi)
-    out_err = b.errors[-1]
-    fp = [np.abs(c.ay) @ out_err for c in disjuncts]  # how far a float evaluation may move each row
     alive = []
     best_dim, best_score = None, -np.inf
     cands = []
@@ -176,10 +174,9 @@ def bound_box(network: Network, case: Case, disjuncts: list[Constraints], oracle
     t = time.perf_counter()
     cands.append(0.5 * (lo + hi))
     pts = np.vstack(cands)
-    ys = network.forward(pts)
-    for x, y in zip(pts, ys):
-        # replayed if some live disjunct holds within the float32 margin: onnxruntime decides
-        near = any(np.all(disjuncts[i].margin(x, y) <= fp[i]) for i in alive)
+    # replayed where a float evaluation may reach some live disjunct: onnxruntime decides
+    near_pts = np.min([falsify.float_margins(network, disjuncts[i], pts) for i in alive], axis=0) <= 0
+    for x, near in zip(pts, near_pts):
         if near:
             cex = confirm(oracle, case, x, case_index)
             if cex is not None:
@@ -238,8 +235,7 @@ def milp_box(network: Network, case: Case, disjuncts: list[Constraints], oracle:
              hi: np.ndarray, b: LayerBounds, settings: BabSettings, deadline: float | None, stats: BabStats,
              case_index: int = 0) -> Counterexample | str | None:
     """Exact check of one sub-box (with its bounds ``b``): None if proved, a counterexample, or
-    the reason it stays open. Rows are enlarged by ``tau`` and the float32 evaluation margin."""
-    from . import falsify
+    the reason it stays open. Rows are enlarged by ``tau`` (the float rounding is in the encoding)."""
 
     t = time.perf_counter()
     milp = encode(network, b, lo, hi)
@@ -260,8 +256,8 @@ def milp_box(network: Network, case: Case, disjuncts: list[Constraints], oracle:
                 rng = np.random.default_rng(0)
                 cands = falsify.search(network, cons, lo, hi, rng, n_random=64, restarts=4, extra_starts=x,
                                        deadline=deadline)
-                for cand in cands[:3]:
-                    cex = confirm(oracle, sub, cand, case_index)
+                for i in falsify.replay_order(network, cons, cands):
+                    cex = confirm(oracle, sub, cands[i], case_index)
                     if cex is not None:
                         cex = Counterexample(cex.input, cex.output, case_index)
                         break

@@ -25,6 +25,28 @@ def margins(network: Network, cons: Constraints, X: np.ndarray) -> np.ndarray:
     return cons.worst_margin(X, network.forward(X))
 
 
+def replay_order(network: Network, cons: Constraints, cands: np.ndarray, max_checks: int = 3) -> list[int]:
+    """Which candidates to replay in onnxruntime, in order: first those where a float evaluation
+    may reach the unsafe region (float margin ``<= 0``, most promising first), then the best real
+    margins even if they miss (``cands`` come sorted by real margin, as ``search`` returns them)."""
+    fm = float_margins(network, cons, cands)
+    order = np.argsort(fm, kind="stable")
+    picks = [int(i) for i in order if fm[i] <= 0][:max_checks] or [int(order[0])]
+    return list(dict.fromkeys(picks + list(range(min(max_checks, len(cands))))))
+
+
+def float_margins(network: Network, cons: Constraints, X: np.ndarray) -> np.ndarray:
+    """The most optimistic ``g`` that a float evaluation may reach at each point: each row's margin
+    less how far float rounding may move it (``Network.float_deviation``). A point with a
+    float margin ``<= 0`` may violate the property in onnxruntime: worth replaying."""
+    X = np.atleast_2d(X)
+    Y, dev = network.float_deviation(X)
+    m = cons.margin(X, Y)
+    if m.shape[-1] == 0:
+        return np.full(m.shape[:-1], -np.inf)
+    return (m - dev @ np.abs(cons.ay).T).max(axis=-1)
+
+
 def _margin_and_grad(network: Network, cons: Constraints, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     pres, posts = [], []
     z = X

@@ -107,11 +107,11 @@ class Layer:
         and relaxations describe (the previous activation's own rounding, ``|z_hat - z| <= input_error``;
         ``magnitude`` must already include it); its effect through the layer, ``|W| @ input_error``, is added.
         """
-        e = self.err_weight @ magnitude + self.err_bias
+        e = magnitude @ self.err_weight.T + self.err_bias  # magnitude: (n_in,) or a batch (b, n_in)
         if input_error is not None and np.any(input_error > 0):
-            e = e + self.abs_weight @ input_error
+            e = e + input_error @ self.abs_weight.T
         for G, g, limit in self.guards:
-            worst = G @ magnitude + g
+            worst = magnitude @ G.T + g
             if np.any(worst > limit):
                 from .errors import EncodingError
 
@@ -172,12 +172,12 @@ class Network:
         return z
 
     def float_deviation(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Real-arithmetic outputs at one float input ``x`` and a bound on how far the outputs that
-        onnxruntime computes may be from them (the error model of ``floatmodel``)."""
-        z = np.asarray(x, dtype=np.float64).ravel()
-        dz = np.zeros(z.size)  # |z_hat - z|
+        """Real-arithmetic outputs at float input(s) ``x`` ((n,) or (b, n)) and a bound on how far the
+        outputs that onnxruntime computes may be from them (the error model of ``floatmodel``)."""
+        z = np.asarray(x, dtype=np.float64)
+        dz = np.zeros(z.shape)  # |z_hat - z|
         for layer in self.layers:
-            p = layer.weight @ z + layer.bias
+            p = z @ layer.weight.T + layer.bias
             e = layer.rounding_error(np.abs(z) + dz, dz)
             if layer.activation is None:
                 z, dz = p, e
