@@ -22,7 +22,7 @@ from .bounds import LayerBounds, interval_bounds, linear_bounds, margin_tau, rou
 from .encoding import MILP, encode, output_rows
 from .errors import VerifierError
 from .network import Network
-from .onnx_loader import load_model
+from .onnx_loader import compare_with_onnxruntime, load_model
 from .oracle import Counterexample, OnnxOracle, confirm
 from .results import HOLDS, UNKNOWN, VIOLATED, Result
 from .solve import check_solver, solve
@@ -106,6 +106,10 @@ def verify(model: Network | str | os.PathLike, spec: Spec | str | os.PathLike, t
     spec = spec if isinstance(spec, Spec) else load_spec(spec)
     spec = spec.bind(network.n_inputs, network.n_outputs)
     run = _Run(network, spec, opts, t0, OnnxOracle(network), np.random.default_rng(opts.seed))
+    # the loader compared itself with onnxruntime at load; again inside the boxes of this spec
+    compare_with_onnxruntime(network, run.oracle, [p for c in spec.cases
+                                                   for p in (0.5 * (c.lower + c.upper),
+                                                             run.rng.uniform(c.lower, c.upper))])
     run.stats.update({"solver": opts.solver, "cases": len(spec.cases),
                       "disjuncts": sum(len(c.unsafe) for c in spec.cases),
                       "load_s": round(time.perf_counter() - t0, 4)})
