@@ -113,7 +113,7 @@ class _StatusLine:
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Seconds for the whole run, loading included; past it the answer is unknown.")
 @click.option("--solver", type=click.Choice(["cbc", "highs"]), default="cbc", show_default=True,
-              help="MILP solver: CBC bundled with PuLP, or HiGHS (needs the 'highs' extra).")
+              help="MILP solver: CBC bundled with PuLP, or HiGHS (highspy).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object as the last line of stdout.")
 @click.option("--vnncomp-out", type=click.Path(dir_okay=False), default=None,
               help="Also write the VNN-COMP result file (sat + witness / unsat / unknown / timeout).")

@@ -1,7 +1,7 @@
 """Repeated optimisation of linear objectives over one (MI)LP: the engine of LP / MILP bounds.
 
-With ``highspy`` installed the model is held in-process by HiGHS and only the objective changes
-between solves (warm-started). Otherwise each objective is solved by CBC through PuLP.
+The model is held in-process by HiGHS (``highspy``, a core dependency, so this holds on every
+install) and only the objective changes between solves (warm-started).
 
 Soundness of LP bounds does not rest on the LP solver's accuracy: from any row duals ``y`` with
 the right signs, weak duality gives a valid bound
@@ -26,6 +26,7 @@ MILP_PAD_ABS = 1e-6
 
 
 def highs_available() -> bool:
+    """True on every install (``highspy`` is a core dependency); kept for the callers that ask."""
     try:
         import highspy  # noqa: F401
     except ImportError:
@@ -51,15 +52,12 @@ def quiet_stdout():
 
 
 class LinearProgram:
-    """``milp`` (binaries relaxed unless ``integer``) ready for many objectives."""
+    """``milp`` (binaries relaxed unless ``integer``) held by HiGHS, ready for many objectives."""
 
-    def __init__(self, milp: MILP, integer: bool = False, backend: str = "auto") -> None:
+    def __init__(self, milp: MILP, integer: bool = False) -> None:
         self.milp = milp
         self.integer = integer
-        self.backend = "highs" if backend == "auto" and highs_available() else ("cbc" if backend == "auto" else backend)
-        self._csr = None
-        if self.backend == "highs":
-            self._h = self._build_highs()
+        self._h = self._build_highs()
 
     def _build_highs(self):
         import highspy
@@ -96,15 +94,12 @@ class LinearProgram:
                  ) -> tuple[float | None, bool]:
         """A sound lower bound of ``coef . v[idx]`` over the program (None if none was obtained),
         and whether it is the exact optimum."""
-        if self.backend == "highs":
-            return self._highs_min(np.asarray(idx, dtype=np.int32), np.asarray(coef, dtype=np.float64), time_limit)
-        return self._cbc_min(idx, coef, time_limit)
+        return self._highs_min(np.asarray(idx, dtype=np.int32), np.asarray(coef, dtype=np.float64), time_limit)
 
     def maximize(self, idx, coef, time_limit: float | None = None) -> tuple[float | None, bool]:
         val, exact = self.minimize(idx, -np.asarray(coef, dtype=np.float64), time_limit)
         return (None if val is None else -val), exact
 
-    # ------------------------------------------------------------------------------ HiGHS path
     def _highs_min(self, idx, coef, time_limit):
         import highspy
 
@@ -146,23 +141,3 @@ class LinearProgram:
         mag = float(np.abs(y) @ np.abs(m.rhs) + np.abs(terms).sum())
         lo, _ = pad(np.array([val]), np.array([val]), mag)
         return float(lo[0])
-
-    # -------------------------------------------------------------------------------- CBC path
-    def _cbc_min(self, idx, coef, time_limit):
-        from .solve import solve
-
-        m = self.milp
-        obj = {}
-        for j, c in zip(np.asarray(idx).tolist(), np.asarray(coef).tolist()):
-            obj[j] = obj.get(j, 0.0) + c
-        prob = MILP(m.lb, m.ub, m.is_int, m.indptr, m.indices, m.data, m.rhs, m.is_eq, m.input_vars,
-                    m.last_hidden, obj)
-        out = solve(prob, time_limit, "cbc", relax=not self.integer)
-        if out.status != "optimal" or out.objective is None:
-            return None, False
-        v = float(out.objective)
-        # CBC through PuLP gives no dual bound, and its solution file has 8 significant digits:
-        # pad the optimum for that and for the solver's tolerances, scaled by the objective's size
-        scale = float(np.abs(coef) @ np.maximum(np.abs(m.lb[idx]), np.abs(m.ub[idx])))
-        d = MILP_PAD_ABS + MILP_PAD_REL * abs(v) + 1e-7 * scale
-        return v - d, True

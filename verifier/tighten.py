@@ -40,7 +40,7 @@ def _remaining(deadline: float | None) -> float | None:
 
 
 def lp_bounds(network: Network, lower: np.ndarray, upper: np.ndarray, start: LayerBounds | None = None,
-              deadline: float | None = None, backend: str = "auto") -> LayerBounds:
+              deadline: float | None = None) -> LayerBounds:
     """LP-tightened pre-activation bounds of every layer (outputs included).
 
     Stops tightening (keeping what it has, which is sound) when ``deadline`` passes.
@@ -61,7 +61,7 @@ def lp_bounds(network: Network, lower: np.ndarray, upper: np.ndarray, start: Lay
             continue
         prefix = _prefix(network, k)
         milp = encode(prefix, LayerBounds(tuple(los[:k + 1]), tuple(his[:k + 1]), "partial"), lower, upper)
-        prog = LinearProgram(milp, integer=False, backend=backend)
+        prog = LinearProgram(milp, integer=False)
         lo_k, hi_k = los[k].copy(), his[k].copy()
         for i in targets:
             rem = _remaining(deadline)
@@ -91,8 +91,7 @@ def lp_bounds(network: Network, lower: np.ndarray, upper: np.ndarray, start: Lay
 
 
 def milp_extrema(network: Network, lower: np.ndarray, upper: np.ndarray, C: np.ndarray, bounds: LayerBounds,
-                 deadline: float | None = None, backend: str = "auto"
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                 deadline: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Min and max of each row of ``C @ y`` with the binaries kept, plus per-row exactness.
 
     ``bounds`` (e.g. LP bounds) give the big-M values; rows the solver cannot close in time keep
@@ -106,7 +105,7 @@ def milp_extrema(network: Network, lower: np.ndarray, upper: np.ndarray, C: np.n
     exact_lo = np.zeros(C.shape[0], bool)
     exact_hi = np.zeros(C.shape[0], bool)
     milp = encode(network, bounds, lower, upper)
-    prog = LinearProgram(milp, integer=True, backend=backend)
+    prog = LinearProgram(milp, integer=True)
     n = C.shape[0]
     for r in range(n):
         idx, val, const = _objective(network, milp, C[r])
