@@ -177,6 +177,35 @@ def test_a_timed_out_direction_keeps_its_proved_bound_not_exact():
     assert np.all(ys.min(axis=0) >= out_lo) and np.all(ys.max(axis=0) <= out_hi)
 
 
+def test_mip_minimize_gives_the_proved_bound_not_the_incumbent():
+    """Stopped early (a real node limit), the proved bound sits below the incumbent, which is the
+    value of a real input; solved to the end, both meet within the tolerance and stay above the
+    early proved bound."""
+    from verifier.encoding import encode, output_rows
+
+    net = random_network(1, ACT_BY_NAME["relu"], widths=(4, 16, 16, 1))
+    lo, hi = np.full(4, -1.0), np.full(4, 1.0)
+    milp = encode(net, symbolic_bounds(net, lo, hi), lo, hi)
+    (idx, val, rhs), = output_rows(net, milp, np.zeros((1, 4)), np.ones((1, 1)), np.zeros(1))
+    prog = LinearProgram(milp, integer=True)
+    prog._h.setOptionValue("mip_max_nodes", 1)
+    early = prog.mip_minimize(idx, val)
+    x = np.asarray(prog._h.getSolution().col_value)[milp.input_vars]
+    assert not early.optimal and not early.closed
+    assert early.bound is not None and early.incumbent is not None
+    assert early.bound < early.incumbent - milp_gap_tolerance(early.incumbent)
+    assert early.incumbent == pytest.approx(net.forward(x)[0] + rhs, abs=1e-6)
+    prog._h.setOptionValue("mip_max_nodes", 2**30)
+    full = prog.mip_minimize(idx, val)
+    assert full.optimal and full.closed
+    assert full.incumbent - full.bound <= milp_gap_tolerance(full.incumbent)
+    assert early.bound <= full.bound + milp_gap_tolerance(full.bound)
+    assert full.incumbent <= early.incumbent
+    # the padded LP-style answer of the same program is below the proved bound
+    v, exact = prog.minimize(idx, val)
+    assert exact and v < full.bound
+
+
 # ------------------------------------------------------------------- the bound-query API, every method
 def _samples(n_inputs: int, lo, hi, n: int = 4000, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
