@@ -28,7 +28,7 @@ from verifier.solve import SOLVERS, solve, solver_available
 
 GRID = 401
 BOUNDS = {"interval": interval_bounds, "symbolic": symbolic_bounds}
-AVAILABLE_SOLVERS = [s for s in SOLVERS if solver_available(s)]
+AVAILABLE_SOLVERS = list(SOLVERS)  # both on every install: test_every_solver_is_available
 
 
 # ------------------------------------------------------------------------------------- helpers
@@ -196,7 +196,15 @@ def _fix_inputs(milp: MILP, x0: np.ndarray) -> MILP:
     return dataclasses.replace(milp, lb=lb, ub=ub, objective={})
 
 
-@pytest.mark.skipif("highs" not in AVAILABLE_SOLVERS, reason="HiGHS (highspy) not installed")
+def test_every_solver_is_available():
+    """CBC comes with pulp and HiGHS with highspy, both core dependencies: no solver is optional."""
+    from verifier.lp import highs_available
+
+    assert highs_available()
+    for s in SOLVERS:
+        assert solver_available(s), s
+
+
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(act_index=st.integers(0, len(ACTIVATIONS) - 1), seed=st.integers(0, 10_000),
        u=st.tuples(st.floats(0, 1), st.floats(0, 1)), method=st.sampled_from(sorted(BOUNDS)))
@@ -239,8 +247,7 @@ def test_cbc_infeasibility_claim_on_fixed_inputs_is_wrong():
     y = net.forward(x0)
     problem = fixed.with_rows(output_rows(net, fixed, np.zeros((1, 2)), np.array([[-1.0, 0.0]]),
                                           np.array([-(y[0] - 1e-4)])))
-    if "highs" in AVAILABLE_SOLVERS:
-        assert solve(problem, time_limit=60, solver="highs").status in ("optimal", "feasible")
+    assert solve(problem, time_limit=60, solver="highs").status in ("optimal", "feasible")
     assert solve(problem, time_limit=60, solver="cbc").status in ("optimal", "feasible")
 
 

@@ -226,8 +226,7 @@ def lp_refutes(network: Network, b, lo: np.ndarray, hi: np.ndarray, cons: Constr
         milp = encode(network, b, lo, hi)
         rows = output_rows(network, milp, cons.ax, cons.ay, rhs)
         prob, t_var = with_margin(milp, rows, t_lo, max(t_hi, t_lo))
-    val, _ = LinearProgram(prob, integer=False, backend="highs").minimize(np.array([t_var]), np.array([1.0]),
-                                                                         time_limit)
+    val, _ = LinearProgram(prob, integer=False).minimize(np.array([t_var]), np.array([1.0]), time_limit)
     return val is not None and val > 0.0
 
 

@@ -113,7 +113,7 @@ class _StatusLine:
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Seconds for the whole run, loading included; past it the answer is unknown.")
 @click.option("--solver", type=click.Choice(["cbc", "highs"]), default="cbc", show_default=True,
-              help="MILP solver: CBC bundled with PuLP, or HiGHS (needs the 'highs' extra).")
+              help="MILP solver: CBC bundled with PuLP, or HiGHS (highspy).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object as the last line of stdout.")
 @click.option("--vnncomp-out", type=click.Path(dir_okay=False), default=None,
               help="Also write the VNN-COMP result file (sat + witness / unsat / unknown / timeout).")
@@ -234,8 +234,9 @@ def bounds(model: str, spec: str | None, lower: str | None, upper: str | None, m
     """Sound bounds on MODEL's outputs over an input box.
 
     The box is the input box of SPEC (a .toml or .vnnlib property; one table per box when it has
-    several), or is given with --lower and --upper. With --method milp the bounds are the exact
-    extrema where the solver proves optimality (column 'exact').
+    several), or is given with --lower and --upper. With --method milp the bounds are HiGHS's
+    proved bounds, padded; column 'exact' marks the rows where they are the extrema to within
+    3e-6 + 1e-6 |bound| (optimality tolerance 1e-6 + 1e-9 |bound|, see README).
     """
     from .onnx_loader import load_model
     from .query import linear_query

@@ -43,4 +43,4 @@ class EncodingError(VerifierError):
 
 
 class SolverError(VerifierError):
-    """The requested solver is unavailable (e.g. ``highs`` without ``highspy``)."""
+    """The requested solver is unavailable (e.g. ``highs`` when ``highspy`` cannot be imported: a broken install)."""

@@ -1,36 +1,78 @@
 """Repeated optimisation of linear objectives over one (MI)LP: the engine of LP / MILP bounds.
 
-With ``highspy`` installed the model is held in-process by HiGHS and only the objective changes
-between solves (warm-started). Otherwise each objective is solved by CBC through PuLP.
+The model is held in-process by HiGHS (``highspy``, a core dependency, so this holds on every
+install) and only the objective changes between solves (warm-started).
 
 Soundness of LP bounds does not rest on the LP solver's accuracy: from any row duals ``y`` with
 the right signs, weak duality gives a valid bound
 ``min c.x >= y.b + sum_j min(r_j l_j, r_j u_j)`` with ``r = c - A^T y`` (every variable is boxed),
-which is evaluated in float64 and padded. MILP bounds use the solver's proved dual bound (never
-the incumbent), padded for its tolerances.
+which is evaluated in float64 and padded. MILPs (``mip_minimize``) are solved to a stated
+optimality tolerance (``MILP_ABS_GAP``, ``MILP_REL_GAP``, see ``milp_gap_tolerance``) and give the
+solver's proved (dual) bound and its incumbent, unpadded: the caller pads (``milp_pad``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+from dataclasses import dataclass
 
 import numpy as np
 
 from .bounds import pad
 from .encoding import MILP
 
-#: extra outward padding for bounds that rest on a MILP solver's tolerances
+#: extra outward padding for bounds that rest on a MILP solver's tolerances: its feasibility
+#: tolerance relaxes the big-M rows, and its node LPs are not certified by duality
 MILP_PAD_REL = 1e-6
 MILP_PAD_ABS = 1e-6
 
+#: HiGHS's MIP optimality tolerance for bound queries (``mip_abs_gap`` / ``mip_rel_gap``; HiGHS's
+#: defaults are 1e-6 / 1e-4). HiGHS stops as soon as incumbent and proved bound are within
+#: ``max(abs, rel * |incumbent|)``, and it prunes subtrees whose LP bound is within that distance of
+#: the incumbent, so the dual bound it reports is itself only proved to within that tolerance.
+MILP_ABS_GAP = 1e-6
+MILP_REL_GAP = 1e-9
+
+
+def milp_gap_tolerance(scale: float | np.ndarray) -> float | np.ndarray:
+    """The stated MILP optimality tolerance for objective values of magnitude ``scale``
+    (at least HiGHS's ``max(mip_abs_gap, mip_rel_gap * |v|)``)."""
+    return MILP_ABS_GAP + MILP_REL_GAP * np.abs(scale)
+
+
+def milp_pad(scale: float | np.ndarray) -> float | np.ndarray:
+    """Outward padding of a MILP's proved bound of magnitude ``scale``: the optimality tolerance
+    (the proved bound may be off by that much) plus the solver-feasibility pad."""
+    return milp_gap_tolerance(scale) + MILP_PAD_ABS + MILP_PAD_REL * np.abs(scale)
+
 
 def highs_available() -> bool:
+    """True on every install (``highspy`` is a core dependency); kept for the callers that ask."""
     try:
         import highspy  # noqa: F401
     except ImportError:
         return False
     return True
+
+
+@dataclass(frozen=True)
+class MipResult:
+    """One MILP minimisation, unpadded: ``bound`` is the solver's proved (dual) lower bound of the
+    minimum (None if it proved none), ``incumbent`` the objective of its best feasible point (None
+    if it found none), ``optimal`` whether it ended with status optimal (not on a time limit)."""
+
+    bound: float | None
+    incumbent: float | None
+    optimal: bool
+
+    @property
+    def closed(self) -> bool:
+        """Optimal, and incumbent and proved bound agree within the stated tolerance."""
+        if not self.optimal or self.bound is None or self.incumbent is None:
+            return False
+        scale = max(abs(self.bound), abs(self.incumbent))
+        return abs(self.incumbent - self.bound) <= milp_gap_tolerance(scale)
 
 
 @contextlib.contextmanager
@@ -51,15 +93,12 @@ def quiet_stdout():
 
 
 class LinearProgram:
-    """``milp`` (binaries relaxed unless ``integer``) ready for many objectives."""
+    """``milp`` (binaries relaxed unless ``integer``) held by HiGHS, ready for many objectives."""
 
-    def __init__(self, milp: MILP, integer: bool = False, backend: str = "auto") -> None:
+    def __init__(self, milp: MILP, integer: bool = False) -> None:
         self.milp = milp
         self.integer = integer
-        self.backend = "highs" if backend == "auto" and highs_available() else ("cbc" if backend == "auto" else backend)
-        self._csr = None
-        if self.backend == "highs":
-            self._h = self._build_highs()
+        self._h = self._build_highs()
 
     def _build_highs(self):
         import highspy
@@ -71,7 +110,11 @@ class LinearProgram:
         h.setOptionValue("threads", 1)
         h.setOptionValue("mip_feasibility_tolerance", 1e-9)
         h.setOptionValue("primal_feasibility_tolerance", 1e-9)
-        if not self.integer:
+        if self.integer:
+            # "optimal" must mean optimal to the tolerance this module states, not to HiGHS's defaults
+            h.setOptionValue("mip_abs_gap", MILP_ABS_GAP)
+            h.setOptionValue("mip_rel_gap", MILP_REL_GAP)
+        else:
             h.setOptionValue("presolve", "off")  # small LPs solved once each: presolve costs more than it saves
         lp = highspy.HighsLp()
         lp.num_col_ = m.n_vars
@@ -95,17 +138,19 @@ class LinearProgram:
     def minimize(self, idx: np.ndarray, coef: np.ndarray, time_limit: float | None = None
                  ) -> tuple[float | None, bool]:
         """A sound lower bound of ``coef . v[idx]`` over the program (None if none was obtained),
-        and whether it is the exact optimum."""
-        if self.backend == "highs":
-            return self._highs_min(np.asarray(idx, dtype=np.int32), np.asarray(coef, dtype=np.float64), time_limit)
-        return self._cbc_min(idx, coef, time_limit)
+        and whether it is the optimum (to the LP's certificate, or for a MILP to ``milp_pad``)."""
+        if self.integer:
+            res = self.mip_minimize(idx, coef, time_limit)
+            if res.bound is None:
+                return None, False
+            return res.bound - float(milp_pad(res.bound)), res.closed
+        return self._lp_min(np.asarray(idx, dtype=np.int32), np.asarray(coef, dtype=np.float64), time_limit)
 
     def maximize(self, idx, coef, time_limit: float | None = None) -> tuple[float | None, bool]:
         val, exact = self.minimize(idx, -np.asarray(coef, dtype=np.float64), time_limit)
         return (None if val is None else -val), exact
 
-    # ------------------------------------------------------------------------------ HiGHS path
-    def _highs_min(self, idx, coef, time_limit):
+    def _run(self, idx, coef, time_limit):
         import highspy
 
         h = self._h
@@ -115,20 +160,33 @@ class LinearProgram:
         self._prev_cols = idx
         h.setOptionValue("time_limit", float(time_limit) if time_limit is not None else highspy.kHighsInf)
         h.run()
-        status = h.getModelStatus()
-        if self.integer:
-            info = h.getInfo()
-            bound = info.mip_dual_bound
-            if not np.isfinite(bound):
-                return None, False
-            exact = status == highspy.HighsModelStatus.kOptimal and abs(info.mip_gap) < 1e-9
-            if status == highspy.HighsModelStatus.kInfeasible:
-                return None, False
-            d = MILP_PAD_ABS + MILP_PAD_REL * abs(bound)
-            return bound - d, exact
+        return h.getModelStatus()
+
+    # ---------------------------------------------------------------------------------- MILPs
+    def mip_minimize(self, idx, coef, time_limit: float | None = None) -> MipResult:
+        """Minimise ``coef . v[idx]`` with the binaries kept: the solver's proved bound and its
+        incumbent, both unpadded (the caller pads by ``milp_pad``)."""
+        import highspy
+
+        if not self.integer:
+            raise ValueError("mip_minimize needs a LinearProgram built with integer=True")
+        status = self._run(np.asarray(idx, dtype=np.int32), np.asarray(coef, dtype=np.float64), time_limit)
+        if status == highspy.HighsModelStatus.kInfeasible:
+            return MipResult(None, None, False)
+        info = self._h.getInfo()
+        bound = float(info.mip_dual_bound)
+        inc = float(info.objective_function_value) if info.primal_solution_status == 2 else float("nan")
+        return MipResult(bound if np.isfinite(bound) else None, inc if np.isfinite(inc) else None,
+                         status == highspy.HighsModelStatus.kOptimal)
+
+    # ------------------------------------------------------------------------------------ LPs
+    def _lp_min(self, idx, coef, time_limit):
+        import highspy
+
+        status = self._run(idx, coef, time_limit)
         if status != highspy.HighsModelStatus.kOptimal:
             return None, False
-        y = np.asarray(h.getSolution().row_dual, dtype=np.float64)
+        y = np.asarray(self._h.getSolution().row_dual, dtype=np.float64)
         return self._dual_bound(idx, coef, y), True
 
     def _dual_bound(self, idx, coef, y):
@@ -146,23 +204,3 @@ class LinearProgram:
         mag = float(np.abs(y) @ np.abs(m.rhs) + np.abs(terms).sum())
         lo, _ = pad(np.array([val]), np.array([val]), mag)
         return float(lo[0])
-
-    # -------------------------------------------------------------------------------- CBC path
-    def _cbc_min(self, idx, coef, time_limit):
-        from .solve import solve
-
-        m = self.milp
-        obj = {}
-        for j, c in zip(np.asarray(idx).tolist(), np.asarray(coef).tolist()):
-            obj[j] = obj.get(j, 0.0) + c
-        prob = MILP(m.lb, m.ub, m.is_int, m.indptr, m.indices, m.data, m.rhs, m.is_eq, m.input_vars,
-                    m.last_hidden, obj)
-        out = solve(prob, time_limit, "cbc", relax=not self.integer)
-        if out.status != "optimal" or out.objective is None:
-            return None, False
-        v = float(out.objective)
-        # CBC through PuLP gives no dual bound, and its solution file has 8 significant digits:
-        # pad the optimum for that and for the solver's tolerances, scaled by the objective's size
-        scale = float(np.abs(coef) @ np.maximum(np.abs(m.lb[idx]), np.abs(m.ub[idx])))
-        d = MILP_PAD_ABS + MILP_PAD_REL * abs(v) + 1e-7 * scale
-        return v - d, True

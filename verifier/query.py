@@ -2,7 +2,8 @@
 layer's pre-activations, and of linear functions of the outputs over an input box.
 
 Methods, each at least as tight as the one before: ``interval``, ``symbolic``, ``lp``, ``milp``
-(exact extrema when the solver proves optimality; ``Bounds.exact`` says which).
+(the MILP solver's proved bounds; ``Bounds.exact`` says where they are the extrema to the stated
+tolerance, see ``tighten.milp_extrema``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ class Bounds:
 
     lower: np.ndarray
     upper: np.ndarray
-    exact: np.ndarray  # per entry: both bounds are the true min / max (milp, solver optimal)
+    exact: np.ndarray  # per entry: both bounds are the true min / max to milp_extrema's tolerance (milp only)
     method: str
     time_s: float
     layers: LayerBounds | None = None
@@ -78,23 +79,30 @@ def linear_query(model: Network | str | os.PathLike, lower, upper, C, d=None, me
         raise VerifierError(f"query has {C.shape[1]} output coefficients, the network has {net.n_outputs} outputs")
     d = np.zeros(C.shape[0]) if d is None else np.asarray(d, dtype=np.float64)
     deadline = None if timeout is None else t0 + timeout
-    # milp: the LP stage (which gives the big-M values) gets at most half of the budget
-    lp_budget = timeout / 2 if (method == "milp" and timeout is not None) else timeout
-    lb = layer_bounds(net, lower, upper, "lp" if method == "milp" else method, lp_budget)
+    exact = np.zeros(C.shape[0], bool)
     if method == "interval":
+        lb = interval_bounds(net, lower, upper)
         Cp, Cn = np.maximum(C, 0), np.minimum(C, 0)
         lo = Cp @ lb.output_lower + Cn @ lb.output_upper + d
         hi = Cp @ lb.output_upper + Cn @ lb.output_lower + d
-        exact = np.zeros(C.shape[0], bool)
-    elif method == "milp":
+        return Bounds(lo, hi, exact, method, time.perf_counter() - t0, lb)
+    lb = symbolic_bounds(net, lower, upper)
+    lo, hi = linear_bounds(net, lb, lower, upper, C)  # d is added at the end, for every method
+    if method in ("lp", "milp"):
+        from .tighten import lp_bounds
+
+        # milp: the LP stage (which gives the big-M values) gets at most half of the budget
+        lp_budget = timeout / 2 if (method == "milp" and timeout is not None) else timeout
+        lb = lp_bounds(net, lower, upper, start=lb, deadline=None if lp_budget is None else t0 + lp_budget)
+        # back-substitution is not monotone in the layer bounds (the relaxations' slopes change with
+        # them): keep the symbolic result where it is tighter, so each method nests in the one before
+        lo_lp, hi_lp = linear_bounds(net, lb, lower, upper, C)
+        lo, hi = np.maximum(lo, lo_lp), np.minimum(hi, hi_lp)
+    if method == "milp":
         from .tighten import milp_extrema
 
-        lo, hi, exact = milp_extrema(net, lower, upper, C, lb, deadline)
-        lo, hi = lo + d, hi + d
-    else:
-        lo, hi = linear_bounds(net, lb, lower, upper, C, d)
-        exact = np.zeros(C.shape[0], bool)
-    return Bounds(lo, hi, exact, method, time.perf_counter() - t0, lb)
+        lo, hi, exact = milp_extrema(net, lower, upper, C, lb, deadline, start=(lo, hi))
+    return Bounds(lo + d, hi + d, exact, method, time.perf_counter() - t0, lb)
 
 
 def output_bounds(model: Network | str | os.PathLike, lower, upper, method: str = "symbolic",

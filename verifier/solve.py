@@ -1,4 +1,5 @@
-"""Solve a ``MILP`` with CBC (bundled with the ``pulp`` wheel) or HiGHS (``highspy``) through PuLP.
+"""Solve a ``MILP`` with CBC (bundled with the ``pulp`` wheel) or HiGHS (``highspy``, a core
+dependency) through PuLP.
 
 The outcome is one of ``infeasible`` / ``feasible`` / ``optimal`` / ``timeout`` / ``error``; only a
 solver's explicit infeasibility status may ever be turned into a proof by the caller.
@@ -50,8 +51,8 @@ def check_solver(name: str) -> None:
     if name not in SOLVERS:
         raise SolverError(f"unknown solver {name!r}; choose one of: {', '.join(SOLVERS)}")
     if not solver_available(name):
-        hint = "install the optional extra: pip install '.[highs]'" if name == "highs" else \
-            "the CBC binary bundled with pulp>=3.3,<4 was not found"
+        hint = "highspy, a dependency of this package, could not be imported: reinstall it" if name == "highs" \
+            else "the CBC binary bundled with pulp>=3.3,<4 was not found"
         raise SolverError(f"solver {name!r} is not available ({hint})")
 
 

@@ -3,8 +3,8 @@
 ``lp_bounds``: layer by layer, every neuron that is still unstable is minimised and maximised over
 the LP relaxation of the layers before it (with the bounds found so far); the symbolic bounds of
 the later layers are then recomputed from the tightened ones. ``milp_extrema``: the same for the
-outputs (or any linear function of them) with the binaries kept, giving the exact extremum when
-the solver proves optimality and the solver's proved bound otherwise.
+outputs (or any linear function of them) with the binaries kept: the solver's proved bound, padded
+for its stated optimality tolerance, and exact (to that tolerance) when the solver closes the gap.
 Every result is intersected with the bounds it started from, so tightening never loosens.
 """
 
@@ -17,7 +17,7 @@ import numpy as np
 
 from .bounds import LayerBounds, check_box, symbolic_bounds
 from .encoding import encode, output_rows
-from .lp import LinearProgram
+from .lp import LinearProgram, milp_pad
 from .network import Network
 from .relax import kinks_inside
 
@@ -42,7 +42,7 @@ def _remaining(deadline: float | None) -> float | None:
 
 
 def lp_bounds(network: Network, lower: np.ndarray, upper: np.ndarray, start: LayerBounds | None = None,
-              deadline: float | None = None, backend: str = "auto") -> LayerBounds:
+              deadline: float | None = None) -> LayerBounds:
     """LP-tightened pre-activation bounds of every layer (outputs included).
 
     Stops tightening (keeping what it has, which is sound) when ``deadline`` passes.
@@ -63,7 +63,7 @@ def lp_bounds(network: Network, lower: np.ndarray, upper: np.ndarray, start: Lay
             continue
         prefix = _prefix(network, k)
         milp = encode(prefix, LayerBounds(tuple(los[:k + 1]), tuple(his[:k + 1]), "partial"), lower, upper)
-        prog = LinearProgram(milp, integer=False, backend=backend)
+        prog = LinearProgram(milp, integer=False)
         lo_k, hi_k = los[k].copy(), his[k].copy()
         for i in targets:
             rem = _remaining(deadline)
@@ -93,36 +93,67 @@ def lp_bounds(network: Network, lower: np.ndarray, upper: np.ndarray, start: Lay
 
 
 def milp_extrema(network: Network, lower: np.ndarray, upper: np.ndarray, C: np.ndarray, bounds: LayerBounds,
-                 deadline: float | None = None, backend: str = "auto"
+                 deadline: float | None = None, start: tuple[np.ndarray, np.ndarray] | None = None
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Min and max of each row of ``C @ y`` with the binaries kept, plus per-row exactness.
 
-    ``bounds`` (e.g. LP bounds) give the big-M values; rows the solver cannot close in time keep
-    the best proved bound (at worst what ``bounds`` already implied).
+    ``bounds`` (e.g. LP bounds) give the big-M values. Each direction is one HiGHS MILP solved to
+    the stated optimality tolerance ``tol(v) = lp.MILP_ABS_GAP + lp.MILP_REL_GAP * |v|`` (1e-6
+    absolute plus 1e-9 relative; ``lp.milp_gap_tolerance``). What is reported for a direction is
+    the solver's proved (dual) bound, never its incumbent, padded outward (``_final_padding``) by
+    ``tol`` plus the solver-feasibility pad ``lp.MILP_PAD_ABS + lp.MILP_PAD_REL * |v|`` (1e-6 +
+    1e-6 |v|: feasibility tolerances relax the big-M rows), and intersected with the bound that
+    ``bounds`` already implied (and with ``start``, sound bounds of the rows the caller already has).
+    So every bound is sound in real arithmetic.
+
+    ``exact[r]``: in both directions the solver ended optimal (not on the deadline) with incumbent
+    and proved bound within ``tol``; then each reported bound is within ``2 tol + pad`` of the true
+    extremum (one ``tol`` for the gap, one for what the solver may prune within it). A direction
+    that runs out of time keeps its proved bound (at worst the one ``bounds`` implied), not exact.
     """
     from .bounds import linear_bounds
 
     lower, upper = check_box(lower, upper, network.n_inputs)
     C = np.atleast_2d(np.asarray(C, dtype=np.float64))
-    lo, hi = linear_bounds(network, bounds, lower, upper, C)
-    exact_lo = np.zeros(C.shape[0], bool)
-    exact_hi = np.zeros(C.shape[0], bool)
-    milp = encode(network, bounds, lower, upper)
-    prog = LinearProgram(milp, integer=True, backend=backend)
     n = C.shape[0]
-    for r in range(n):
-        idx, val, const, err = _objective(network, milp, C[r])
+    lo_start, hi_start = linear_bounds(network, bounds, lower, upper, C)
+    if start is not None:
+        lo_start, hi_start = np.maximum(lo_start, start[0]), np.minimum(hi_start, start[1])
+    # per row and direction, unpadded: the solver's proved bound of the row (constant included),
+    # the magnitude the tolerances scale with, and whether the solve closed its gap
+    proved = np.array([np.full(n, -np.inf), np.full(n, np.inf)])
+    scale = np.zeros((2, n))
+    closed = np.zeros((2, n), bool)
+    milp = encode(network, bounds, lower, upper)
+    prog = LinearProgram(milp, integer=True)
+    objectives = [_objective(network, milp, C[r]) for r in range(n)]
+    float_err = np.array([o[3] for o in objectives])  # onnxruntime's output rounding per row
+    # d = 0: min of row r; d = 1: its max, as the min of its negation
+    solves = [(r, d) for r in range(n) for d in (0, 1)]
+    for k, (r, d) in enumerate(solves):
         rem = _remaining(deadline)
         if rem is not None and rem <= 0:
-            break
-        # share what is left fairly between the remaining solves (2 per row)
-        v, ex = prog.minimize(idx, val, None if rem is None else rem / (2 * (n - r)))
-        if v is not None:  # the padded exact optimum may sit a hair below an already-tight bound
-            lo[r], exact_lo[r] = max(lo[r], v + const - err), ex
-        rem = _remaining(deadline)
-        if rem is not None and rem <= 0:
-            break
-        v, ex = prog.maximize(idx, val, None if rem is None else rem / (2 * (n - r) - 1))
-        if v is not None:
-            hi[r], exact_hi[r] = min(hi[r], v + const + err), ex
-    return lo, hi, exact_lo & exact_hi
+            break  # the rows not solved keep the bounds they started from
+        idx, val, const, _ = objectives[r]
+        sign = 1.0 if d == 0 else -1.0
+        # share what is left fairly between the remaining solves
+        res = prog.mip_minimize(idx, sign * val, None if rem is None else rem / (len(solves) - k))
+        if res.bound is not None:
+            proved[d, r] = sign * res.bound + const
+            scale[d, r] = abs(res.bound) + abs(const)
+            closed[d, r] = res.closed
+    lo, hi = _final_padding(lo_start, hi_start, proved, scale, float_err)
+    return lo, hi, closed[0] & closed[1]
+
+
+def _final_padding(lo_start: np.ndarray, hi_start: np.ndarray, proved: np.ndarray, scale: np.ndarray,
+                   float_err: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The one place where ``milp_extrema``'s bounds are padded outward: the proved MILP bounds
+    (``proved[0]`` lower, ``proved[1]`` upper; infinite where no solve gave one) widened by
+    ``lp.milp_pad`` (optimality tolerance + solver-feasibility pad, at the magnitude ``scale``) and by
+    the output layer's float rounding ``float_err`` (the MILP's rounding variables cover the hidden
+    layers), then intersected with the sound bounds the search started from."""
+    d = milp_pad(scale)
+    lo = np.maximum(lo_start, proved[0] - d[0] - float_err)
+    hi = np.minimum(hi_start, proved[1] + d[1] + float_err)
+    return lo, hi
