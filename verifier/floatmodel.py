@@ -19,7 +19,10 @@ Div / Add by constants into Conv, MatMul, Gemm), so the weights it multiplies wi
 products of the stored ones. Each such fold is a relative rounding of a weight by ``u``, on a term
 whose magnitude the unfused bound of the folded operator already multiplies by its own ``gamma``
 (its ``k >= 1`` rounding steps are counted on the same magnitudes), so the bound of the unfused
-chain covers the fused evaluation too. Constants that the *model* computes from other constants
+chain covers the fused evaluation too. A constant added after a contraction (``MatMul`` then
+``Add``, a BatchNormalization shift after a ``Conv``) may be folded into the contraction's bias,
+where it takes part in all of its additions: such constants are counted with the contraction's
+``k + 1`` roundings (the loader's ``kmax``), not one. Constants that the *model* computes from other constants
 (a constant subgraph that onnxruntime folds in float32) carry their number of roundings (the
 loader's fold depth), which is added to ``k`` of the operator that uses them; a constant whose
 folding is not a small relative rounding (a sum of rounded values, a product of constant

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ModelError
-from .floatmodel import FOLD_SLACK, LARGEST, UNIT_ROUNDOFF, round_step
+from .floatmodel import FOLD_SLACK, LARGEST, UNIT_ROUNDOFF, gamma, round_step
 from .network import Activation, Layer, Network
 
 SUPPORTED_OPS = (
@@ -47,6 +47,10 @@ class _Var:
     space: int
     R: np.ndarray | None = None
     dtype: str = "float32"
+    #: terms of the last contraction (MatMul / Gemm / Conv) this tensor comes from in its layer:
+    #: onnxruntime may fold later constant additions into that contraction's bias, where they
+    #: take part in its ``kmax`` additions (0: none since the layer began or since a cast)
+    kmax: int = 0
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -63,12 +67,21 @@ class _Var:
 
     def exact(self, fn) -> _Var:
         """Apply an operator that rounds nothing (reshape, transpose, negation) to ``T`` and ``R``."""
-        return _Var(fn(self.T), self.space, None if self.R is None else np.abs(fn(self.R)), self.dtype)
+        return _Var(fn(self.T), self.space, None if self.R is None else np.abs(fn(self.R)), self.dtype, self.kmax)
 
-    def rounded(self, T: np.ndarray, prop: np.ndarray, local: np.ndarray, k, dtype: str | None = None) -> _Var:
-        """The result ``T`` of a rounding operator (see ``floatmodel.round_step``)."""
+    def rounded(self, T: np.ndarray, prop: np.ndarray, local: np.ndarray, k, dtype: str | None = None,
+                kmax: int | None = None, const: np.ndarray | None = None, k_const: int = 0) -> _Var:
+        """The result ``T`` of a rounding operator (see ``floatmodel.round_step``).
+
+        ``const`` (a basis tensor with only its constant row set) are constant terms that onnxruntime
+        may fold into an earlier contraction's bias: they are counted with ``k_const`` roundings.
+        ``kmax`` is the result's contraction length (default: this tensor's).
+        """
         dtype = dtype or self.dtype
-        return _Var(T, self.space, round_step(prop, local, k, dtype), dtype)
+        R = round_step(prop, local, k, dtype)
+        if const is not None:
+            R = R + gamma(k_const, dtype) * const
+        return _Var(T, self.space, R, dtype, self.kmax if kmax is None else int(kmax))
 
 
 def _nnz(W: np.ndarray, axis: int) -> np.ndarray:
@@ -394,8 +407,8 @@ class _GraphConverter:
                              "in a way that is not piecewise linear); only casts between float types are")
         target = _FLOAT_TYPES[to]
         if UNIT_ROUNDOFF[target] <= UNIT_ROUNDOFF[v.dtype] and LARGEST[target] >= LARGEST[v.dtype]:
-            return _Var(v.T, v.space, v.R, target)  # widening: exact
-        return v.rounded(v.T, v.err, v.mag, 1, target)
+            return _Var(v.T, v.space, v.R, target, v.kmax)  # widening: exact
+        return v.rounded(v.T, v.err, v.mag, 1, target, kmax=0)
 
     def _op_Neg(self, node, vals, attrs):
         return vals[0].exact(np.negative)
@@ -435,7 +448,7 @@ class _GraphConverter:
         # non-zero products per output: the same contraction of an all-ones input with W != 0
         k = _matmul_basis(np.ones((1,) + v.shape), (W != 0).astype(np.float64), left)[0]
         return v.rounded(_matmul_basis(v.T, W, left), _matmul_basis(v.err, absW, left),
-                         _matmul_basis(v.mag, absW, left), k + self.fold)
+                         _matmul_basis(v.mag, absW, left), k + self.fold, kmax=int(np.max(k, initial=0)))
 
     def _op_Gemm(self, node, vals, attrs):
         a, b = vals[0], vals[1]
@@ -475,7 +488,7 @@ class _GraphConverter:
             local[-1] = local[-1] + np.abs(beta * c)
         # the non-zero products, the bias, and the scaling by alpha (beta * C is a folded constant)
         k = k + (0 if c is None else 1) + (alpha != 1.0) + (0 if c is None or beta == 1.0 else 1) + self.fold
-        return v.rounded(T, prop, local, k)
+        return v.rounded(T, prop, local, k, kmax=int(np.max(k, initial=0)))
 
     def _op_BatchNormalization(self, node, vals, attrs):
         x, scale, bias, mean, var = vals[:5]
@@ -493,10 +506,11 @@ class _GraphConverter:
         T = np.array(np.broadcast_to(T, T.shape))
         T[-1] = T[-1] + shift
         # onnxruntime computes (x - mean) / sqrt(var + eps) * scale + bias, or a fused form of it:
-        # at most six roundings on |factor| (|x| + |mean|) + |bias|; counted as eight for margin
-        local = x.mag * np.abs(factor)
-        local[-1] = local[-1] + (np.abs(mean * scale / np.sqrt(var + eps)) + np.abs(bias)).reshape(cshape)
-        return x.rounded(T, x.err * np.abs(factor), local, 8 + self.fold)
+        # at most six roundings on |factor| (|x| + |mean|) + |bias| (counted as eight for margin); fused
+        # into a Conv, the shift joins the Conv's bias and its kmax additions (plus four roundings)
+        shift_mag = _const_row(T.shape, (np.abs(mean * scale / np.sqrt(var + eps)) + np.abs(bias)).reshape(cshape))
+        return x.rounded(T, x.err * np.abs(factor), x.mag * np.abs(factor), 8 + self.fold, const=shift_mag,
+                         k_const=max(8, x.kmax + 5) + self.fold)
 
     def _op_Conv(self, node, vals, attrs):
         x, w = vals[0], vals[1]
@@ -533,7 +547,7 @@ class _GraphConverter:
             out[-1] += b.reshape(1, -1, 1, 1)
             local[-1] += np.abs(b).reshape(1, -1, 1, 1)
         k = _nnz(w.reshape(w.shape[0], -1), 1).reshape(1, -1, 1, 1) + (b is not None) + self.fold
-        return x.rounded(out, prop, local, k)
+        return x.rounded(out, prop, local, k, kmax=int(np.max(k, initial=0)))
 
     def _op_Flatten(self, node, vals, attrs):
         x = vals[0]
@@ -694,7 +708,8 @@ def _elementwise_linear(a, b, kind: str, fold: int = 0) -> _Var:
     if isinstance(a, _Var) and isinstance(b, _Var):
         shape = np.broadcast_shapes(a.shape, b.shape)
         a, b = _broadcast(a, shape), _broadcast(b, shape)
-        return a.rounded(a.T + b.T if kind == "add" else a.T - b.T, a.err + b.err, a.mag + b.mag, 1)
+        return a.rounded(a.T + b.T if kind == "add" else a.T - b.T, a.err + b.err, a.mag + b.mag, 1,
+                         kmax=max(a.kmax, b.kmax))
     if isinstance(a, _Var):
         v, c, sign_v, sign_c = a, b, 1.0, (1.0 if kind == "add" else -1.0)
     else:
@@ -702,7 +717,9 @@ def _elementwise_linear(a, b, kind: str, fold: int = 0) -> _Var:
     v = _broadcast(v, np.broadcast_shapes(v.shape, np.shape(c)))
     T = sign_v * v.T
     T[-1] = T[-1] + sign_c * c
-    return v.rounded(T, v.err, v.mag + _const_row(v.T.shape, c), 1 + fold)
+    # one rounding on |v| + |c|; onnxruntime may instead fold c into the bias of the contraction v
+    # comes from (MatMul + Add -> Gemm), where it takes part in that contraction's additions
+    return v.rounded(T, v.err, v.mag, 1 + fold, const=_const_row(v.T.shape, c), k_const=max(1, v.kmax + 1) + fold)
 
 
 def _matmul_basis(T: np.ndarray, W: np.ndarray, var_left: bool) -> np.ndarray:
