@@ -97,7 +97,7 @@ def random_network(seed: int, act: ActKind, widths: tuple[int, ...] = (2, 8, 8, 
         last = k == len(widths) - 2
         a = None if last else act.activation(n_out)
         if real:
-            a = None if a is None else dataclasses.replace(a, rel_error=0.0)
+            a = None if a is None else dataclasses.replace(a, rel_error=0.0, abs_error=0.0)
             layers.append(Layer(w.astype(np.float64), b.astype(np.float64), a, np.zeros((n_out, n_in)), np.zeros(n_out)))
         else:
             layers.append(Layer(w.astype(np.float64), b.astype(np.float64), a))

@@ -234,3 +234,69 @@ def test_in_memory_layer_defaults_to_one_float32_gemm():
     np.testing.assert_array_equal(layer.err_weight, ew)
     np.testing.assert_array_equal(layer.err_bias, eb)
     assert layer.rounding_error(np.array([1.0, 1.0]))[1] == pytest.approx(gamma(1) * 3.0 + 2.0 ** -149)
+
+
+# ------------------------------------------------------------- second review: folded constants
+def _weight_model(tmp_path, nodes_fn):
+    """``y = x * w`` with ``w`` computed by a constant subgraph (``nodes_fn(g) -> name of w``)."""
+    g = GraphBuilder(0)
+    w = nodes_fn(g)
+    g.op("Mul", ["x", w], out="y")
+    return save(tmp_path, g.model([tensor("x", [1, 1])], [tensor("y", [1, 1])]))
+
+
+@pytest.mark.parametrize("case", ["int_div", "float_then_int", "float16_double_rounding"])
+def test_constant_subgraphs_fold_as_onnxruntime_folds_them(tmp_path, case):
+    def build(g):
+        if case == "int_div":  # ONNX integer Div truncates toward zero: -7 / 4 = -1, so w = 1
+            q = g.op("Div", [g.const(np.array(-7), dtype=np.int64), g.const(np.array(4), dtype=np.int64)])
+            s = g.op("Add", [q, g.const(np.array(2), dtype=np.int64)])
+            return g.op("Cast", [s], to=TensorProto.FLOAT)
+        a, b = (1.3276467323303223, 0.7532123923301697) if case == "float_then_int" else \
+            (1.4306280612945557, 1.1095842123031616)
+        p = g.op("Mul", [g.const(np.float32(a)), g.const(np.float32(b))])  # float32: rounds up to 1.0 / a midpoint
+        to = TensorProto.INT32 if case == "float_then_int" else TensorProto.FLOAT16
+        return g.op("Cast", [g.op("Cast", [p], to=to)], to=TensorProto.FLOAT)
+
+    path = _weight_model(tmp_path, build)
+    w_rt = onnxruntime_outputs(path, np.array([[1.0]], np.float32))[0, 0]
+    assert load_model(path).layers[0].weight[0, 0] == w_rt
+
+
+def test_leaky_relu_underflow_is_in_the_error_bound():
+    from verifier.network import Activation
+
+    act = Activation("leaky", alpha=0.3)
+    e = act.output_error(np.array([-1e-44]), np.array([0.0]))
+    assert e[0] >= 2.0 ** -149  # 0.3 * x rounds to a subnormal: an absolute error, not a relative one
+    assert Activation("relu").output_error(np.array([-1.0]), np.array([1.0]))[0] == 0.0
+
+
+def test_infeasibility_on_absurd_magnitudes_is_no_proof():
+    from verifier.encoding import MILP
+    from verifier.solve import numerical_doubt
+
+    def milp(coef):
+        return MILP(np.array([-1.0]), np.array([1.0]), np.zeros(1, bool), np.array([0, 1]), np.array([0]),
+                    np.array([coef]), np.array([1.0]), np.zeros(1, bool), np.arange(1), (np.zeros(0), np.zeros(0)))
+
+    assert numerical_doubt(milp(3.0)) is None
+    assert "magnitude" in numerical_doubt(milp(3e57))
+
+
+def test_milp_bounds_of_a_network_without_binaries_are_the_lp_optimum(tmp_path):
+    """No unstable neuron: HiGHS solves an LP and reports no MIP dual bound; the bounds must still
+    be an interval that contains the outputs."""
+    g = GraphBuilder(3)
+    h = g.op("Gemm", ["x", g.weight((4, 3)), g.const(np.full(4, 50.0))], transB=1)  # always active
+    h = g.op("Relu", [h])
+    g.gemm(h, 4, 2, out="y")
+    model = g.model([tensor("x", [1, 3])], [tensor("y", [1, 2])])
+    path = save(tmp_path, model)
+    lo, hi = np.full(3, -0.05), np.full(3, 0.05)
+    b = output_bounds(path, lo, hi, method="milp")
+    xs = random_inputs(model, n=300, seed=1, low=-0.05, high=0.05)
+    ys = onnxruntime_outputs(path, xs)
+    assert np.all(b.lower <= b.upper)
+    assert np.all(ys >= b.lower) and np.all(ys <= b.upper)
+    assert np.all(b.exact)

@@ -170,14 +170,24 @@ class LinearProgram:
 
         if not self.integer:
             raise ValueError("mip_minimize needs a LinearProgram built with integer=True")
-        status = self._run(np.asarray(idx, dtype=np.int32), np.asarray(coef, dtype=np.float64), time_limit)
+        idx, coef = np.asarray(idx, dtype=np.int32), np.asarray(coef, dtype=np.float64)
+        status = self._run(idx, coef, time_limit)
         if status == highspy.HighsModelStatus.kInfeasible:
             return MipResult(None, None, False)
         info = self._h.getInfo()
-        bound = float(info.mip_dual_bound)
         inc = float(info.objective_function_value) if info.primal_solution_status == 2 else float("nan")
-        return MipResult(bound if np.isfinite(bound) else None, inc if np.isfinite(inc) else None,
-                         status == highspy.HighsModelStatus.kOptimal)
+        optimal = status == highspy.HighsModelStatus.kOptimal
+        if self.milp.n_binaries == 0:
+            # no integer variable: HiGHS solves an LP and reports no MIP dual bound (0); the
+            # proved bound is the weak-duality bound from the LP's row duals
+            if not optimal:
+                return MipResult(None, inc if np.isfinite(inc) else None, False)
+            y = np.asarray(self._h.getSolution().row_dual, dtype=np.float64)
+            return MipResult(self._dual_bound(idx, coef, y), inc if np.isfinite(inc) else None, True)
+        bound = float(info.mip_dual_bound)
+        if np.isfinite(bound) and np.isfinite(inc) and bound > inc + milp_gap_tolerance(inc):
+            bound = float("nan")  # a proved bound above a feasible point is no proof: distrust it
+        return MipResult(bound if np.isfinite(bound) else None, inc if np.isfinite(inc) else None, optimal)
 
     # ------------------------------------------------------------------------------------ LPs
     def _lp_min(self, idx, coef, time_limit):

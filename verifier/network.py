@@ -36,18 +36,24 @@ class Activation:
     #: ``alpha * x`` rounds once (the unit roundoff of the type it is computed in; float32 unless
     #: the loader says otherwise). ReLU and Clip are exact in floating point.
     rel_error: float | None = None
+    #: absolute rounding error of that product (underflow: half the smallest subnormal, counted whole)
+    abs_error: float | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in ACTIVATION_KINDS:
             raise ValueError(f"unknown activation kind {self.kind!r}")
         if self.rel_error is None:
             object.__setattr__(self, "rel_error", 2.0 ** -24 if self.kind == "leaky" else 0.0)
+        if self.abs_error is None:
+            object.__setattr__(self, "abs_error", 2.0 ** -149 if self.kind == "leaky" else 0.0)
 
     def output_error(self, l: np.ndarray, u: np.ndarray) -> np.ndarray:
         """Bound on ``|fl(f(x)) - f(x)|`` for ``x`` in ``[l, u]`` (zero for exact activations)."""
-        if self.kind != "leaky" or not self.rel_error:
-            return np.zeros(np.shape(l))
-        return self.rel_error * self.alpha * np.maximum(-np.asarray(l, dtype=np.float64), 0.0)
+        l = np.asarray(l, dtype=np.float64)
+        if self.kind != "leaky" or not (self.rel_error or self.abs_error):
+            return np.zeros(l.shape)
+        neg = l < 0
+        return np.where(neg, self.rel_error * self.alpha * np.maximum(-l, 0.0) + self.abs_error, 0.0)
 
     def apply(self, x: np.ndarray) -> np.ndarray:
         """Apply the activation to pre-activations ``x`` (last axis = neurons)."""

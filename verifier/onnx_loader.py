@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ModelError
-from .floatmodel import FOLD_SLACK, LARGEST, UNIT_ROUNDOFF, gamma, round_step
+from .floatmodel import FOLD_SLACK, LARGEST, UNDERFLOW, UNIT_ROUNDOFF, gamma, round_step
 from .network import Activation, Layer, Network
 
 SUPPORTED_OPS = (
@@ -185,6 +185,7 @@ class _GraphConverter:
         self.guards: list[tuple[np.ndarray, float]] = []  # float16 magnitudes of the current layer
         self.depth: dict[str, int] = {}  # constants: roundings onnxruntime may apply when folding them
         self.fold = 0  # the current operator's largest constant fold depth (added to its rounding count)
+        self.cdtype: dict[str, str] = {}  # float constants: the type onnxruntime holds (and folds) them in
         self.inferred = {vi.name: vi for vi in list(model.graph.value_info) + list(model.graph.output)}
 
     # ----------------------------------------------------------------------------------- driver
@@ -196,6 +197,7 @@ class _GraphConverter:
         for t in g.initializer:
             arr = numpy_helper.to_array(t)
             if arr.dtype.kind == "f":
+                self.cdtype[t.name] = str(arr.dtype)
                 arr = arr.astype(np.float64)
                 if not np.all(np.isfinite(arr)):
                     raise ModelError(f"{self.path}: initializer '{t.name}' contains NaN or infinite values")
@@ -338,10 +340,15 @@ class _GraphConverter:
                 self._check_space(v)
         depths = [self.depth.get(n, 0) for n in ins if n]
         if not any(is_var) and op not in ("Constant",):
-            # constant folding for shape computations and weight preprocessing
-            out = _fold_constant(op, vals, attrs, self.opset)
+            # constant folding for shape computations and weight preprocessing, in the constants' own
+            # float type (elementwise IEEE operations then give onnxruntime's folded values exactly)
+            dtype = next((self.cdtype[n] for n in ins if n in self.cdtype), None)
+            out = _fold_constant(op, vals, attrs, self.opset, dtype)
             self.values[node.output[0]] = out
-            self.depth[node.output[0]] = _fold_depth(op, vals, depths)
+            self.depth[node.output[0]] = _fold_depth(op, vals, depths, attrs)
+            if isinstance(out, np.ndarray) and out.dtype.kind == "f":
+                to = attrs.get("to") if op == "Cast" else None
+                self.cdtype[node.output[0]] = _FLOAT_TYPES.get(to, dtype or "float32") if op == "Cast" else (dtype or "float32")
             return
         if depths and max(depths) > FOLD_SLACK:
             raise _NodeError("uses a constant that onnxruntime computes from other constants with more roundings "
@@ -370,6 +377,8 @@ class _GraphConverter:
 
         if "value" in attrs:
             arr = numpy_helper.to_array(attrs["value"])
+            if arr.dtype.kind == "f":
+                self.cdtype[node.output[0]] = str(arr.dtype)
         elif "value_float" in attrs:
             arr = np.array(attrs["value_float"])
         elif "value_floats" in attrs:
@@ -631,7 +640,8 @@ class _GraphConverter:
             return vals[0]
         if not 0.0 < alpha < 1.0:
             raise _NodeError(f"LeakyRelu alpha={alpha:g} is not supported (0 <= alpha <= 1 is)")
-        return self._activation(vals[0], Activation("leaky", alpha=alpha, rel_error=UNIT_ROUNDOFF[vals[0].dtype]))
+        return self._activation(vals[0], Activation("leaky", alpha=alpha, rel_error=UNIT_ROUNDOFF[vals[0].dtype],
+                                                    abs_error=UNDERFLOW[vals[0].dtype]))
 
     def _op_Clip(self, node, vals, attrs):
         x = vals[0]
@@ -771,21 +781,27 @@ def _cast_constant(a: np.ndarray, to: int | None) -> np.ndarray:
     raise _NodeError(f"Cast to type {to} is not supported")
 
 
-def _fold_depth(op: str, vals: list, depths: list[int]) -> int:
-    """How many roundings onnxruntime may apply to a folded float constant (beyond FOLD_SLACK it is
-    refused when used): one per elementwise operation on exact operands; a sum of rounded values,
-    or a product of constant matrices, is not a relative rounding of its exact value."""
+def _fold_depth(op: str, vals: list, depths: list[int], attrs: dict) -> int:
+    """How far a folded float constant may be from the value onnxruntime folds, in roundings (beyond
+    FOLD_SLACK it is refused when used). Elementwise Add / Sub / Mul / Max / Min / Neg of exact
+    operands are computed in the constants' own type, so they are exact (IEEE operations are
+    correctly rounded); Div counts one rounding (onnxruntime might multiply by a reciprocal); a sum
+    of inexact values, a product of constant matrices, or a cast (to an integer or narrower float
+    type) of an inexact value is not a small relative rounding of it."""
     d = max(depths, default=0)
     if not any(isinstance(v, np.ndarray) and v.dtype.kind == "f" for v in vals):
         return d
+    refused = FOLD_SLACK + 1
     if op == "Mul":
-        return d + 1
+        return d + (1 if d else 0)
     if op == "Div":
-        return d + 2
+        return d + 1
     if op in ("Add", "Sub"):
-        return d + 1 if d == 0 else FOLD_SLACK + 1
+        return 0 if d == 0 else refused
     if op in ("MatMul", "Gemm", "Conv"):
-        return FOLD_SLACK + 1
+        return refused
+    if op == "Cast" and d > 0 and _FLOAT_TYPES.get(attrs.get("to")) != "float64":
+        return refused
     return d
 
 
@@ -837,22 +853,33 @@ def _conv2d(x: np.ndarray, w: np.ndarray, strides, pads, dil, group: int) -> np.
     return out
 
 
-def _fold_constant(op: str, vals: list, attrs: dict, opset: int) -> np.ndarray:
-    """Evaluate an operator whose inputs are all constants (shape arithmetic, weight preprocessing)."""
+def _fold_constant(op: str, vals: list, attrs: dict, opset: int, dtype: str | None = None) -> np.ndarray:
+    """Evaluate an operator whose inputs are all constants (shape arithmetic, weight preprocessing).
+
+    Float arithmetic is done in ``dtype`` (the constants' own type, as onnxruntime folds it) and the
+    result kept as float64; integer ``Div`` truncates toward zero, as onnxruntime does."""
     v = vals
     if op == "Cast":
         return _cast_constant(np.asarray(v[0]), attrs.get("to"))
     if op in ("Identity", "Dropout"):
         return v[0]
     if op in ("Add", "Sub", "Mul", "Div", "Max", "Min"):
+        arrs = [np.asarray(x) for x in v]
+        if all(a.dtype.kind in "iub" for a in arrs):
+            if op == "Div":
+                a, b = arrs
+                if np.any(b == 0):
+                    raise _NodeError("integer division by zero in a constant")
+                q = np.abs(a) // np.abs(b)
+                return np.where((a < 0) != (b < 0), -q, q).astype(np.int64)
+        elif dtype in ("float32", "float16"):
+            arrs = [a.astype(dtype) for a in arrs]
         fn = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide,
               "Max": np.maximum, "Min": np.minimum}[op]
-        out = v[0]
-        for other in v[1:]:
+        out = arrs[0]
+        for other in arrs[1:]:
             out = fn(out, other)
-        if op == "Div" and np.asarray(out).dtype.kind in "iu":
-            out = np.asarray(v[0]) // np.asarray(v[1])
-        return out
+        return out.astype(np.float64) if out.dtype.kind == "f" else out
     if op == "Neg":
         return -v[0]
     if op == "Relu":

@@ -33,6 +33,23 @@ class SolveOutcome:
     objective: float | None = None
 
 
+#: largest magnitude (coefficient, right-hand side, variable bound) whose feasibility the solvers'
+#: absolute tolerances (1e-9) and PuLP's 12-digit model files decide reliably; smallest non-zero
+#: right-hand side / bound magnitude above which those tolerances still separate it from zero
+MAX_MAGNITUDE = 1e9
+
+
+def numerical_doubt(milp: MILP) -> str | None:
+    """Why an infeasibility verdict on ``milp`` cannot be trusted, or None: numbers so large that the
+    solvers' absolute feasibility tolerances and PuLP's 12-13 significant digits lose the model."""
+    for what, arr in (("a coefficient", milp.data), ("a right-hand side", milp.rhs),
+                      ("a variable bound", np.concatenate([milp.lb, milp.ub]))):
+        big = float(np.max(np.abs(arr), initial=0.0))
+        if not big <= MAX_MAGNITUDE:
+            return f"{what} of magnitude {big:.3g} exceeds {MAX_MAGNITUDE:g}"
+    return None
+
+
 def solver_available(name: str) -> bool:
     import pulp
 
@@ -221,6 +238,10 @@ def solve(milp: MILP, time_limit: float | None = None, solver: str = "cbc", rela
     elapsed = time.perf_counter() - t0
     status, sol = prob.status, prob.sol_status
     if status == pulp.LpStatusInfeasible and sol in (pulp.LpSolutionInfeasible, pulp.LpSolutionNoSolutionFound):
+        doubt = numerical_doubt(milp)
+        if doubt is not None:  # an infeasibility claim on such numbers is no proof
+            return SolveOutcome("error", None, solver, elapsed, f"the solver's infeasibility claim is numerically "
+                                f"doubtful ({doubt})")
         return SolveOutcome("infeasible", None, solver, elapsed, "solver proved infeasibility")
     if sol in (pulp.LpSolutionOptimal, pulp.LpSolutionIntegerFeasible):
         # a variable in no row gets no value from PuLP: any value in its bounds will do
