@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .activations import kinks_inside, relaxation
 from .errors import EncodingError
 from .network import Network
-from .relax import kinks_inside, relaxation
 
 #: relative and absolute outward padding applied to every computed bound
 PAD_REL = 1e-9

@@ -43,10 +43,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import activations
+from .activations import kinks_inside, stable_line
 from .bounds import LayerBounds, rounding_errors
 from .errors import EncodingError
 from .network import Network
-from .relax import kinks_inside
 
 
 @dataclass
@@ -193,7 +194,7 @@ def encode(network: Network, bounds: LayerBounds, lower: np.ndarray, upper: np.n
 
         # stable neurons: y = slope * p + offset on [l, u]
         st = ~unstable
-        slope, offset = _stable_line(act, l, u)
+        slope, offset = stable_line(act, l, u)
         const_mask = st & (slope == 0.0)
         new_const[const_mask] = offset[const_mask]
         e = errors[k]
@@ -216,12 +217,7 @@ def encode(network: Network, bounds: LayerBounds, lower: np.ndarray, upper: np.n
             cc = np.hstack([xv[:, None], np.broadcast_to(cols, (un.size, cols.size))])
             coef, cc = _with_rounding(V, coef, cc, e[un], np.ones(un.size))
             R.add_block(cc, coef, beff[un], True)  # x = p + d
-            if act.kind == "leaky":
-                _leaky_rows(V, R, act.alpha, l[un], u[un], xv, yv)
-            else:
-                lo = np.zeros(un.size) if act.kind == "relu" else act.lo[un]
-                hi = np.full(un.size, np.inf) if act.kind == "relu" else act.hi[un]
-                _clip_rows(V, R, l[un], u[un], lo, hi, xv, yv)
+            activations.big_m_rows(act, V, R, l[un], u[un], xv, yv, un)
         zvar, zconst = new_var, new_const
 
     indptr, indices, data, rhs, is_eq = R.finish()
@@ -255,79 +251,6 @@ def _affine_over(W: np.ndarray, b: np.ndarray, zvar: np.ndarray, zconst: np.ndar
     is_var = zvar >= 0
     beff = b + W[:, ~is_var] @ zconst[~is_var]
     return W[:, is_var], beff, zvar[is_var]
-
-
-def _stable_line(act, l, u) -> tuple[np.ndarray, np.ndarray]:
-    """For neurons with no kink inside ``(l, u)``: ``f(x) = slope * x + offset`` on ``[l, u]``."""
-    n = l.size
-    if act.kind == "relu":
-        slope = (l >= 0).astype(float)
-        return slope, np.zeros(n)
-    if act.kind == "leaky":
-        return np.where(l >= 0, 1.0, act.alpha), np.zeros(n)
-    linear = (l >= act.lo) & (u <= act.hi)
-    slope = linear.astype(float)
-    offset = np.where(linear, 0.0, np.where(u <= act.lo, act.lo, act.hi))
-    offset = np.where(np.isfinite(offset), offset, 0.0)
-    return slope, offset
-
-
-def _clip_rows(V: _Vars, R: _RowBuilder, l, u, lo, hi, xv, yv) -> None:
-    """Rows (1)-(4) of the module docstring for neurons with at least one kink inside (l, u)."""
-    has_lo = (l < lo) & (lo < u)
-    has_hi = (l < hi) & (hi < u)
-    # indicator of each kink: a binary where the kink is inside, else a constant 0/1
-    a_lo = np.full(l.size, -1, dtype=np.int64)
-    a_hi = np.full(l.size, -1, dtype=np.int64)
-    if has_lo.any():
-        a_lo[has_lo] = V.new(np.zeros(has_lo.sum()), np.ones(has_lo.sum()), integer=True)
-    if has_hi.any():
-        a_hi[has_hi] = V.new(np.zeros(has_hi.sum()), np.ones(has_hi.sum()), integer=True)
-    fixed_lo = (l >= lo).astype(float)  # value of a_lo where it is a constant
-    fixed_hi = (l >= hi).astype(float)
-
-    # (1) y - x - (l - lo) a_lo <= -(l - lo)  and  (2), where the lo kink is inside (l, u);
-    #     y - x <= 0 where it is not (then l >= lo: an unstable neuron never has u <= lo)
-    i = np.flatnonzero(has_lo)
-    if i.size:
-        M = l[i] - lo[i]
-        R.add_block(np.stack([yv[i], xv[i], a_lo[i]], 1), np.stack([np.ones(i.size), -np.ones(i.size), -M], 1), -M, False)
-        U = np.minimum(u[i], hi[i])
-        # (2) y - (U - lo) a_lo <= lo
-        R.add_block(np.stack([yv[i], a_lo[i]], 1), np.stack([np.ones(i.size), -(U - lo[i])], 1), lo[i], False)
-    i = np.flatnonzero(~has_lo & (fixed_lo == 1.0))
-    if i.size:
-        R.add_block(np.stack([yv[i], xv[i]], 1), np.stack([np.ones(i.size), -np.ones(i.size)], 1), np.zeros(i.size), False)
-
-    i = np.flatnonzero(has_hi)
-    if i.size:
-        M = u[i] - hi[i]
-        # (3) x - y - (u - hi) a_hi <= 0
-        R.add_block(np.stack([xv[i], yv[i], a_hi[i]], 1), np.stack([np.ones(i.size), -np.ones(i.size), -M], 1), np.zeros(i.size), False)
-        L = np.maximum(l[i], lo[i])
-        # (4) -y + (hi - L) a_hi <= -hi + (hi - L)   i.e. y >= hi - (hi - L)(1 - a_hi)
-        R.add_block(np.stack([yv[i], a_hi[i]], 1), np.stack([-np.ones(i.size), hi[i] - L], 1), -hi[i] + (hi[i] - L), False)
-    i = np.flatnonzero(~has_hi & (fixed_hi == 0.0))
-    if i.size:  # y >= x
-        R.add_block(np.stack([xv[i], yv[i]], 1), np.stack([np.ones(i.size), -np.ones(i.size)], 1), np.zeros(i.size), False)
-
-    i = np.flatnonzero(has_lo & has_hi)
-    if i.size:  # a_hi <= a_lo
-        R.add_block(np.stack([a_hi[i], a_lo[i]], 1), np.stack([np.ones(i.size), -np.ones(i.size)], 1), np.zeros(i.size), False)
-
-
-def _leaky_rows(V: _Vars, R: _RowBuilder, alpha: float, l, u, xv, yv) -> None:
-    n = l.size
-    a = V.new(np.zeros(n), np.ones(n), integer=True)
-    one = np.ones(n)
-    # y >= x  ->  x - y <= 0 ;  y >= alpha x  ->  alpha x - y <= 0
-    R.add_block(np.stack([xv, yv], 1), np.stack([one, -one], 1), np.zeros(n), False)
-    R.add_block(np.stack([xv, yv], 1), np.stack([alpha * one, -one], 1), np.zeros(n), False)
-    # y <= x - (1-alpha) l (1-a)  ->  y - x - (1-alpha) l a <= -(1-alpha) l
-    M = (1.0 - alpha) * l
-    R.add_block(np.stack([yv, xv, a], 1), np.stack([one, -one, -M], 1), -M, False)
-    # y <= alpha x + (1-alpha) u a  ->  y - alpha x - (1-alpha) u a <= 0
-    R.add_block(np.stack([yv, xv, a], 1), np.stack([one, -alpha * one, -(1.0 - alpha) * u], 1), np.zeros(n), False)
 
 
 def output_rows(network: Network, milp: MILP, ax: np.ndarray, ay: np.ndarray, rhs: np.ndarray,

@@ -16,6 +16,7 @@ import time
 
 import numpy as np
 
+from . import activations
 from .network import Network
 from .spec import Constraints
 
@@ -68,17 +69,9 @@ def _margin_and_grad(network: Network, cons: Constraints, X: np.ndarray) -> tupl
     for k in range(len(network.layers) - 1, -1, -1):
         layer = network.layers[k]
         if layer.activation is not None:
-            delta = delta * _derivative(layer.activation, pres[k])
+            delta = delta * activations.derivative(layer.activation, pres[k])
         delta = delta @ layer.weight
     return g, delta + cons.ax[r]
-
-
-def _derivative(act, p: np.ndarray) -> np.ndarray:
-    if act.kind == "relu":
-        return (p > 0).astype(np.float64)
-    if act.kind == "leaky":
-        return np.where(p > 0, 1.0, act.alpha)
-    return ((p > act.lo) & (p < act.hi)).astype(np.float64)
 
 
 def pgd(network: Network, cons: Constraints, lower: np.ndarray, upper: np.ndarray, starts: np.ndarray,

@@ -15,11 +15,11 @@ from dataclasses import replace
 
 import numpy as np
 
+from .activations import kinks_inside
 from .bounds import LayerBounds, check_box, symbolic_bounds
 from .encoding import encode, output_rows
 from .lp import LinearProgram, milp_pad
 from .network import Network
-from .relax import kinks_inside
 
 
 def _prefix(network: Network, k: int) -> Network:

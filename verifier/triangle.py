@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import activations
 from .bounds import LayerBounds, rounding_errors
 from .encoding import MILP, check_layer_bounds
 from .network import Network
@@ -43,7 +44,7 @@ def worthwhile(network: Network) -> bool:
     """True if the compact LP applies (ReLU / LeakyReLU only) and the network has few inputs (the
     rows are dense over the inputs and the earlier unstable neurons)."""
     return network.n_inputs <= MAX_INPUTS and all(
-        layer.activation is None or layer.activation.kind in ("relu", "leaky") for layer in network.layers)
+        layer.activation is None or activations.in_triangle_lp(layer.activation) for layer in network.layers)
 
 
 def triangle_lp(network: Network, bounds: LayerBounds, lower: np.ndarray, upper: np.ndarray,
@@ -85,10 +86,7 @@ def triangle_lp(network: Network, bounds: LayerBounds, lower: np.ndarray, upper:
             continue
         lo, hi = bounds.lower[k], bounds.upper[k]
         unst = np.flatnonzero((lo < 0) & (hi > 0))
-        if act.kind == "relu":
-            slope = (lo >= 0).astype(np.float64)  # stable: identity or zero
-        else:
-            slope = np.where(lo >= 0, 1.0, act.alpha)  # stable negative side: alpha * p
+        slope, _ = activations.stable_line(act, lo, hi)  # stable: identity / zero / alpha * p, no offset
         E = P * slope[:, None]
         e = p * slope
         r = np.abs(slope) * R + act.output_error(lo, hi)
@@ -101,7 +99,7 @@ def triangle_lp(network: Network, bounds: LayerBounds, lower: np.ndarray, upper:
             eye[np.arange(unst.size), cols] = 1.0
             # y >= x >= p - R   <=>   P v - y <= -p + R
             blocks.append(np.hstack([Pu - eye, (-pu + Ru)[:, None]]))
-            alpha = 0.0 if act.kind == "relu" else act.alpha
+            alpha = activations.triangle_alpha(act)
             if alpha > 0.0:
                 # y >= alpha x >= alpha (p - R)
                 blocks.append(np.hstack([alpha * Pu - eye, (-alpha * pu + alpha * Ru)[:, None]]))
