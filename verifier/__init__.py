@@ -11,11 +11,12 @@ Python API (the same functions the ``verifier`` command uses)::
 
 from .bounds import LayerBounds, interval_bounds, symbolic_bounds
 from .errors import EncodingError, ModelError, SolverError, SpecError, VerifierError
+from .io.constraints import make_spec
+from .io.onnx import load_model
+from .io.spec_file import load_spec
 from .network import Activation, Layer, Network
-from .onnx_loader import load_model
-from .oracle import Counterexample
-from .results import Result
-from .spec import Case, Constraints, Spec, load_spec, make_spec
+from .result import Counterexample, Result
+from .spec import Case, Constraints, Spec
 from .verify import Options, verify
 
 __all__ = [

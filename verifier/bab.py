@@ -20,9 +20,9 @@ import numpy as np
 from . import falsify, triangle
 from .bounds import LayerBounds, linear_bounds, margin_tau, symbolic_bounds
 from .encoding import encode, output_rows, with_margin
+from .io.replay import Counterexample, OnnxOracle, confirm
 from .lp import LinearProgram, highs_available
 from .network import Network
-from .oracle import Counterexample, OnnxOracle, confirm
 from .solve import solve
 from .spec import Case, Constraints
 

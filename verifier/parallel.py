@@ -19,8 +19,8 @@ _worker: dict = {}
 
 
 def _init(model_path: str) -> None:
-    from .onnx_loader import load_model
-    from .oracle import OnnxOracle
+    from .io.onnx import load_model
+    from .io.replay import OnnxOracle
 
     _worker["network"] = load_model(model_path)
     _worker["oracle"] = OnnxOracle(_worker["network"])

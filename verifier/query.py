@@ -16,8 +16,8 @@ import numpy as np
 
 from .bounds import LayerBounds, check_box, interval_bounds, linear_bounds, symbolic_bounds
 from .errors import VerifierError
+from .io.onnx import load_model
 from .network import Network
-from .onnx_loader import load_model
 
 METHODS = ("interval", "symbolic", "lp", "milp")
 

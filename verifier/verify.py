@@ -21,12 +21,13 @@ from .bab import BabOutcome, BabSettings, BabStats, input_split, lp_refutes
 from .bounds import LayerBounds, interval_bounds, linear_bounds, margin_tau, rounding_errors, symbolic_bounds
 from .encoding import MILP, encode, output_rows
 from .errors import VerifierError
+from .io.onnx import compare_with_onnxruntime, load_model
+from .io.replay import Counterexample, OnnxOracle, confirm
+from .io.spec_file import load_spec
 from .network import Network
-from .onnx_loader import compare_with_onnxruntime, load_model
-from .oracle import Counterexample, OnnxOracle, confirm
-from .results import HOLDS, UNKNOWN, VIOLATED, Result
+from .result import HOLDS, UNKNOWN, VIOLATED, Result
 from .solve import check_solver, solve
-from .spec import Case, Constraints, Spec, load_spec
+from .spec import Case, Constraints, Spec
 
 
 @functools.cache
