@@ -17,13 +17,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import falsify, triangle
+from . import falsify
 from .bounds import LayerBounds, linear_bounds, margin_tau, symbolic_bounds
-from .encoding import encode, output_rows, with_margin
 from .io.replay import Counterexample, OnnxOracle, confirm
-from .lp import LinearProgram, highs_available
+from .milp import triangle
+from .milp.encoding import encode, output_rows, with_margin
+from .milp.solvers.cbc import solve
+from .milp.solvers.highs import LinearProgram, highs_available
 from .network import Network
-from .solve import solve
 from .spec import Case, Constraints
 
 

@@ -17,8 +17,8 @@ import numpy as np
 
 from .activations import kinks_inside
 from .bounds import LayerBounds, check_box, symbolic_bounds
-from .encoding import encode, output_rows
-from .lp import LinearProgram, milp_pad
+from .milp.encoding import encode, output_rows
+from .milp.solvers.highs import LinearProgram, milp_pad
 from .network import Network
 
 
