@@ -16,8 +16,6 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from . import falsify
-from .bab import BabOutcome, BabSettings, BabStats, input_split, lp_refutes
 from .bounds import LayerBounds, interval_bounds, linear_bounds, margin_tau, rounding_errors, symbolic_bounds
 from .errors import VerifierError
 from .io.onnx import compare_with_onnxruntime, load_model
@@ -27,6 +25,8 @@ from .milp.encoding import MILP, encode, output_rows
 from .milp.solvers.cbc import check_solver, solve
 from .network import Network
 from .result import HOLDS, UNKNOWN, VIOLATED, Result
+from .search import falsify
+from .search.input_split import BabOutcome, BabSettings, BabStats, input_split, lp_refutes
 from .spec import Case, Constraints, Spec
 
 
@@ -359,7 +359,7 @@ def _tighten_for_milp(run: _Run, case: Case, bnds: LayerBounds) -> LayerBounds:
     it is limited to small networks. It gets at most a third of the remaining time.
     """
     from .milp.solvers.highs import highs_available
-    from .tighten import lp_bounds
+    from .search.tighten import lp_bounds
 
     n_unstable = bnds.n_unstable(run.network)
     if n_unstable == 0 or run.options.bounds != "symbolic" or (not highs_available() and n_unstable > 60):
@@ -394,7 +394,7 @@ def _input_split_case(run: _Run, ci: int, case: Case, todo: list[int], counts: d
     out = input_split(run.network, case, disjuncts, run.oracle, settings, deadline, ci,
                       max_boxes=run.options.parallel_after if jobs > 1 else None, progress=progress)
     if out.status == "open":
-        from .parallel import run_boxes
+        from .search.parallel import run_boxes
 
         if progress is not None:
             progress(out.stats, len(out.open_boxes))
