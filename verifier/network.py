@@ -12,9 +12,10 @@ from functools import cached_property
 
 import numpy as np
 
+from . import activations as _acts
 from .floatmodel import dot_error
 
-ACTIVATION_KINDS = ("relu", "leaky", "clip")
+ACTIVATION_KINDS = _acts.KINDS
 
 
 @dataclass(frozen=True)
@@ -43,36 +44,20 @@ class Activation:
         if self.kind not in ACTIVATION_KINDS:
             raise ValueError(f"unknown activation kind {self.kind!r}")
         if self.rel_error is None:
-            object.__setattr__(self, "rel_error", 2.0 ** -24 if self.kind == "leaky" else 0.0)
+            object.__setattr__(self, "rel_error", _acts.default_rel_error(self.kind))
         if self.abs_error is None:
-            object.__setattr__(self, "abs_error", 2.0 ** -149 if self.kind == "leaky" else 0.0)
+            object.__setattr__(self, "abs_error", _acts.default_abs_error(self.kind))
 
     def output_error(self, l: np.ndarray, u: np.ndarray) -> np.ndarray:
         """Bound on ``|fl(f(x)) - f(x)|`` for ``x`` in ``[l, u]`` (zero for exact activations)."""
-        l = np.asarray(l, dtype=np.float64)
-        if self.kind != "leaky" or not (self.rel_error or self.abs_error):
-            return np.zeros(l.shape)
-        neg = l < 0
-        return np.where(neg, self.rel_error * self.alpha * np.maximum(-l, 0.0) + self.abs_error, 0.0)
+        return _acts.output_error(self, l, u)
 
     def apply(self, x: np.ndarray) -> np.ndarray:
         """Apply the activation to pre-activations ``x`` (last axis = neurons)."""
-        if self.kind == "relu":
-            return np.maximum(x, 0.0)
-        if self.kind == "leaky":
-            return np.where(x >= 0.0, x, self.alpha * x)
-        return np.minimum(np.maximum(x, self.lo), self.hi)
+        return _acts.forward(self, x)
 
     def describe(self) -> str:
-        if self.kind == "relu":
-            return "ReLU"
-        if self.kind == "leaky":
-            return f"LeakyReLU(alpha={self.alpha:g})"
-        lo = np.unique(self.lo)
-        hi = np.unique(self.hi)
-        lo_s = f"{lo[0]:g}" if lo.size == 1 else "per-neuron"
-        hi_s = f"{hi[0]:g}" if hi.size == 1 else "per-neuron"
-        return f"Clip({lo_s}, {hi_s})"
+        return _acts.kind(self).describe(self)
 
 
 @dataclass(frozen=True)

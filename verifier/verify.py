@@ -16,17 +16,18 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from . import falsify
-from .bab import BabOutcome, BabSettings, BabStats, input_split, lp_refutes
 from .bounds import LayerBounds, interval_bounds, linear_bounds, margin_tau, rounding_errors, symbolic_bounds
-from .encoding import MILP, encode, output_rows
 from .errors import VerifierError
+from .io.onnx import compare_with_onnxruntime, load_model
+from .io.replay import Counterexample, OnnxOracle, confirm
+from .io.spec_file import load_spec
+from .milp.encoding import MILP, encode, output_rows
+from .milp.solvers.cbc import check_solver, solve
 from .network import Network
-from .onnx_loader import compare_with_onnxruntime, load_model
-from .oracle import Counterexample, OnnxOracle, confirm
-from .results import HOLDS, UNKNOWN, VIOLATED, Result
-from .solve import check_solver, solve
-from .spec import Case, Constraints, Spec, load_spec
+from .result import HOLDS, UNKNOWN, VIOLATED, Result
+from .search import falsify
+from .search.input_split import BabOutcome, BabSettings, BabStats, input_split, lp_refutes
+from .spec import Case, Constraints, Spec
 
 
 @functools.cache
@@ -332,7 +333,7 @@ def _milps_side_by_side(run: _Run, ci: int, case: Case, todo: list[int], problem
 
 def _lp_check(run: _Run, case: Case, bnds: LayerBounds, todo: list[int], counts: dict) -> list[int] | None:
     """Drop the disjuncts whose worst row the LP relaxation proves positive (None: out of time)."""
-    from .lp import highs_available
+    from .milp.solvers.highs import highs_available
 
     if not highs_available() or bnds.n_unstable(run.network) > LP_CHECK_MAX_UNSTABLE:
         return todo
@@ -357,8 +358,8 @@ def _tighten_for_milp(run: _Run, case: Case, bnds: LayerBounds) -> LayerBounds:
     It pays when HiGHS is there (in-process, warm-started LPs); with CBC only (one process per LP)
     it is limited to small networks. It gets at most a third of the remaining time.
     """
-    from .lp import highs_available
-    from .tighten import lp_bounds
+    from .milp.solvers.highs import highs_available
+    from .search.tighten import lp_bounds
 
     n_unstable = bnds.n_unstable(run.network)
     if n_unstable == 0 or run.options.bounds != "symbolic" or (not highs_available() and n_unstable > 60):
@@ -393,7 +394,7 @@ def _input_split_case(run: _Run, ci: int, case: Case, todo: list[int], counts: d
     out = input_split(run.network, case, disjuncts, run.oracle, settings, deadline, ci,
                       max_boxes=run.options.parallel_after if jobs > 1 else None, progress=progress)
     if out.status == "open":
-        from .parallel import run_boxes
+        from .search.parallel import run_boxes
 
         if progress is not None:
             progress(out.stats, len(out.open_boxes))

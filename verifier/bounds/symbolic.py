@@ -1,152 +1,15 @@
-"""Sound pre-activation bounds for every neuron of a ``Network`` over an input box.
-
-Methods, from cheapest to tightest: ``interval`` (interval arithmetic) and ``symbolic``
-(back-substitution of linear relaxations, DeepPoly / CROWN style). Every bound is padded outward
-(``pad``) so that float64 rounding in these computations cannot make it unsound.
-
-The bounds are bounds of the network *as onnxruntime evaluates it*: every pre-activation is
-``x_k = W_k z_{k-1} + b_k + d_k`` with the float rounding ``|d_k| <= e_k`` of ``floatmodel``
-(``e_k`` from the magnitudes of the previous layer's sound bounds, ``rounding_errors``). Interval
-bounds widen each pre-activation by ``e_k``; in back-substitution the term ``Lambda_k d_k`` of each
-layer enters the bound as ``|Lambda_k| e_k``.
-
-``LayerBounds`` is what the encoder consumes: any method (or a user) can supply it.
-"""
+"""Symbolic back-substitution bounds (DeepPoly / CROWN style): linear relaxations of the
+activations substituted backwards to the inputs; the rounding ``d_j`` of each layer enters as
+``|Lambda_j| e_j``."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from .errors import EncodingError
-from .network import Network
-from .relax import kinks_inside, relaxation
-
-#: relative and absolute outward padding applied to every computed bound
-PAD_REL = 1e-9
-PAD_ABS = 1e-9
-
-
-@dataclass(frozen=True)
-class LayerBounds:
-    """Pre-activation bounds ``lower[k] <= x_k <= upper[k]`` for every layer ``k`` (last = output)."""
-
-    lower: tuple[np.ndarray, ...]
-    upper: tuple[np.ndarray, ...]
-    method: str
-    #: per input: how much the relaxation gaps of unstable neurons depend on it (symbolic only;
-    #: used to choose split dimensions)
-    influence: np.ndarray | None = None
-    #: per layer, the float rounding bound ``e_k`` the bounds were computed with (None: derive it
-    #: from the bounds with ``rounding_errors``, which is sound for any sound bounds)
-    errors: tuple[np.ndarray, ...] | None = None
-
-    @property
-    def output_lower(self) -> np.ndarray:
-        return self.lower[-1]
-
-    @property
-    def output_upper(self) -> np.ndarray:
-        return self.upper[-1]
-
-    def n_unstable(self, network: Network) -> int:
-        """Neurons with an activation breakpoint strictly inside their bounds (those need binaries)."""
-        return int(sum(np.count_nonzero(kinks_inside(layer.activation, self.lower[k], self.upper[k]))
-                       for k, layer in enumerate(network.layers) if layer.activation is not None))
-
-
-
-def pad(lower: np.ndarray, upper: np.ndarray, magnitude: np.ndarray | float = 0.0
-        ) -> tuple[np.ndarray, np.ndarray]:
-    """Widen ``[lower, upper]`` by ``PAD_ABS + PAD_REL * max(|bound|, magnitude)``.
-
-    ``magnitude`` is the size of the terms summed to get the bound (cancellation makes the
-    rounding error scale with it, not with the result).
-    """
-    m = np.maximum(np.maximum(np.abs(lower), np.abs(upper)), magnitude)
-    d = PAD_ABS + PAD_REL * m
-    return lower - d, upper + d
-
-
-def check_box(lower: np.ndarray, upper: np.ndarray, n_inputs: int) -> tuple[np.ndarray, np.ndarray]:
-    lower = np.asarray(lower, dtype=np.float64).ravel()
-    upper = np.asarray(upper, dtype=np.float64).ravel()
-    if lower.shape != (n_inputs,) or upper.shape != (n_inputs,):
-        raise EncodingError(f"input box has {lower.size}/{upper.size} bounds, the network has {n_inputs} inputs")
-    if not (np.all(np.isfinite(lower)) and np.all(np.isfinite(upper))):
-        bad = int(np.flatnonzero(~(np.isfinite(lower) & np.isfinite(upper)))[0])
-        raise EncodingError(f"input {bad} is unbounded or NaN; every input needs finite bounds")
-    if np.any(lower > upper):
-        bad = int(np.flatnonzero(lower > upper)[0])
-        raise EncodingError(f"input {bad} has lower bound {lower[bad]} > upper bound {upper[bad]}")
-    return lower, upper
-
-
-def layer_error(network: Network, k: int, zl: np.ndarray, zu: np.ndarray, z_err: np.ndarray) -> np.ndarray:
-    """``e_k`` for layer ``k`` whose (real) inputs lie in ``[zl, zu]`` and whose float inputs are within
-    ``z_err`` of them (the previous activation's rounding)."""
-    mag = np.maximum(np.abs(zl), np.abs(zu)) + z_err
-    return network.layers[k].rounding_error(mag, z_err)
-
-
-def next_input(network: Network, k: int, l_k: np.ndarray, u_k: np.ndarray
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Bounds of layer ``k+1``'s input from layer ``k``'s pre-activation bounds: ``(zl, zu, z_err)``."""
-    act = network.layers[k].activation
-    return act.apply(l_k), act.apply(u_k), act.output_error(l_k, u_k)
-
-
-def rounding_errors(network: Network, bounds: LayerBounds, lower: np.ndarray, upper: np.ndarray
-                    ) -> tuple[np.ndarray, ...]:
-    """``e_k`` of every layer, from ``bounds`` (their own, if they carry them)."""
-    if bounds.errors is not None:
-        return bounds.errors
-    zl, zu, z_err = np.asarray(lower, dtype=np.float64), np.asarray(upper, dtype=np.float64), np.zeros(network.n_inputs)
-    errs = []
-    for k, layer in enumerate(network.layers):
-        errs.append(layer_error(network, k, zl, zu, z_err))
-        if layer.activation is not None:
-            zl, zu, z_err = next_input(network, k, bounds.lower[k], bounds.upper[k])
-    return tuple(errs)
-
-
-def margin_tau(bounds: LayerBounds, margin_abs: float, margin_rel: float) -> float:
-    """The enlargement of the unsafe region for MILP proofs: solver tolerances act on big-M rows,
-    so the margin grows with the largest neuron bound."""
-    big = max(float(np.max(np.maximum(np.abs(lo), np.abs(hi)))) for lo, hi in zip(bounds.lower, bounds.upper))
-    return margin_abs + margin_rel * big
-
-
-def interval_bounds(network: Network, lower: np.ndarray, upper: np.ndarray) -> LayerBounds:
-    """Interval arithmetic: split ``W`` into positive and negative parts, layer by layer."""
-    lo, hi = check_box(lower, upper, network.n_inputs)
-    z_err = np.zeros(lo.size)
-    los, his, errs = [], [], []
-    for k, layer in enumerate(network.layers):
-        nl, nu = _interval_step(layer.weight, layer.bias, lo, hi)
-        e = layer_error(network, k, lo, hi, z_err)
-        nl, nu = nl - e, nu + e
-        los.append(nl)
-        his.append(nu)
-        errs.append(e)
-        if layer.activation is not None:
-            lo, hi, z_err = next_input(network, k, nl, nu)
-    return _checked(LayerBounds(tuple(los), tuple(his), "interval", errors=tuple(errs)))
-
-
-def _interval_step(W: np.ndarray, b: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Padded interval bounds of ``W z + b`` for ``z`` in ``[lo, hi]`` (real arithmetic)."""
-    Wp, Wn = np.maximum(W, 0.0), np.minimum(W, 0.0)
-    mag = np.abs(W) @ np.maximum(np.abs(lo), np.abs(hi)) + np.abs(b)
-    return pad(Wp @ lo + Wn @ hi + b, Wp @ hi + Wn @ lo + b, mag)
-
-
-def _checked(b: LayerBounds) -> LayerBounds:
-    for k, (lo, hi) in enumerate(zip(b.lower, b.upper)):
-        if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
-            raise EncodingError(f"bounds of layer {k} are not finite (weights too large?)")
-    return b
+from ..activations import kinks_inside, relaxation
+from ..layer_bounds import LayerBounds, check_box, layer_error, next_input, pad, rounding_errors
+from ..network import Network
+from .interval import _checked, _interval_step
 
 
 class _Relaxations:
@@ -284,3 +147,4 @@ def linear_bounds(network: Network, bounds: LayerBounds, lower: np.ndarray, uppe
     if return_coef:
         return np.maximum(lo, il), np.minimum(up, iu), coef
     return np.maximum(lo, il), np.minimum(up, iu)
+

@@ -1,0 +1,82 @@
+"""The activation kinds, one module per kind, and the registry that dispatches on ``Activation.kind``.
+
+Each kind module (``relu``, ``leaky``, ``clip``) provides, for an activation object ``act`` (any
+object with ``kind``, ``alpha``, ``lo``, ``hi``, ``rel_error``, ``abs_error``: no import of the IR is needed):
+
+- ``forward(act, x)``, ``derivative(act, p)`` (for falsification), ``describe(act)``;
+- ``output_error(act, l, u)``: bound on the activation's own float rounding on ``[l, u]``;
+- ``kinks_inside(act, l, u)``: breakpoints strictly inside ``(l, u)`` (0 = stable, linear);
+- ``stable_line(act, l, u)``: ``(slope, offset)`` of the linear piece of a stable neuron;
+- ``relaxation(act, l, u, adaptive)``: one lower and one upper line per neuron,
+  ``a_lo*x + c_lo <= f(x) <= a_up*x + c_up`` on ``[l, u]`` (exact lines for stable neurons);
+- ``big_m_rows(act, V, R, l, u, xv, yv, index)``: the exact big-M rows of the unstable neurons
+  ``index`` (``V`` allocates variables, ``R`` collects row blocks: ``milp.model``'s builders);
+- ``TRIANGLE`` / ``triangle_alpha(act)``: whether the compact triangle LP covers the kind and the
+  slope of its negative side;
+- ``DEFAULT_REL_ERROR`` / ``DEFAULT_ABS_ERROR``: the relative and absolute rounding of the output when the loader gives none.
+
+To add a kind: write its module with these functions and add it to ``REGISTRY``.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+import numpy as np
+
+from . import clip, leaky, relu
+
+REGISTRY: dict[str, ModuleType] = {"relu": relu, "leaky": leaky, "clip": clip}
+KINDS = tuple(REGISTRY)
+
+
+def kind(act) -> ModuleType:
+    """The module implementing ``act.kind``."""
+    return REGISTRY[act.kind]
+
+
+def forward(act, x: np.ndarray) -> np.ndarray:
+    return REGISTRY[act.kind].forward(act, x)
+
+
+def derivative(act, p: np.ndarray) -> np.ndarray:
+    return REGISTRY[act.kind].derivative(act, p)
+
+
+def output_error(act, l: np.ndarray, u: np.ndarray) -> np.ndarray:
+    return REGISTRY[act.kind].output_error(act, l, u)
+
+
+def kinks_inside(act, l: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Number of breakpoints strictly inside ``(l, u)`` per neuron (0 = stable, linear)."""
+    return REGISTRY[act.kind].kinks_inside(act, l, u)
+
+
+def stable_line(act, l: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return REGISTRY[act.kind].stable_line(act, l, u)
+
+
+def relaxation(act, l: np.ndarray, u: np.ndarray, adaptive: bool = True
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Return ``(a_lo, c_lo, a_up, c_up)`` per neuron for ``act`` over ``[l, u]`` (``l <= u``)."""
+    return REGISTRY[act.kind].relaxation(act, l, u, adaptive)
+
+
+def big_m_rows(act, V, R, l, u, xv, yv, index) -> None:
+    REGISTRY[act.kind].big_m_rows(act, V, R, l, u, xv, yv, index)
+
+
+def in_triangle_lp(act) -> bool:
+    return bool(REGISTRY[act.kind].TRIANGLE)
+
+
+def triangle_alpha(act) -> float:
+    return REGISTRY[act.kind].triangle_alpha(act)
+
+
+def default_rel_error(kind_name: str) -> float:
+    return REGISTRY[kind_name].DEFAULT_REL_ERROR
+
+
+def default_abs_error(kind_name: str) -> float:
+    return REGISTRY[kind_name].DEFAULT_ABS_ERROR

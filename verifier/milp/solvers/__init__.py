@@ -1,0 +1,45 @@
+"""MILP / LP back-ends: ``cbc`` (PuLP driving the bundled CBC binary, or HiGHS through PuLP),
+``highs`` (HiGHS in-process via ``highspy``: repeated LP / MILP optimisation, certified LP bounds),
+the ``Solver`` protocol and ``get_solver``, which turns a name or an object into a solver.
+
+To add a solver: implement ``Solver`` (a ``name`` and ``solve(milp, time_limit, cancel)``
+returning a ``SolveOutcome``; report ``infeasible`` only on an explicit proof) and pass the object
+as ``Options(solver=...)``, or register a name in ``get_solver``.
+"""
+
+from __future__ import annotations
+
+from ...errors import SolverError
+from . import cbc as _cbc
+from .base import SOLVERS, TOLERANCES, SolveOutcome, Solver
+
+
+class PulpSolver:
+    """One of the named solvers (``"cbc"`` / ``"highs"``) run through PuLP (``solvers.cbc.solve``)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def solve(self, milp, time_limit: float | None = None, cancel=None) -> SolveOutcome:
+        return _cbc.solve(milp, time_limit, self.name, cancel=cancel)
+
+    def __repr__(self) -> str:
+        return f"PulpSolver({self.name!r})"
+
+
+def get_solver(solver: str | Solver) -> Solver:
+    """A solver object for a name (checked to be usable here) or a ``Solver`` object as it is."""
+    if isinstance(solver, str):
+        _cbc.check_solver(solver)
+        return PulpSolver(solver)
+    if isinstance(solver, Solver):
+        return solver
+    raise SolverError(f"solver must be one of {', '.join(SOLVERS)} or an object with a name and a "
+                      f"solve(milp, time_limit, cancel) method, got {solver!r}")
+
+
+def solver_name(solver: str | Solver) -> str:
+    return solver if isinstance(solver, str) else str(getattr(solver, "name", type(solver).__name__))
+
+
+__all__ = ["SOLVERS", "TOLERANCES", "PulpSolver", "SolveOutcome", "Solver", "get_solver", "solver_name"]

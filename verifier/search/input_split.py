@@ -1,0 +1,274 @@
+"""Branch and bound over input boxes (input splitting), for networks with few inputs.
+
+Every sub-box is bounded with symbolic back-substitution; an unsafe disjunct is dropped from a
+sub-box as soon as one of its rows is proved unsatisfiable there. What survives is attacked at the
+point that minimises the bound (a vertex of the box) and at the centre, and then either split in
+two along the input whose coefficient in the bound times the box width is largest (the input that
+moves the bound most), or, when few neurons are left unstable or the box is deep, handed to the
+MILP. A counterexample (replayed in onnxruntime) anywhere ends the search; an undecided leaf makes
+the answer unknown, never holds.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..bounds import LayerBounds, linear_bounds, margin_tau, symbolic_bounds
+from ..io.replay import Counterexample, OnnxOracle, confirm
+from ..milp import triangle
+from ..milp.encoding import encode, output_rows, with_margin
+from ..milp.solvers.cbc import solve
+from ..milp.solvers.highs import LinearProgram, highs_available
+from ..network import Network
+from ..spec import Case, Constraints
+from . import falsify
+
+
+@dataclass
+class BabSettings:
+    milp_unstable: int = 8  # hand a box to the MILP when at most this many neurons are unstable
+    lp_unstable: int = 120  # bound a box by LP (HiGHS in-process) when at most this many are unstable
+    split_rule: str = "gap"  # "gap": inputs that drive the relaxation gaps; "coef": the bound's slope
+    max_depth: int = 60  # ... or when it is this deep
+    solver: str = "cbc"
+    margin_abs: float = 1e-5
+    margin_rel: float = 1e-8
+
+
+@dataclass
+class BabStats:
+    explored: int = 0
+    proved_by_bounds: int = 0
+    proved_by_lp: int = 0
+    proved_by_milp: int = 0
+    undecided: int = 0
+    max_depth: int = 0
+    bounds_s: float = 0.0
+    milp_s: float = 0.0
+    attack_s: float = 0.0
+    lp_s: float = 0.0
+    milp_binaries_max: int = 0
+
+    def merge(self, other: BabStats) -> None:
+        for k, v in other.__dict__.items():
+            if k in ("max_depth", "milp_binaries_max"):
+                setattr(self, k, max(getattr(self, k), v))
+            else:
+                setattr(self, k, getattr(self, k) + v)
+
+    def as_dict(self) -> dict:
+        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
+
+
+Box = tuple[np.ndarray, np.ndarray, int]  # (lower, upper, depth)
+
+
+@dataclass
+class BabOutcome:
+    status: str  # "holds" | "violated" | "unknown" | "open" (box budget spent: see ``open_boxes``)
+    counterexample: Counterexample | None = None
+    reason: str | None = None
+    stats: BabStats = field(default_factory=BabStats)
+    open_boxes: list[Box] = field(default_factory=list)
+
+
+def input_split(network: Network, case: Case, disjuncts: list[Constraints], oracle: OnnxOracle,
+                settings: BabSettings, deadline: float | None, case_index: int = 0,
+                boxes: list[Box] | None = None, max_boxes: int | None = None,
+                progress: Callable[[BabStats, int], None] | None = None) -> BabOutcome:
+    """Prove or refute ``case`` restricted to ``disjuncts`` by splitting its input box.
+
+    ``boxes`` replaces the root box when given (parallel workers). With ``max_boxes``, the search
+    stops after that many sub-boxes and returns the still-open ones (status ``open``) so that the
+    caller can hand them to worker processes. ``progress(stats, n_open)`` is called now and then.
+    """
+    stats = BabStats()
+    use_lp = highs_available()
+    stack = list(boxes) if boxes is not None else [(case.lower.copy(), case.upper.copy(), 0)]
+    reasons: list[str] = []
+    last_report = time.perf_counter()
+    while stack:
+        now = time.perf_counter()
+        if deadline is not None and now > deadline:
+            return BabOutcome("unknown", None, "timeout during branch and bound "
+                              f"({len(stack)} sub-boxes open)", stats)
+        if max_boxes is not None and stats.explored >= max_boxes:
+            # sub-boxes already left undecided travel with the open ones: they must never be lost
+            return BabOutcome("open", None, "; ".join(dict.fromkeys(reasons)) or None, stats, stack)
+        if progress is not None and now - last_report > 0.5:
+            progress(stats, len(stack))
+            last_report = now
+        lo, hi, depth = stack.pop()
+        stats.explored += 1
+        stats.max_depth = max(stats.max_depth, depth)
+        step = bound_box(network, case, disjuncts, oracle, lo, hi, stats, settings, case_index, use_lp, deadline)
+        if isinstance(step, Counterexample):
+            return BabOutcome("violated", step, None, stats)
+        alive, unstable, split_dim, box_bounds = step
+        if not alive:
+            continue  # bound_box counted the proof (symbolic bounds or LP)
+        if unstable <= settings.milp_unstable or depth >= settings.max_depth or split_dim is None:
+            res = milp_box(network, case, [disjuncts[i] for i in alive], oracle, lo, hi, box_bounds, settings,
+                           deadline, stats, case_index)
+            if isinstance(res, Counterexample):
+                return BabOutcome("violated", res, None, stats)
+            if res is not None:
+                stats.undecided += 1
+                reasons.append(res)
+                if res.startswith("timeout"):
+                    return BabOutcome("unknown", None, res, stats)
+            else:
+                stats.proved_by_milp += 1
+            continue
+        mid = 0.5 * (lo[split_dim] + hi[split_dim])
+        hi1 = hi.copy()
+        hi1[split_dim] = mid
+        lo2 = lo.copy()
+        lo2[split_dim] = mid
+        stack.append((lo2, hi, depth + 1))
+        stack.append((lo, hi1, depth + 1))
+    if reasons or stats.undecided:
+        return BabOutcome("unknown", None, "; ".join(dict.fromkeys(reasons)) or "undecided sub-boxes", stats)
+    return BabOutcome("holds", None, None, stats)
+
+
+def bound_box(network: Network, case: Case, disjuncts: list[Constraints], oracle: OnnxOracle, lo: np.ndarray,
+              hi: np.ndarray, stats: BabStats, settings: BabSettings, case_index: int = 0, lp_check: bool = False,
+              deadline: float | None = None):
+    """Bound one sub-box: a counterexample, or (disjuncts still alive, #unstable, split dimension,
+    the box's bounds). The bounds include the float rounding of the network (``floatmodel``)."""
+    t = time.perf_counter()
+    b = symbolic_bounds(network, lo, hi)
+    alive = []
+    best_dim, best_score = None, -np.inf
+    cands = []
+    row_bounds = {}  # disjunct -> (lower, upper) of its rows: the LP stage reuses them
+    for i, cons in enumerate(disjuncts):
+        if cons.rhs.size == 0:
+            alive.append(i)
+            continue
+        low, up, coef = linear_bounds(network, b, lo, hi, cons.ay, None, cons.ax, return_coef=True)
+        row_bounds[i] = (low, up)
+        slack = low - cons.rhs
+        if np.any(slack > 0):
+            continue
+        alive.append(i)
+        r = int(np.argmax(slack))  # the row closest to being proved: split to push it over
+        score = _split_score(b, coef[r], lo, hi, settings.split_rule)
+        # an input already split very finely cannot keep winning just because the bound ignores
+        # the others: that would drive the search deep without shrinking the box
+        fine = (hi - lo) <= (case.upper - case.lower) * 2.0 ** -12
+        if not fine.all():
+            score = np.where(fine, 0.0, score)
+        if score.max() > best_score:
+            best_score = score.max()
+            best_dim = int(np.argmax(score)) if score.max() > 0 else None
+        cands.append(np.where(coef[r] >= 0, lo, hi))  # the box vertex minimising the bound's line
+    stats.bounds_s += time.perf_counter() - t
+    if not alive:
+        stats.proved_by_bounds += 1
+        return [], 0, None, b
+    t = time.perf_counter()
+    cands.append(0.5 * (lo + hi))
+    pts = np.vstack(cands)
+    # replayed where a float evaluation may reach some live disjunct: onnxruntime decides
+    near_pts = np.min([falsify.float_margins(network, disjuncts[i], pts) for i in alive], axis=0) <= 0
+    for x, near in zip(pts, near_pts):
+        if near:
+            cex = confirm(oracle, case, x, case_index)
+            if cex is not None:
+                stats.attack_s += time.perf_counter() - t
+                return cex
+    stats.attack_s += time.perf_counter() - t
+    n_unstable = b.n_unstable(network)
+    if lp_check and 0 < n_unstable <= settings.lp_unstable:
+        t = time.perf_counter()
+        still = []
+        for i in alive:
+            rem = None if deadline is None else max(0.01, deadline - time.perf_counter())
+            if not lp_refutes(network, b, lo, hi, disjuncts[i], rem, row_bounds.get(i)):
+                still.append(i)
+        stats.lp_s += time.perf_counter() - t
+        if not still:
+            stats.proved_by_lp += 1
+            return [], 0, None, b
+        alive = still
+    if best_dim is None and np.any(hi > lo):
+        best_dim = int(np.argmax(hi - lo))
+    return alive, n_unstable, best_dim, b
+
+
+def _split_score(b, coef: np.ndarray, lo: np.ndarray, hi: np.ndarray, rule: str) -> np.ndarray:
+    """How much splitting each input is expected to tighten the bound."""
+    width = hi - lo
+    if rule == "gap" and b.influence is not None and np.any(b.influence > 0):
+        return b.influence * width
+    return np.abs(coef) * width
+
+
+def lp_refutes(network: Network, b, lo: np.ndarray, hi: np.ndarray, cons: Constraints,
+               time_limit: float | None = None, row_bounds: tuple[np.ndarray, np.ndarray] | None = None) -> bool:
+    """True if the LP relaxation proves the conjunction empty on the box (rigorous dual bound > 0)
+    for every float evaluation of the network (both LPs widen their rows by the rounding bounds).
+    ``row_bounds``: the rows' sound (lower, upper) bounds on the box, when the caller has them."""
+    if cons.rhs.size == 0:
+        return False
+    rhs = cons.rhs
+    low, up = row_bounds if row_bounds is not None else linear_bounds(network, b, lo, hi, cons.ay, None, cons.ax)
+    t_lo = float(np.max(low - rhs))
+    t_hi = float(np.max(up - rhs))
+    if triangle.worthwhile(network):
+        prob, t_var = triangle.triangle_lp(network, b, lo, hi, cons.ay, cons.ax, rhs, t_lo, max(t_hi, t_lo))
+    else:
+        milp = encode(network, b, lo, hi)
+        rows = output_rows(network, milp, cons.ax, cons.ay, rhs)
+        prob, t_var = with_margin(milp, rows, t_lo, max(t_hi, t_lo))
+    val, _ = LinearProgram(prob, integer=False).minimize(np.array([t_var]), np.array([1.0]), time_limit)
+    return val is not None and val > 0.0
+
+
+def milp_box(network: Network, case: Case, disjuncts: list[Constraints], oracle: OnnxOracle, lo: np.ndarray,
+             hi: np.ndarray, b: LayerBounds, settings: BabSettings, deadline: float | None, stats: BabStats,
+             case_index: int = 0) -> Counterexample | str | None:
+    """Exact check of one sub-box (with its bounds ``b``): None if proved, a counterexample, or
+    the reason it stays open. Rows are enlarged by ``tau`` (the float rounding is in the encoding)."""
+
+    t = time.perf_counter()
+    milp = encode(network, b, lo, hi)
+    tau = margin_tau(b, settings.margin_abs, settings.margin_rel)
+    stats.milp_binaries_max = max(stats.milp_binaries_max, milp.n_binaries)
+    reason = None
+    for cons in disjuncts:
+        remaining = None if deadline is None else deadline - time.perf_counter()
+        problem = milp.with_rows(output_rows(network, milp, cons.ax, cons.ay, cons.rhs + tau))
+        out = solve(problem, remaining, settings.solver)
+        if out.status == "infeasible":
+            continue
+        if out.status in ("feasible", "optimal"):
+            x = out.values[problem.input_vars]
+            cex = confirm(oracle, case, x, case_index)
+            if cex is None:
+                sub = Case(lo, hi, (cons,))
+                rng = np.random.default_rng(0)
+                cands = falsify.search(network, cons, lo, hi, rng, n_random=64, restarts=4, extra_starts=x,
+                                       deadline=deadline)
+                for i in falsify.replay_order(network, cons, cands):
+                    cex = confirm(oracle, sub, cands[i], case_index)
+                    if cex is not None:
+                        cex = Counterexample(cex.input, cex.output, case_index)
+                        break
+            if cex is not None:
+                stats.milp_s += time.perf_counter() - t
+                return cex
+            reason = (f"a solver point lies in the unsafe region enlarged by tau={tau:.2g} but does not replay "
+                      "in onnxruntime (the property may hold by less than tau)")
+            continue
+        stats.milp_s += time.perf_counter() - t
+        return ("timeout during branch and bound (MILP on a sub-box)" if out.status == "timeout"
+                else f"solver error: {out.message}")
+    stats.milp_s += time.perf_counter() - t
+    return reason

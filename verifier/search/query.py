@@ -1,0 +1,112 @@
+"""Bound queries, the Python API for people who study a network: ranges of outputs, of every
+layer's pre-activations, and of linear functions of the outputs over an input box.
+
+Methods, each at least as tight as the one before: ``interval``, ``symbolic``, ``lp``, ``milp``
+(the MILP solver's proved bounds; ``Bounds.exact`` says where they are the extrema to the stated
+tolerance, see ``tighten.milp_extrema``).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..bounds import LayerBounds, check_box, interval_bounds, linear_bounds, symbolic_bounds
+from ..errors import VerifierError
+from ..io.onnx import load_model
+from ..network import Network
+
+METHODS = ("interval", "symbolic", "lp", "milp")
+
+
+@dataclass
+class Bounds:
+    """Sound bounds ``lower <= f <= upper`` per queried quantity over the input box."""
+
+    lower: np.ndarray
+    upper: np.ndarray
+    exact: np.ndarray  # per entry: both bounds are the true min / max to milp_extrema's tolerance (milp only)
+    method: str
+    time_s: float
+    layers: LayerBounds | None = None
+
+    def to_json(self) -> dict:
+        return {"method": self.method, "time_s": round(self.time_s, 4), "lower": self.lower.tolist(),
+                "upper": self.upper.tolist(), "exact": self.exact.tolist()}
+
+
+def _network(model: Network | str | os.PathLike) -> Network:
+    return model if isinstance(model, Network) else load_model(model)
+
+
+def _check_method(method: str) -> None:
+    if method not in METHODS:
+        raise VerifierError(f"unknown bound method {method!r}; choose one of: {', '.join(METHODS)}")
+
+
+def layer_bounds(model: Network | str | os.PathLike, lower, upper, method: str = "symbolic",
+                 timeout: float | None = None) -> LayerBounds:
+    """Pre-activation bounds of every layer (the last entry is the output layer).
+
+    ``milp`` gives the ``lp`` bounds here (exact MILP extrema are computed for outputs only).
+    """
+    _check_method(method)
+    net = _network(model)
+    lower, upper = check_box(lower, upper, net.n_inputs)
+    if method == "interval":
+        return interval_bounds(net, lower, upper)
+    sym = symbolic_bounds(net, lower, upper)
+    if method == "symbolic":
+        return sym
+    from .tighten import lp_bounds
+
+    deadline = None if timeout is None else time.perf_counter() + timeout
+    return lp_bounds(net, lower, upper, start=sym, deadline=deadline)
+
+
+def linear_query(model: Network | str | os.PathLike, lower, upper, C, d=None, method: str = "symbolic",
+                 timeout: float | None = None) -> Bounds:
+    """Bounds of ``C @ y + d`` (rows of ``C`` over the outputs ``y``), e.g. ``y0 - y1``."""
+    t0 = time.perf_counter()
+    _check_method(method)
+    net = _network(model)
+    lower, upper = check_box(lower, upper, net.n_inputs)
+    C = np.atleast_2d(np.asarray(C, dtype=np.float64))
+    if C.shape[1] != net.n_outputs:
+        raise VerifierError(f"query has {C.shape[1]} output coefficients, the network has {net.n_outputs} outputs")
+    d = np.zeros(C.shape[0]) if d is None else np.asarray(d, dtype=np.float64)
+    deadline = None if timeout is None else t0 + timeout
+    exact = np.zeros(C.shape[0], bool)
+    if method == "interval":
+        lb = interval_bounds(net, lower, upper)
+        Cp, Cn = np.maximum(C, 0), np.minimum(C, 0)
+        lo = Cp @ lb.output_lower + Cn @ lb.output_upper + d
+        hi = Cp @ lb.output_upper + Cn @ lb.output_lower + d
+        return Bounds(lo, hi, exact, method, time.perf_counter() - t0, lb)
+    lb = symbolic_bounds(net, lower, upper)
+    lo, hi = linear_bounds(net, lb, lower, upper, C)  # d is added at the end, for every method
+    if method in ("lp", "milp"):
+        from .tighten import lp_bounds
+
+        # milp: the LP stage (which gives the big-M values) gets at most half of the budget
+        lp_budget = timeout / 2 if (method == "milp" and timeout is not None) else timeout
+        lb = lp_bounds(net, lower, upper, start=lb, deadline=None if lp_budget is None else t0 + lp_budget)
+        # back-substitution is not monotone in the layer bounds (the relaxations' slopes change with
+        # them): keep the symbolic result where it is tighter, so each method nests in the one before
+        lo_lp, hi_lp = linear_bounds(net, lb, lower, upper, C)
+        lo, hi = np.maximum(lo, lo_lp), np.minimum(hi, hi_lp)
+    if method == "milp":
+        from .tighten import milp_extrema
+
+        lo, hi, exact = milp_extrema(net, lower, upper, C, lb, deadline, start=(lo, hi))
+    return Bounds(lo + d, hi + d, exact, method, time.perf_counter() - t0, lb)
+
+
+def output_bounds(model: Network | str | os.PathLike, lower, upper, method: str = "symbolic",
+                  timeout: float | None = None) -> Bounds:
+    """Bounds of every output over the box ``[lower, upper]``."""
+    net = _network(model)
+    return linear_query(net, lower, upper, np.eye(net.n_outputs), None, method, timeout)
