@@ -16,7 +16,7 @@ from verifier.batch import Outcome, Task
 from verifier.cli import main
 from verifier.suite import FAILED, PASSED, UNKNOWN_ALLOWED, ListError, judge, load_suite
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 MODELS, SPECS = REPO / "models", REPO / "specs"
 
 

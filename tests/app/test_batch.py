@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from verifier.batch import RESULT_COLUMNS, Outcome, ResultsFile, Task, run, run_local, split_resumed
 from verifier.cli import main
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 BENCH = REPO.parent / "shared" / "benchmarks" / "vnncomp2021"
 TEST_LIST = BENCH / "test" / "instances.csv"
 needs_shared = pytest.mark.skipif(not BENCH.is_dir(), reason=f"shared VNN-COMP benchmarks not found at {BENCH}")
