@@ -11,7 +11,7 @@ import re
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -27,7 +27,7 @@ from .render import BOLD, GREEN, RED, YELLOW, Progress, paint, print_summary, ve
 from .results_csv import ResultsFile, split_resumed
 from .suite import FAILED, PASSED, Judgement, judge, load_expected, load_list, load_suite, with_expected
 from .summary import summarize
-from .tasks import Outcome, Task
+from .tasks import BOUNDS, OPTION_FIELDS, SOLVERS, STRATEGIES, Outcome, Task
 
 EXIT_OK, EXIT_WRONG, EXIT_USAGE, EXIT_UNKNOWN, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -89,12 +89,14 @@ def _check_writable(path: str, what: str) -> None:
         raise VerifierError(f"{path}: cannot write the {what}: folder {folder} does not exist or is not writable")
 
 
-def _load_batch_tasks(lists: Sequence[str], timeout: float | None, solver: str, expected: Sequence[str],
-                      pattern: str | None) -> list[Task]:
+def load_batch_tasks(lists: Sequence[str], timeout: float | None, options: Mapping[str, object] | None = None,
+                     expected: Sequence[str] = (), pattern: str | None = None) -> list[Task]:
+    """The tasks of ``verifier batch LIST...``: ``timeout`` and ``options`` (verify options, None values
+    ignored) override the lists' own, ``expected`` files add expected verdicts, ``pattern`` filters."""
     tasks: list[Task] = []
     seen: dict[str, str] = {}
     for lst in lists:
-        part = load_list(lst, timeout, solver)
+        part = load_list(lst, timeout, None, options)
         bench = part[0].benchmark
         if bench in seen and len(lists) > 1:
             raise VerifierError(f"{lst}: benchmark name {bench!r} is also that of {seen[bench]}; "
@@ -125,8 +127,33 @@ _scheduler_option = click.option(
     "--scheduler", metavar="ADDRESS|local", default=None,
     help="Run on Dask: 'local' starts a LocalCluster of --jobs single-threaded worker processes, or give a "
          "scheduler address (tcp://host:8786). Needs the 'dask' extra.")
-_solver_option = click.option("--solver", type=click.Choice(["cbc", "highs"]), default="cbc", show_default=True,
-                              help="MILP solver of every instance.")
+
+
+def _verify_options(command):
+    """The verify options of every instance: --solver, --strategy, --bounds, --instance-jobs, --seed.
+
+    Each defaults to the list's own value (a suite may set them per suite or per check), else to
+    the default of 'verifier verify'."""
+    for option in reversed((
+            click.option("--solver", type=click.Choice(SOLVERS), default=None,
+                         help="MILP solver of every instance. [default: the suite's, else cbc]"),
+            click.option("--strategy", type=click.Choice(STRATEGIES), default=None,
+                         help="Strategy of every instance, as in 'verifier verify'. [default: the suite's, else auto]"),
+            click.option("--bounds", "bounds", type=click.Choice(BOUNDS), default=None,
+                         help="Neuron bounds of every instance, as in 'verifier verify'. "
+                              "[default: the suite's, else symbolic]"),
+            click.option("--instance-jobs", type=click.IntRange(min=1), default=None,
+                         help="Processes inside each instance ('verifier verify --jobs'); not to be confused with "
+                              "--jobs, the instances run side by side. [default: the suite's, else 1]"),
+            click.option("--seed", type=click.IntRange(min=0), default=None,
+                         help="Random seed of every instance (falsification). [default: the suite's, else 0]"))):
+        command = option(command)
+    return command
+
+
+def _take_options(kwargs: dict) -> dict:
+    """The verify options out of a command's keyword arguments (None = not given)."""
+    return {k: kwargs.pop(k) for k in OPTION_FIELDS}
 _jobs_option = click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
                             help="Instances run at the same time (worker processes). [default: number of cores]")
 
@@ -147,9 +174,9 @@ _jobs_option = click.option("--jobs", "-j", type=click.IntRange(min=1), default=
 @click.option("--filter", "pattern", metavar="REGEX", default=None,
               help="Only instances whose 'onnx,vnnlib' (or check name) matches REGEX.")
 @_scheduler_option
-@_solver_option
+@_verify_options
 def batch(lists: tuple[str, ...], timeout: float | None, jobs: int | None, out: str | None, as_json: bool,
-          expected: tuple[str, ...], resume: bool, pattern: str | None, scheduler: str | None, solver: str) -> None:
+          expected: tuple[str, ...], resume: bool, pattern: str | None, scheduler: str | None, **kwargs) -> None:
     """Verify every instance of LIST, in parallel, each under its own time limit.
 
     LIST is a VNN-COMP instances.csv (onnx,vnnlib,timeout; paths relative to the csv) or a suite
@@ -168,7 +195,7 @@ def batch(lists: tuple[str, ...], timeout: float | None, jobs: int | None, out: 
         raise click.UsageError("--resume needs --out (the results file to continue)")
     _check_scheduler(scheduler)
     jobs = jobs or default_jobs()
-    tasks = _load_batch_tasks(lists, timeout, solver, expected, pattern)
+    tasks = load_batch_tasks(lists, timeout, _take_options(kwargs), expected, pattern)
     results = ResultsFile(out, resume) if out else None
     preset, todo = split_resumed(tasks, results.rows) if results else ([], list(tasks))
     if results and resume:
@@ -250,9 +277,9 @@ def _report_check(j: Judgement) -> None:
 @_jobs_option
 @click.option("--allow-unknown", is_flag=True, help="An unknown verdict passes with a warning instead of failing.")
 @_scheduler_option
-@_solver_option
+@_verify_options
 def check(suite_file: str, junit_path: str | None, as_json: bool, jobs: int | None, allow_unknown: bool,
-          scheduler: str | None, solver: str) -> None:
+          scheduler: str | None, **kwargs) -> None:
     """Safety gate for CI: every check of SUITE.toml must obtain its required verdict.
 
     \b
@@ -263,6 +290,8 @@ def check(suite_file: str, junit_path: str | None, as_json: bool, jobs: int | No
       spec = "collision_far_is_clear.toml"
       timeout = 60                      # optional (default: top-level timeout, else 300 s)
       expect = "holds"                  # optional: holds (default) or violated
+      strategy = "milp"                 # optional, also solver, bounds, instance_jobs, seed
+                                        # (top level: for every check; the options win)
 
     \b
     Exit codes:
@@ -276,7 +305,7 @@ def check(suite_file: str, junit_path: str | None, as_json: bool, jobs: int | No
     suite = load_suite(suite_file)
     if junit_path:
         _check_writable(junit_path, "JUnit report")
-    tasks = suite.tasks(solver)
+    tasks = suite.tasks(options=_take_options(kwargs))
     t0 = time.monotonic()
     try:
         with _sigterm_as_interrupt():

@@ -67,7 +67,8 @@ class _Pool:
             if w.conn in ready:
                 msg = w.read()
                 if msg is not None and msg[0] == "ready":
-                    w.ready, self.startup_failures = True, 0
+                    w.mark_ready()
+                    self.startup_failures = 0
                     continue
                 if msg is not None and msg[0] == "result":
                     self.on_result(w.finish(msg[1]))  # type: ignore[arg-type]

@@ -17,17 +17,18 @@ import math
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import VerifierError
 from ..results import HOLDS, UNKNOWN, VIOLATED
-from .tasks import Outcome, Task
+from .tasks import OPTION_FIELDS, Outcome, Task, option_problem
 
 #: a check's time limit (seconds) when neither the check nor the suite gives one
 DEFAULT_SUITE_TIMEOUT = 300.0
-CHECK_KEYS = ("name", "model", "spec", "timeout", "expect")
-SUITE_KEYS = ("name", "timeout", "check")
+CHECK_KEYS = ("name", "model", "spec", "timeout", "expect", *OPTION_FIELDS)
+SUITE_KEYS = ("name", "timeout", *OPTION_FIELDS, "check")
 _VERDICTS = {"holds": HOLDS, "unsat": HOLDS, "violated": VIOLATED, "sat": VIOLATED, "unknown": UNKNOWN,
              "": UNKNOWN, "timeout": UNKNOWN}
 
@@ -100,9 +101,12 @@ def _table_timeout(table: dict, default: float, where, problems: list) -> float:
     return t
 
 
-def load_instances(path: str | os.PathLike, timeout: float | None = None, solver: str = "cbc",
-                   benchmark: str | None = None) -> list[Task]:
-    """Tasks of a VNN-COMP ``instances.csv``; ``timeout`` (if given) replaces the csv's timeouts."""
+def load_instances(path: str | os.PathLike, timeout: float | None = None, solver: str | None = "cbc",
+                   benchmark: str | None = None, options: Mapping[str, object] | None = None) -> list[Task]:
+    """Tasks of a VNN-COMP ``instances.csv``; ``timeout`` (if given) replaces the csv's timeouts.
+
+    ``options`` (keys of :data:`~verifier.app.tasks.OPTION_FIELDS`, None values ignored) set the
+    verify options of every task; ``solver`` is the same as ``options["solver"]``."""
     path = Path(path)
     text = _read_text(path)
     folder = path.parent
@@ -127,7 +131,7 @@ def load_instances(path: str | os.PathLike, timeout: float | None = None, solver
                 problems.append((line, _not_found(what, name, full)))
         if t is not None:
             tasks.append(Task(onnx, vnnlib, model, spec, timeout if timeout is not None else t, bench, None, None,
-                              solver, line))
+                              solver or "cbc", line).with_options(options))
     if problems:
         raise ListError(path, problems)
     if not tasks:
@@ -194,6 +198,7 @@ class Check:
     timeout: float
     expect: str
     line: int | None
+    options: tuple[tuple[str, object], ...] = ()  # verify options of this check (the suite's, then its own)
 
 
 @dataclass(frozen=True)
@@ -202,9 +207,14 @@ class Suite:
     path: str
     checks: tuple[Check, ...]
 
-    def tasks(self, solver: str = "cbc", timeout: float | None = None) -> list[Task]:
+    def tasks(self, solver: str | None = None, timeout: float | None = None,
+              options: Mapping[str, object] | None = None) -> list[Task]:
+        """One task per check. ``timeout``, ``solver`` and ``options`` (command-line values; None = not
+        given) win over the check's own settings, which win over the suite's top-level ones."""
+        given = {**(options or {}), **({"solver": solver} if solver is not None else {})}
         return [Task(c.model, c.spec, c.model_path, c.spec_path, timeout if timeout is not None else c.timeout,
-                     self.name, c.expect, c.name, solver, c.line) for c in self.checks]
+                     self.name, c.expect, c.name, "cbc", c.line).with_options(dict(c.options)).with_options(given)
+                for c in self.checks]
 
 
 _HEADER = re.compile(r"^\s*\[")
@@ -270,6 +280,7 @@ def load_suite(path: str | os.PathLike) -> Suite:
         problems.append((where.key(None, "name"), "name must be a non-empty string"))
         name = path.stem
     default_timeout = _table_timeout(data, DEFAULT_SUITE_TIMEOUT, where.key(None, "timeout"), problems)
+    suite_options = _table_options(data, lambda key: where.key(None, key), problems)
     raw = data.get("check")
     if raw is None or (isinstance(raw, list) and not raw):
         problems.append((None, "no checks: add [[check]] tables with model = ..., spec = ..."))
@@ -280,7 +291,7 @@ def load_suite(path: str | os.PathLike) -> Suite:
     checks: list[Check] = []
     seen: dict[str, int | None] = {}
     for k, entry in enumerate(raw):
-        check = _check(entry, k, path.parent, default_timeout, where, problems)
+        check = _check(entry, k, path.parent, default_timeout, suite_options, where, problems)
         if check is None:
             continue
         if check.name in seen:
@@ -294,7 +305,20 @@ def load_suite(path: str | os.PathLike) -> Suite:
     return Suite(name.strip(), str(path), tuple(checks))
 
 
-def _check(entry: dict, k: int, folder: Path, default_timeout: float, where: _Lines,
+def _table_options(table: dict, line_of, problems: list) -> dict:
+    """The verify options set in ``table`` (suite top level or one check); bad values go to ``problems``."""
+    out = {}
+    for key in OPTION_FIELDS:
+        if key in table:
+            problem = option_problem(key, table[key])
+            if problem:
+                problems.append((line_of(key), problem))
+            else:
+                out[key] = table[key]
+    return out
+
+
+def _check(entry: dict, k: int, folder: Path, default_timeout: float, suite_options: dict, where: _Lines,
            problems: list[tuple[int | None, str]]) -> Check | None:
     """One validated check, or None (and ``problems`` extended) if it is malformed."""
     line = where.block(k)
@@ -315,6 +339,7 @@ def _check(entry: dict, k: int, folder: Path, default_timeout: float, where: _Li
                 problems.append((where.key(k, key), _not_found(key, value, full)))
             paths[key] = (value, full)
     timeout = _table_timeout(entry, default_timeout, where.key(k, "timeout"), problems)
+    options = {**suite_options, **_table_options(entry, lambda key: where.key(k, key), problems)}
     expect = entry.get("expect", HOLDS)
     if expect not in (HOLDS, VIOLATED):
         problems.append((where.key(k, "expect"), f"bad expect value {expect!r}: use \"holds\" or \"violated\""))
@@ -325,14 +350,16 @@ def _check(entry: dict, k: int, folder: Path, default_timeout: float, where: _Li
         return None
     (model, model_path), (spec, spec_path) = paths["model"], paths["spec"]
     name = name.strip() if name else f"{Path(model).name} / {Path(spec).name}"
-    return Check(name, model, spec, model_path, spec_path, timeout, expect, line)
+    return Check(name, model, spec, model_path, spec_path, timeout, expect, line, tuple(sorted(options.items())))
 
 
-def load_list(path: str | os.PathLike, timeout: float | None = None, solver: str = "cbc") -> list[Task]:
-    """Tasks of an ``instances.csv`` or (``.toml``) a suite file."""
+def load_list(path: str | os.PathLike, timeout: float | None = None, solver: str | None = None,
+              options: Mapping[str, object] | None = None) -> list[Task]:
+    """Tasks of an ``instances.csv`` or (``.toml``) a suite file; ``timeout``, ``solver`` and
+    ``options`` (None values ignored) override the list's own settings."""
     if str(path).lower().endswith(".toml"):
-        return load_suite(path).tasks(solver, timeout)
-    return load_instances(path, timeout, solver)
+        return load_suite(path).tasks(solver, timeout, options)
+    return load_instances(path, timeout, solver, options=options)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -78,7 +78,7 @@ def run_in_process(task: Task) -> dict:
     t0 = time.perf_counter()
     try:
         _test_hooks(task)
-        res = verify(task.model_path, task.spec_path, timeout=task.timeout, solver=task.solver)
+        res = verify(task.model_path, task.spec_path, options=task.options)
     except VerifierError as exc:
         return {"status": UNKNOWN, "reason": f"error: {exc}", "time_s": time.perf_counter() - t0, "input_error": True}
     except MemoryError:
@@ -86,9 +86,9 @@ def run_in_process(task: Task) -> dict:
     except Exception as exc:  # noqa: BLE001 - a bug on one instance must not stop the batch
         return {"status": UNKNOWN, "reason": f"internal error: {type(exc).__name__}: {exc}",
                 "time_s": time.perf_counter() - t0}
-    cex = res.to_json()["counterexample"]
-    return {"status": res.status, "reason": res.reason, "time_s": time.perf_counter() - t0, "counterexample": cex,
-            "timed_out": res.timed_out}
+    data = res.to_json()
+    return {"status": res.status, "reason": res.reason, "time_s": time.perf_counter() - t0,
+            "counterexample": data["counterexample"], "timed_out": res.timed_out, "stats": data["stats"]}
 
 
 def _worker_main(conn: Connection, parent_pid: int) -> None:
@@ -147,6 +147,7 @@ class Worker:
         child.close()
         self.started = time.monotonic()
         self.ready = False
+        self.startup_s: float | None = None  # spawn to ready: interpreter start and imports
         self.task: Task | None = None
         self.task_started = 0.0
         self.deadline = math.inf
@@ -195,12 +196,16 @@ class Worker:
         except (EOFError, OSError):
             return None
 
+    def mark_ready(self) -> None:
+        self.ready, self.startup_s = True, time.monotonic() - self.started
+
     def finish(self, payload: dict) -> Outcome:
         task, self.task, self.deadline = self.task, None, math.inf
         assert task is not None
         return Outcome(task, payload["status"], payload.get("reason"), float(payload.get("time_s", 0.0)),
                        payload.get("counterexample"), bool(payload.get("timed_out")),
-                       input_error=bool(payload.get("input_error")))
+                       input_error=bool(payload.get("input_error")), stats=payload.get("stats"),
+                       wall_s=time.monotonic() - self.task_started, worker_startup_s=self.startup_s)
 
     def died(self) -> Outcome | None:
         """Reap a dead worker; the outcome of its task (unknown, with the cause) if it had one."""
