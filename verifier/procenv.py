@@ -1,3 +1,3 @@
 """Re-export of :mod:`verifier.app.procenv` (how worker processes are started)."""
 
-from .app.procenv import SINGLE_THREAD_ENV, spawn_environment  # noqa: F401
+from .app.procenv import PACKAGE_ROOT, SINGLE_THREAD_ENV, child_environment, spawn_environment  # noqa: F401

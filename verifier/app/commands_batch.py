@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import click
@@ -28,6 +28,23 @@ from .results_csv import ResultsFile, split_resumed
 from .suite import FAILED, PASSED, Judgement, judge, load_expected, load_list, load_suite, with_expected
 from .summary import summarize
 from .tasks import BOUNDS, OPTION_FIELDS, SOLVERS, STRATEGIES, Outcome, Task
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """Extension points for a program that embeds the commands: ``verifier.cli.main(obj=Hooks(...))``.
+
+    ``prepare`` gets the task list just before it runs and returns the tasks to run (e.g. with a
+    ``runner`` set: the test suite makes chosen workers hang or crash that way)."""
+
+    prepare: Callable[[list[Task]], list[Task]] | None = None
+
+
+def _prepare(tasks: list[Task]) -> list[Task]:
+    ctx = click.get_current_context(silent=True)
+    hooks = ctx.find_object(Hooks) if ctx is not None else None
+    return list(hooks.prepare(tasks)) if hooks is not None and hooks.prepare is not None else tasks
+
 
 EXIT_OK, EXIT_WRONG, EXIT_USAGE, EXIT_UNKNOWN, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -195,7 +212,7 @@ def batch(lists: tuple[str, ...], timeout: float | None, jobs: int | None, out: 
         raise click.UsageError("--resume needs --out (the results file to continue)")
     _check_scheduler(scheduler)
     jobs = jobs or default_jobs()
-    tasks = load_batch_tasks(lists, timeout, _take_options(kwargs), expected, pattern)
+    tasks = _prepare(load_batch_tasks(lists, timeout, _take_options(kwargs), expected, pattern))
     results = ResultsFile(out, resume) if out else None
     preset, todo = split_resumed(tasks, results.rows) if results else ([], list(tasks))
     if results and resume:
@@ -305,7 +322,7 @@ def check(suite_file: str, junit_path: str | None, as_json: bool, jobs: int | No
     suite = load_suite(suite_file)
     if junit_path:
         _check_writable(junit_path, "JUnit report")
-    tasks = suite.tasks(options=_take_options(kwargs))
+    tasks = _prepare(suite.tasks(options=_take_options(kwargs)))
     t0 = time.monotonic()
     try:
         with _sigterm_as_interrupt():

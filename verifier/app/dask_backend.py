@@ -32,7 +32,8 @@ def dask_client(scheduler: str, jobs: int) -> Iterator[object]:
     cluster = None
     try:
         if scheduler == "local":
-            # tasks start child processes: make the workers non-daemonic (see _spawn_environment)
+            # tasks start child processes (fresh interpreters, allowed from daemons too); non-daemonic workers
+            # also let an instance use --instance-jobs (a multiprocessing pool)
             with dask.config.set({"distributed.worker.daemon": False}):
                 cluster = distributed.LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
                                                    dashboard_address=None)

@@ -61,7 +61,7 @@ class _Pool:
         now = time.monotonic()
         next_deadline = min([w.deadline for w in self.workers] or [math.inf])
         wait_s = max(0.0, min(0.5, next_deadline - now))
-        objs = [w.conn for w in self.workers] + [w.process.sentinel for w in self.workers]
+        objs = [obj for w in self.workers for obj in w.waitables()]
         ready = set(wait(objs, timeout=wait_s))
         for w in list(self.workers):
             if w.conn in ready:
@@ -74,7 +74,7 @@ class _Pool:
                     self.on_result(w.finish(msg[1]))  # type: ignore[arg-type]
                     continue
                 self._dead(w)
-            elif w.process.sentinel in ready:
+            elif (w.sentinel in ready) if w.sentinel is not None else w.exitcode is not None:
                 self._dead(w)
             elif w.busy and time.monotonic() > w.deadline:
                 self.on_result(w.overran())
@@ -96,7 +96,7 @@ class _Pool:
     def _startup_failed(self, w: Worker) -> None:
         self.startup_failures += 1
         if self.startup_failures >= MAX_STARTUP_FAILURES:
-            raise VerifierError(f"worker processes fail to start ({describe_death(w.process.exitcode)}); "
+            raise VerifierError(f"worker processes fail to start ({describe_death(w.exitcode)}); "
                                 "see the messages above")
         self._replace(w)
 

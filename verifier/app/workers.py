@@ -1,49 +1,49 @@
-"""Worker isolation: one spawned process per running instance, in its own process group, with a hard
-time limit.
+"""Worker isolation: one worker process per running instance, in its own session, with a hard time limit.
 
+A worker is a fresh Python interpreter (``subprocess.Popen``, so nothing is inherited but what is
+handed over explicitly: the environment of :func:`verifier.app.procenv.child_environment`, with
+BLAS / OpenMP pinned to one thread, and one end of a socket pair). It is started in its own
+session (process group), so that CBC, which the worker starts as a subprocess, belongs to that
+group. The parent gives each instance ``timeout + grace`` seconds; past that it kills the whole
+group (worker and solver) and reports the instance as *unknown* (reason ``timeout``), then starts
+a fresh worker for the remaining instances. A worker that dies (out of memory, crash, signal)
+gives *unknown* with the reason; it never stops the batch. A worker kills its own group when its
+parent disappears, so a killed batch leaves no solver behind.
 
-Every instance runs in a worker process started with the ``spawn`` method in its own session
-(process group), so that CBC, which the worker starts as a subprocess, belongs to that group.
-The parent gives each instance ``timeout + grace`` seconds; past that it kills the whole group
-(worker and solver) and reports the instance as *unknown* (reason ``timeout``), then starts a
-fresh worker for the remaining instances. A worker that dies (out of memory, crash, signal) gives
-*unknown* with the reason; it never stops the batch. A worker kills its own group when its parent
-disappears, so a killed batch leaves no solver behind.
-
-The same isolation is used inside Dask tasks (:func:`run_isolated`), so time limits also hold on
-a cluster. Test-only fault injection (never set these in production): ``VERIFIER_TEST_CRASH_ON``
-and ``VERIFIER_TEST_HANG_ON`` hold a substring of an instance label (``onnx,vnnlib`` as listed);
-a worker given a matching instance kills itself with SIGKILL, or starts a child process and hangs.
+The same isolation is used inside Dask tasks (:func:`verifier.app.pool.run_isolated`), so time
+limits also hold on a cluster. What a worker runs for a task is :func:`run_in_process`, unless
+the task names another function in ``Task.runner`` (tests use that to make a worker crash or
+hang; nothing is read from environment variables).
 """
 
 from __future__ import annotations
 
+import importlib
 import math
-import multiprocessing as mp
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 
 from ..errors import VerifierError
 from ..results import UNKNOWN
-from .procenv import spawn_environment
+from .procenv import child_environment
 from .tasks import Outcome, Task, unknown_outcome
 
 #: seconds a worker may take to start (imports) before it is counted as failed
 STARTUP_LIMIT_S = 120.0
 #: after this many workers in a row die before they are ready, the batch stops (broken install)
 MAX_STARTUP_FAILURES = 3
-#: thread-count variables set to 1 in workers: one instance = one core
 
 
 def grace_for(timeout: float) -> float:
     """Extra seconds past an instance's timeout before the parent kills its worker."""
     return 2.0 + 0.05 * timeout
-
 
 
 # ---------------------------------------------------------------------------------------------
@@ -59,25 +59,23 @@ def _watch_parent(parent_pid: int) -> None:
             os.killpg(os.getpgrp(), signal.SIGKILL)
 
 
-def _test_hooks(task: Task) -> None:
-    """Test-only fault injection, see the module docstring."""
-    crash, hang = os.environ.get("VERIFIER_TEST_CRASH_ON"), os.environ.get("VERIFIER_TEST_HANG_ON")
-    if crash and crash in task.label:
-        os.kill(os.getpid(), signal.SIGKILL)
-    if hang and hang in task.label:
-        # a stand-in for a hung CBC: a child process in the worker's group, and a worker that never answers
-        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)", "verifier-test-hang-child"])
-        while True:
-            time.sleep(3600)
+def resolve_runner(path: str) -> Callable[[Task], dict]:
+    """The function named by a dotted path ``package.module:function``."""
+    module, _, name = path.partition(":")
+    if not module or not name:
+        raise VerifierError(f"bad task runner {path!r}: expected 'package.module:function'")
+    return getattr(importlib.import_module(module), name)
 
 
 def run_in_process(task: Task) -> dict:
-    """Verify one task in this process; never raises (bad input becomes unknown with the reason)."""
+    """Verify one task in this process; never raises (bad input becomes unknown with the reason).
+
+    ``time_s`` is the time of the verify call alone (model loading included): the worker has
+    imported everything before it reports ready, so its start-up is not in it."""
     from ..verify import verify
 
     t0 = time.perf_counter()
     try:
-        _test_hooks(task)
         res = verify(task.model_path, task.spec_path, options=task.options)
     except VerifierError as exc:
         return {"status": UNKNOWN, "reason": f"error: {exc}", "time_s": time.perf_counter() - t0, "input_error": True}
@@ -91,12 +89,21 @@ def run_in_process(task: Task) -> dict:
             "counterexample": data["counterexample"], "timed_out": res.timed_out, "stats": data["stats"]}
 
 
-def _worker_main(conn: Connection, parent_pid: int) -> None:
-    """Entry point of a worker: own session, then answer tasks one at a time until told to stop."""
+def _answer(task: Task) -> dict:
+    if task.runner is None:
+        return run_in_process(task)
+    t0 = time.perf_counter()
     try:
-        os.setsid()
-    except OSError:  # already a group leader: keep going, the parent falls back to killing the pid
-        pass
+        return resolve_runner(task.runner)(task)
+    except Exception as exc:  # noqa: BLE001 - as run_in_process: never stop the worker
+        return {"status": UNKNOWN, "reason": f"internal error: {type(exc).__name__}: {exc}",
+                "time_s": time.perf_counter() - t0}
+
+
+def serve(fd: int, parent_pid: int) -> None:
+    """Entry point of a worker (``python -c``): answer tasks read from socket ``fd`` one at a time
+    until told to stop. The parent has already made this process a session leader."""
+    conn = Connection(fd)
     threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
     # warm up before reporting ready, so that an instance's time does not include the imports
     import onnx  # noqa: F401
@@ -113,7 +120,7 @@ def _worker_main(conn: Connection, parent_pid: int) -> None:
             return
         if task is None:
             return
-        conn.send(("result", run_in_process(task)))
+        conn.send(("result", _answer(task)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -134,17 +141,32 @@ def describe_death(exitcode: int | None) -> str:
     return f"worker process exited with code {exitcode}"
 
 
-class Worker:
-    """A spawned worker process in its own process group, running one task at a time."""
+def _pidfd(pid: int) -> int | None:
+    """A descriptor that becomes readable when ``pid`` exits (Linux 5.3+), else None."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
 
-    def __init__(self) -> None:
-        ctx = mp.get_context("spawn")
-        self.conn, child = ctx.Pipe(duplex=True)
-        self.process = ctx.Process(target=_worker_main, args=(child, os.getpid()), name="verifier-worker",
-                                   daemon=False)
-        with spawn_environment():
-            self.process.start()
-        child.close()
+
+class Worker:
+    """A worker process in its own session, running one task at a time.
+
+    ``conn`` carries tasks and answers; ``sentinel`` (when the platform has pidfds) becomes
+    readable when the process exits, for :func:`multiprocessing.connection.wait`."""
+
+    def __init__(self, env: dict[str, str] | None = None) -> None:
+        parent_sock, child_sock = socket.socketpair()
+        code = f"from verifier.app.workers import serve; serve({child_sock.fileno()}, {os.getpid()})"
+        try:
+            self.process = subprocess.Popen([sys.executable, "-c", code], env=env or child_environment(),
+                                            pass_fds=(child_sock.fileno(),), start_new_session=True,
+                                            stdin=subprocess.DEVNULL)
+        finally:
+            child_sock.close()
+        self.conn = Connection(parent_sock.detach())
+        fd = _pidfd(self.process.pid)
+        self.sentinel = None if fd is None else _Fd(fd)
         self.started = time.monotonic()
         self.ready = False
         self.startup_s: float | None = None  # spawn to ready: interpreter start and imports
@@ -154,8 +176,25 @@ class Worker:
         self.killed = False
 
     @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def exitcode(self) -> int | None:
+        return self.process.poll()
+
+    @property
     def busy(self) -> bool:
         return self.task is not None
+
+    def waitables(self) -> list:
+        return [self.conn] + ([self.sentinel] if self.sentinel is not None else [])
+
+    def _join(self, timeout: float) -> None:
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
 
     def submit(self, task: Task) -> None:
         self.task, self.task_started = task, time.monotonic()
@@ -167,18 +206,15 @@ class Worker:
         if self.killed:
             return
         self.killed = True
-        pid = self.process.pid
-        if pid is not None:
+        for kill in (os.killpg, os.kill):  # the group is the worker's pid (start_new_session)
             try:
-                os.killpg(pid, signal.SIGKILL)
+                kill(self.process.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-        self.process.join(5)
+        self._join(5)
         self.conn.close()
+        if self.sentinel is not None:
+            self.sentinel.close()
 
     def stop(self) -> None:
         """Ask an idle worker to exit; kill it (and its group) if it does not."""
@@ -186,7 +222,7 @@ class Worker:
             self.conn.send(None)
         except OSError:
             pass
-        self.process.join(2)
+        self._join(2)
         self.kill()
 
     def read(self) -> tuple[str, object] | None:
@@ -209,8 +245,8 @@ class Worker:
 
     def died(self) -> Outcome | None:
         """Reap a dead worker; the outcome of its task (unknown, with the cause) if it had one."""
-        self.process.join(5)
-        why = describe_death(self.process.exitcode)
+        self._join(5)
+        why = describe_death(self.process.poll())
         self.kill()
         if self.task is None:
             return None
@@ -222,5 +258,20 @@ class Worker:
         elapsed = time.monotonic() - self.task_started
         self.kill()
         return unknown_outcome(self.task, f"timeout: killed after {elapsed:.1f} s (limit {self.task.timeout:g} s, the "
-                        "solver did not stop in time)", elapsed, timed_out=True)
+                               "solver did not stop in time)", elapsed, timed_out=True)
 
+
+class _Fd:
+    """A raw descriptor with ``fileno()``, as :func:`multiprocessing.connection.wait` wants."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd: int | None = fd
+
+    def fileno(self) -> int:
+        assert self.fd is not None
+        return self.fd
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
