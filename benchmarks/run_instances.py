@@ -1,85 +1,73 @@
 """Run a VNN-COMP benchmark's instances.csv and compare with its expected.csv.
 
-Each instance runs as its own process (``python -m verifier.cli verify ... --json``), so the time
-reported is whole-process time, loading included, and a hung solver cannot stall the run.
+A thin layer over ``verifier batch`` (verifier.app): the same instance lists, worker isolation
+(each instance in a worker process with a hard time limit, BLAS pinned to one thread), expected-
+answer comparison and summary. The time column is the in-worker verify time (model loading
+included, worker start-up excluded); the JSON report also has the parent-side time of each
+instance (``wall_s``) and its worker's start-up time (``worker_startup_s``).
 
     python benchmarks/run_instances.py ../shared/benchmarks/vnncomp2021/acasxu --timeout 60 \
         --filter 'prop_[34]' --jobs 1 --json-out benchmarks/results/acas34.json
 
 Prints one line per instance and a summary table: solved (holds / violated), unknown, wrong,
-median and total time, MILP sizes.
+median and total time, MILP sizes; and one row per network when a benchmark has several.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
-import re
-import statistics
-import subprocess
+import shlex
 import sys
-import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from verifier.app.commands_batch import load_batch_tasks
+from verifier.app.pool import run
+from verifier.app.summary import milp_size, summarize
+from verifier.app.tasks import BOUNDS, SOLVERS, STRATEGIES, Outcome
+from verifier.errors import VerifierError
 
 
-def read_instances(folder: Path) -> list[dict]:
-    expected = {}
-    exp_file = folder / "expected.csv"
-    if exp_file.exists():
-        with exp_file.open() as f:
-            for row in csv.DictReader(f):
-                expected[(row["onnx"], row["vnnlib"])] = row["expected"]
-    out = []
-    with (folder / "instances.csv").open() as f:
-        for row in csv.reader(f):
-            if not row or row[0].startswith("#") or row[0] == "onnx":
-                continue
-            onnx, vnnlib = row[0].strip(), row[1].strip()
-            out.append({"onnx": onnx, "vnnlib": vnnlib, "expected": expected.get((onnx, vnnlib), "unknown")})
-    return out
-
-
-def run_one(folder: Path, inst: dict, timeout: float, extra: list[str]) -> dict:
-    cmd = [sys.executable, "-m", "verifier.cli", "verify", str(folder / inst["onnx"]), str(folder / inst["vnnlib"]),
-           "--json", "--timeout", str(timeout), *extra]
-    t0 = time.perf_counter()
+def verify_options(text: str) -> dict:
+    """The verify options of ``--verify-args`` (the flags of 'verifier verify' that a batch task carries)."""
+    ap = argparse.ArgumentParser(prog="--verify-args", add_help=False, exit_on_error=False)
+    ap.add_argument("--strategy", choices=STRATEGIES)
+    ap.add_argument("--bounds", choices=BOUNDS)
+    ap.add_argument("--solver", choices=SOLVERS)
+    ap.add_argument("--jobs", "-j", dest="instance_jobs", type=int)
+    ap.add_argument("--seed", type=int)
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 30, cwd=ROOT, check=False)
-        wall = time.perf_counter() - t0
-        lines = [ln for ln in proc.stdout.strip().splitlines() if ln.startswith("{")]
-        data = json.loads(lines[-1]) if lines else {"result": "unknown", "reason": proc.stderr.strip()[-300:]}
-    except subprocess.TimeoutExpired:
-        wall = time.perf_counter() - t0
-        data = {"result": "unknown", "reason": "process killed after timeout + 30 s"}
-    result = data.get("result", "unknown")
-    exp = inst["expected"]
-    wrong = result in ("holds", "violated") and exp in ("holds", "violated") and result != exp
-    milp = (data.get("stats") or {}).get("milp") or {}
-    return {**inst, "result": result, "wall_s": round(wall, 3), "wrong": wrong, "reason": data.get("reason"),
-            "binaries": milp.get("binaries"), "variables": milp.get("variables"),
-            "constraints": milp.get("constraints"), "stats": data.get("stats")}
+        ns, rest = ap.parse_known_args(shlex.split(text))
+    except argparse.ArgumentError as exc:
+        raise SystemExit(f"error: --verify-args: {exc}") from None
+    if rest:
+        raise SystemExit(f"error: --verify-args: not a per-instance option of a batch: {' '.join(rest)} "
+                         "(known: --strategy, --bounds, --solver, --jobs, --seed)")
+    return vars(ns)
 
 
-def summarise(rows: list[dict]) -> dict:
-    times = [r["wall_s"] for r in rows]
-    solved = [r for r in rows if r["result"] in ("holds", "violated") and not r["wrong"]]
-    bins = [r["binaries"] for r in rows if r["binaries"] is not None]
-    return {
-        "instances": len(rows),
-        "holds": sum(r["result"] == "holds" and not r["wrong"] for r in rows),
-        "violated": sum(r["result"] == "violated" and not r["wrong"] for r in rows),
-        "unknown": sum(r["result"] == "unknown" for r in rows),
-        "wrong": sum(r["wrong"] for r in rows),
-        "solved": len(solved),
-        "median_s": round(statistics.median(times), 3) if times else 0.0,
-        "total_s": round(sum(times), 2),
-        "median_binaries": statistics.median(bins) if bins else None,
-        "max_binaries": max(bins) if bins else None,
-    }
+def row(o: Outcome) -> dict:
+    m = milp_size(o)
+    return {**o.to_json(), "wrong": o.wrong, "binaries": m.get("binaries"), "variables": m.get("variables"),
+            "constraints": m.get("constraints")}
+
+
+def print_table(rows: list[dict], first: str = "benchmark") -> None:
+    print(f"{first:<28} {'n':>4} {'solved':>6} {'holds':>6} {'viol':>5} {'unk':>5} {'wrong':>6} {'median_s':>9} "
+          f"{'total_s':>9} {'med_bin':>8} {'max_bin':>8}")
+    for s in rows:
+        print(f"{s['benchmark']:<28} {s['instances']:>4} {s['solved']:>6} {s['holds']:>6} {s['violated']:>5} "
+              f"{s['unknown']:>5} {s['wrong']:>6} {s['median_s']:>9} {s['total_s']:>9} "
+              f"{s['median_binaries']!s:>8} {s['max_binaries']!s:>8}")
+
+
+def show(o: Outcome) -> None:
+    flag = "  WRONG" if o.wrong else ""
+    print(f"{o.task.onnx:<36} {o.task.vnnlib:<22} {o.status:<9} exp={o.task.expected or 'unknown':<9} "
+          f"{o.time_s:7.2f}s bin={milp_size(o).get('binaries')}{flag}", flush=True)
 
 
 def main() -> int:
@@ -90,40 +78,45 @@ def main() -> int:
     ap.add_argument("--limit", type=int, default=None, help="run at most this many instances per folder")
     ap.add_argument("--jobs", type=int, default=1, help="instances run side by side (default 1)")
     ap.add_argument("--json-out", type=Path, default=None, help="write rows and summary as JSON here")
-    ap.add_argument("--verify-args", default="", help="extra arguments for 'verifier verify', e.g. "
-                    "'--strategy milp --bounds interval' (the plain big-M baseline)")
+    ap.add_argument("--verify-args", default="", help="verify options of every instance, e.g. "
+                    "'--strategy milp --bounds interval' (the plain big-M baseline); --jobs here is per instance")
     args = ap.parse_args()
+    options = verify_options(args.verify_args)
 
     report = {}
+    all_summaries = []
     for folder in args.folders:
-        insts = read_instances(folder)
-        if args.filter:
-            insts = [i for i in insts if re.search(args.filter, f"{i['onnx']},{i['vnnlib']}")]
+        expected = [str(folder / "expected.csv")] if (folder / "expected.csv").exists() else []
+        try:
+            tasks = load_batch_tasks([str(folder / "instances.csv")], args.timeout, options, expected, args.filter)
+        except VerifierError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         if args.limit:
-            insts = insts[: args.limit]
-        print(f"== {folder.name}: {len(insts)} instances, timeout {args.timeout:g} s, jobs {args.jobs}", flush=True)
-        rows = []
-        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-            futs = [pool.submit(run_one, folder, i, args.timeout, args.verify_args.split()) for i in insts]
-            for fut in futs:
-                r = fut.result()
-                rows.append(r)
-                flag = "  WRONG" if r["wrong"] else ""
-                print(f"{r['onnx']:<36} {r['vnnlib']:<22} {r['result']:<9} exp={r['expected']:<9} "
-                      f"{r['wall_s']:7.2f}s bin={r['binaries']}{flag}", flush=True)
-        report[folder.name] = {"summary": summarise(rows), "rows": rows}
+            tasks = tasks[: args.limit]
+        print(f"== {folder.name}: {len(tasks)} instances, timeout {args.timeout:g} s, jobs {args.jobs}", flush=True)
+        done: list[Outcome] = []
+        run(tasks, max(1, args.jobs), lambda o, done=done: (done.append(o), show(o)))
+        order = {t: i for i, t in enumerate(tasks)}
+        done.sort(key=lambda o: order.get(o.task, len(tasks)))
+        summary = summarize(done)[0] if done else {}
+        networks = {o.task.onnx for o in done}
+        per_net = [r for r in summarize(done, key=lambda o: o.task.onnx) if r["benchmark"] != "total"] \
+            if len(networks) > 1 else []
+        report[folder.name] = {"summary": summary, "networks": per_net, "rows": [row(o) for o in done]}
+        if summary:
+            all_summaries.append({**summary, "benchmark": folder.name})
 
     print()
-    print(f"{'benchmark':<12} {'n':>4} {'holds':>6} {'viol':>5} {'unk':>5} {'wrong':>6} {'median_s':>9} "
-          f"{'total_s':>9} {'med_bin':>8} {'max_bin':>8}")
+    print_table(all_summaries)
     for name, rep in report.items():
-        s = rep["summary"]
-        print(f"{name:<12} {s['instances']:>4} {s['holds']:>6} {s['violated']:>5} {s['unknown']:>5} {s['wrong']:>6} "
-              f"{s['median_s']:>9} {s['total_s']:>9} {s['median_binaries']!s:>8} {s['max_binaries']!s:>8}")
+        if rep["networks"]:
+            print()
+            print_table(rep["networks"], f"{name}: network")
     if args.json_out:
         args.json_out.parent.mkdir(parents=True, exist_ok=True)
         args.json_out.write_text(json.dumps(report, indent=1))
-    return 1 if any(rep["summary"]["wrong"] for rep in report.values()) else 0
+    return 1 if any(rep["summary"] and rep["summary"]["wrong"] for rep in report.values()) else 0
 
 
 if __name__ == "__main__":

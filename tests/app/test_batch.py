@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from tests.app.faults import inject
 from verifier.batch import RESULT_COLUMNS, Outcome, ResultsFile, Task, run, run_local, split_resumed
 from verifier.cli import main
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 BENCH = REPO.parent / "shared" / "benchmarks" / "vnncomp2021"
 TEST_LIST = BENCH / "test" / "instances.csv"
 needs_shared = pytest.mark.skipif(not BENCH.is_dir(), reason=f"shared VNN-COMP benchmarks not found at {BENCH}")
@@ -68,7 +69,7 @@ def children_of(pid: int) -> list[int]:
 
 
 def hang_children() -> list[int]:
-    """Processes started by the test-only hang hook (stand-ins for a hung CBC)."""
+    """Processes started by the hang fault of tests.app.faults (stand-ins for a hung CBC)."""
     pids = []
     for cmd in Path("/proc").glob("[0-9]*/cmdline"):
         try:
@@ -154,10 +155,10 @@ def test_contradiction_is_loud_and_exit_1(tmp_path):
 @needs_shared
 def test_killed_batch_resumes_without_duplicates_or_losses(two_jobs_run, tmp_path):
     out = tmp_path / "results.csv"
-    # the last instance hangs (test-only hook), so the batch is surely mid-run when it is killed
-    batch = subprocess.Popen([sys.executable, "-m", "verifier.cli", "batch", str(TEST_LIST), "--jobs", "1",
-                              "--out", str(out)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                             env={**os.environ, "VERIFIER_TEST_HANG_ON": "test_unsat"})
+    # the last instance hangs (a fault runner injected by tests.app.fault_cli), so the batch is surely mid-run
+    batch = subprocess.Popen([sys.executable, "-m", "tests.app.fault_cli", "--hang-on", "test_unsat", "batch",
+                              str(TEST_LIST), "--jobs", "1", "--out", str(out)], cwd=REPO, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
     try:
         assert wait_until(lambda: out.exists() and len(read_rows(out)) >= 4, 60), "no rows appeared"
         assert wait_until(lambda: bool(hang_children()), 10)
@@ -190,9 +191,9 @@ def test_killed_batch_resumes_without_duplicates_or_losses(two_jobs_run, tmp_pat
 @needs_shared
 def test_sigterm_stops_the_batch_and_its_workers(tmp_path):
     out = tmp_path / "results.csv"
-    batch = subprocess.Popen([sys.executable, "-m", "verifier.cli", "batch", str(TEST_LIST), "--jobs", "1",
-                              "--out", str(out)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             env={**os.environ, "VERIFIER_TEST_HANG_ON": "test_tiny"})
+    batch = subprocess.Popen([sys.executable, "-m", "tests.app.fault_cli", "--hang-on", "test_tiny", "batch",
+                              str(TEST_LIST), "--jobs", "1", "--out", str(out)], cwd=REPO, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
     try:
         assert wait_until(lambda: bool(hang_children()), 60)
         batch.send_signal(signal.SIGTERM)
@@ -207,14 +208,12 @@ def test_sigterm_stops_the_batch_and_its_workers(tmp_path):
 
 
 @needs_shared
-def test_hung_and_crashed_workers_give_unknown_and_the_rest_completes(monkeypatch):
-    monkeypatch.setenv("VERIFIER_TEST_HANG_ON", "test_tiny")
-    monkeypatch.setenv("VERIFIER_TEST_CRASH_ON", "test_small")
+def test_hung_and_crashed_workers_give_unknown_and_the_rest_completes():
     t = BENCH / "test"
-    tasks = [Task(o, v, str(t / o), str(t / v), 1.0, "test") for o, v in
-             [("test_nano.onnx", "test_nano.vnnlib"), ("test_tiny.onnx", "test_tiny.vnnlib"),
-              ("test_small.onnx", "test_small.vnnlib"), ("test_sat.onnx", "test_prop.vnnlib"),
-              ("test_unsat.onnx", "test_prop.vnnlib")]]
+    tasks = inject([Task(o, v, str(t / o), str(t / v), 1.0, "test") for o, v in
+                    [("test_nano.onnx", "test_nano.vnnlib"), ("test_tiny.onnx", "test_tiny.vnnlib"),
+                     ("test_small.onnx", "test_small.vnnlib"), ("test_sat.onnx", "test_prop.vnnlib"),
+                     ("test_unsat.onnx", "test_prop.vnnlib")]], hang_on="test_tiny", crash_on="test_small")
     got: dict[str, Outcome] = {}
     t0 = time.monotonic()
     run_local(tasks, 2, lambda o: got.setdefault(o.task.onnx, o))

@@ -16,13 +16,19 @@ from verifier.batch import Outcome, Task
 from verifier.cli import main
 from verifier.suite import FAILED, PASSED, UNKNOWN_ALLOWED, ListError, judge, load_suite
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 MODELS, SPECS = REPO / "models", REPO / "specs"
 
 
 def check(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "verifier.cli", "check", *args], check=False, capture_output=True,
                           text=True, env={**os.environ, **(env or {})}, timeout=120, cwd=REPO)
+
+
+def fault_check(*args: str, hang_on: str) -> subprocess.CompletedProcess:
+    """``check`` with the checks whose name contains ``hang_on`` hanging their worker (tests.app.fault_cli)."""
+    return subprocess.run([sys.executable, "-m", "tests.app.fault_cli", "--hang-on", hang_on, "check", *args],
+                          check=False, capture_output=True, text=True, timeout=120, cwd=REPO)
 
 
 def write_suite(folder: Path, body: str) -> Path:
@@ -88,13 +94,12 @@ def test_violated_check_fails_with_counterexample_in_junit(tmp_path):
 
 def test_unknown_fails_unless_allowed(tmp_path):
     suite = write_suite(tmp_path, GOOD + HANGS)
-    env = {"VERIFIER_TEST_HANG_ON": "hangs (test hook)"}
     report = tmp_path / "report.xml"
-    proc = check(str(suite), "--junit", str(report), "--jobs", "2", env=env)
+    proc = fault_check(str(suite), "--junit", str(report), "--jobs", "2", hang_on="hangs (test hook)")
     assert proc.returncode == 3, proc.stdout + proc.stderr
     failure = junit_cases(report)["hangs (test hook)"].find("failure")
     assert failure is not None and "timeout" in failure.get("message")
-    proc = check(str(suite), "--junit", str(report), "--jobs", "2", "--allow-unknown", env=env)
+    proc = fault_check(str(suite), "--junit", str(report), "--jobs", "2", "--allow-unknown", hang_on="hangs (test hook)")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "WARN  hangs (test hook)" in proc.stdout
     case = junit_cases(report)["hangs (test hook)"]

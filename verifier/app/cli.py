@@ -1,0 +1,234 @@
+"""The ``verifier`` command line: a thin Click layer over the package's Python API.
+
+``main`` is the Click group (console script ``verifier = "verifier.cli:main"``, re-exported by
+:mod:`verifier.cli`); ``verify``, ``info`` and ``bounds`` are defined here, ``batch`` and ``check``
+in :mod:`verifier.app.commands_batch`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+
+from ..errors import VerifierError
+from ..results import EXIT_USAGE
+from .render import StatusLine, print_result
+
+EXIT_HELP = """\b
+Exit codes:
+  0  holds     (the property is proved)
+  1  violated  (a counterexample confirmed by onnxruntime was found)
+  2  usage error or bad input (missing file, unsupported model, malformed spec,
+     dimension mismatch, unavailable solver)
+  3  unknown   (time-out, solver error, or no decision; the reason is printed)
+  4  internal error (a bug: please report it with the files that trigger it)
+"""
+
+EXIT_INTERNAL = 4
+
+
+def _fail(message: str, code: int = EXIT_USAGE) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+class _Group(click.Group):
+    """Turns package errors into one clear line and exit code 2, never a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except VerifierError as exc:
+            _fail(str(exc))
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
+            raise
+        except KeyboardInterrupt:
+            _fail("interrupted", 130)
+        except Exception as exc:  # noqa: BLE001 - a bug, not bad input: still no traceback for the user
+            _fail(f"internal error: {type(exc).__name__}: {exc}", EXIT_INTERNAL)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_HELP)
+@click.version_option(package_name="relu-verifier", prog_name="verifier")
+def main() -> None:
+    """Sound verification of ReLU / LeakyReLU / Clip networks (ONNX) against linear safety properties.
+
+    Answers holds (proved), violated (with a counterexample replayed in onnxruntime) or unknown
+    (with the reason).
+    """
+
+
+@main.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Seconds for the whole run, loading included; past it the answer is unknown.")
+@click.option("--solver", type=click.Choice(["cbc", "highs"]), default="cbc", show_default=True,
+              help="MILP solver: CBC bundled with PuLP, or HiGHS (highspy).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object as the last line of stdout.")
+@click.option("--vnncomp-out", type=click.Path(dir_okay=False), default=None,
+              help="Also write the VNN-COMP result file (sat + witness / unsat / unknown / timeout).")
+@click.option("--quiet", "-q", is_flag=True, help="Print only the verdict (and counterexample); no progress.")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Worker processes for the sub-problems of this instance.")
+@click.option("--strategy", type=click.Choice(["auto", "input-split", "milp"]), default="auto", show_default=True,
+              help="auto: input splitting for networks with at most 12 inputs, else one MILP per unsafe disjunct.")
+@click.option("--bounds", "bounds_method", type=click.Choice(["symbolic", "interval"]), default="symbolic",
+              show_default=True, help="Neuron bounds for the MILP path (interval = the plain big-M baseline).")
+def verify(model: str, spec: str, timeout: float | None, solver: str, as_json: bool, vnncomp_out: str | None,
+           quiet: bool, jobs: int, strategy: str, bounds_method: str) -> None:
+    """Check that SPEC holds for MODEL.
+
+    MODEL is an ONNX file. SPEC is a property file: .vnnlib (VNN-COMP) or .toml (native format);
+    it gives the input box(es) and the unsafe output region.
+    """
+    from ..verify import Options
+    from ..verify import verify as run_verify
+
+    status = StatusLine() if (sys.stderr.isatty() and not quiet) else None
+    options = Options(timeout=timeout, solver=solver, jobs=jobs, progress=status, strategy=strategy,
+                      bounds=bounds_method)
+    try:
+        result = run_verify(model, spec, options=options)
+    finally:
+        if status is not None:
+            status.clear()
+    if vnncomp_out:
+        try:
+            Path(vnncomp_out).write_text(result.vnncomp_text())
+        except OSError as exc:
+            _fail(f"{vnncomp_out}: cannot write the result file: {exc.strerror}")
+    if as_json:
+        click.echo(json.dumps(result.to_json()))
+    else:
+        print_result(result, model, spec, quiet)
+    sys.exit(result.exit_code)
+
+
+@main.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+def info(model: str, as_json: bool) -> None:
+    """Describe MODEL: shapes, layers, activations, parameters and neurons."""
+    from ..onnx_loader import load_model
+
+    t = time.perf_counter()
+    net = load_model(model)
+    layers = []
+    for k, layer in enumerate(net.layers):
+        layers.append({"index": k, "inputs": layer.n_in, "outputs": layer.n_out,
+                       "activation": layer.activation.describe() if layer.activation else "none (output)"})
+    summary = {"model": model, "input_shape": list(net.input_shape), "output_shape": list(net.output_shape),
+               "inputs": net.n_inputs, "outputs": net.n_outputs, "layers": layers,
+               "parameters": net.n_parameters, "neurons": net.n_neurons, "opset": net.meta.get("opset"),
+               "load_s": round(time.perf_counter() - t, 4)}
+    if as_json:
+        click.echo(json.dumps(summary))
+        return
+    click.echo(f"model        {model}")
+    click.echo(f"input shape  {list(net.input_shape)}  ({net.n_inputs} values)")
+    click.echo(f"output shape {list(net.output_shape)}  ({net.n_outputs} values)")
+    click.echo(f"opset        {net.meta.get('opset')}")
+    click.echo("layers:")
+    for entry in layers:
+        click.echo(f"  {entry['index']:>3}  affine {entry['inputs']:>5} -> {entry['outputs']:<5}  {entry['activation']}")
+    click.echo(f"parameters   {net.n_parameters}")
+    click.echo(f"neurons      {net.n_neurons} (with an activation)")
+
+
+def _parse_vector(text: str, what: str) -> np.ndarray:
+    try:
+        vals = [float(v) for v in text.replace(",", " ").split()]
+    except ValueError:
+        raise click.BadParameter(f"{what} must be numbers separated by commas or spaces, got {text!r}") from None
+    if not vals:
+        raise click.BadParameter(f"{what} is empty")
+    return np.array(vals)
+
+
+def _query_rows(queries: tuple[str, ...], n_inputs: int, n_outputs: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Rows ``C``, offsets ``d`` and labels for ``--query`` expressions like ``y0 - y1``."""
+    from ..errors import SpecError
+    from ..spec import make_spec
+
+    if not queries:
+        return np.eye(n_outputs), np.zeros(n_outputs), [f"y{j}" for j in range(n_outputs)]
+    rows, offs = [], []
+    for q in queries:
+        try:
+            spec = make_spec(np.zeros(n_inputs), np.zeros(n_inputs), [[f"{q} <= 0"]]).bind(n_inputs, n_outputs)
+        except SpecError as exc:
+            raise SpecError(f"--query {q!r}: {exc.message}") from None
+        cons = spec.cases[0].unsafe[0]
+        if np.any(cons.ax != 0):
+            raise SpecError(f"--query {q!r}: a query may only use outputs y0..y{n_outputs - 1}")
+        rows.append(cons.ay[0])
+        offs.append(-cons.rhs[0])
+    return np.array(rows), np.array(offs), list(queries)
+
+
+@main.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.argument("spec", required=False, type=click.Path(dir_okay=False))
+@click.option("--lower", default=None, help="Input lower bounds, e.g. '0,0,-1' (instead of SPEC).")
+@click.option("--upper", default=None, help="Input upper bounds, e.g. '1,1,1' (instead of SPEC).")
+@click.option("--method", type=click.Choice(["interval", "symbolic", "lp", "milp"]), default="symbolic",
+              show_default=True, help="Bound method; each is at least as tight as the one before it.")
+@click.option("--query", "queries", multiple=True,
+              help="A linear function of the outputs to bound instead of each output, e.g. 'y0 - y1' "
+                   "(repeatable).")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Time budget in seconds for lp / milp (bounds stay sound; milp marks non-exact rows).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object as the last line of stdout.")
+def bounds(model: str, spec: str | None, lower: str | None, upper: str | None, method: str,
+           queries: tuple[str, ...], timeout: float | None, as_json: bool) -> None:
+    """Sound bounds on MODEL's outputs over an input box.
+
+    The box is the input box of SPEC (a .toml or .vnnlib property; one table per box when it has
+    several), or is given with --lower and --upper. With --method milp the bounds are HiGHS's
+    proved bounds, padded; column 'exact' marks the rows where they are the extrema to within
+    3e-6 + 1e-6 |bound| (optimality tolerance 1e-6 + 1e-9 |bound|, see README).
+    """
+    from ..onnx_loader import load_model
+    from ..query import linear_query
+    from ..spec import load_spec
+
+    net = load_model(model)
+    if spec is not None and (lower is not None or upper is not None):
+        raise click.UsageError("give either SPEC or --lower/--upper, not both")
+    if spec is not None:
+        boxes = [(c.lower, c.upper) for c in load_spec(spec).bind(net.n_inputs, net.n_outputs).cases]
+    elif lower is not None and upper is not None:
+        lo, hi = _parse_vector(lower, "--lower"), _parse_vector(upper, "--upper")
+        if lo.size != net.n_inputs or hi.size != net.n_inputs:
+            raise click.UsageError(f"--lower/--upper have {lo.size}/{hi.size} values; {model} has {net.n_inputs} inputs")
+        boxes = [(lo, hi)]
+    else:
+        raise click.UsageError("give a SPEC file or both --lower and --upper")
+    C, d, labels = _query_rows(queries, net.n_inputs, net.n_outputs)
+    results = []
+    for bi, (lo, hi) in enumerate(boxes):
+        b = linear_query(net, lo, hi, C, d, method=method, timeout=timeout)
+        results.append({"box": bi, **b.to_json(), "names": labels,
+                        "unstable_neurons": b.layers.n_unstable(net) if b.layers is not None else None})
+        if not as_json:
+            click.echo(f"box {bi}: method {method}, {b.time_s:.3f} s, "
+                       f"{results[-1]['unstable_neurons']} unstable neurons")
+            click.echo(f"  {'quantity':<20} {'lower':>16} {'upper':>16}  exact")
+            for name, a, c, e in zip(labels, b.lower, b.upper, b.exact):
+                click.echo(f"  {name:<20} {a:>16.8g} {c:>16.8g}  {'yes' if e else 'no'}")
+    if as_json:
+        click.echo(json.dumps({"model": model, "method": method, "boxes": results}))
+
+
+from .commands_batch import register as _register_batch
+
+_register_batch(main)
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,53 @@
+"""How worker processes are started: an explicit environment handed to each child.
+
+A batch worker is started as a fresh interpreter (``subprocess.Popen``) with the environment of
+:func:`child_environment`: numeric libraries pinned to one thread (one instance = one core;
+they read these variables when they load, so they must be set at start-up, not later) and this
+package first on ``PYTHONPATH``. Nothing in the parent is changed, and no multiprocessing
+internals are touched (a fresh interpreter may be started from a daemonic Dask worker).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+#: numeric libraries read these when they load: one thread each in worker processes
+SINGLE_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+#: the folder holding the ``verifier`` package: children import the same code as their parent
+PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+
+
+def child_environment(base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of a worker process: ``base`` (default ``os.environ``) with single-threaded
+    BLAS / OpenMP and :data:`PACKAGE_ROOT` first on ``PYTHONPATH``."""
+    env = dict(os.environ if base is None else base)
+    env.update({k: "1" for k in SINGLE_THREAD_ENV})
+    paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != PACKAGE_ROOT]
+    env["PYTHONPATH"] = os.pathsep.join([PACKAGE_ROOT, *paths])
+    return env
+
+
+@contextmanager
+def spawn_environment() -> Iterator[None]:
+    """Single-threaded numeric libraries in ``multiprocessing`` children started inside the block.
+
+    Kept for :mod:`verifier.parallel` (the per-instance ``--jobs`` pool of the core), because a
+    ``multiprocessing`` pool cannot be given an environment: it sets :data:`SINGLE_THREAD_ENV` in
+    ``os.environ`` for the duration of the block and restores them after. The batch workers do not
+    use it (:func:`child_environment`). It no longer touches multiprocessing's private daemon flag:
+    nothing of ours starts a pool from a daemonic process any more (a batch or Dask task runs its
+    instance in a fresh worker interpreter, which is not daemonic).
+    """
+    saved = {k: os.environ.get(k) for k in SINGLE_THREAD_ENV}
+    os.environ.update({k: "1" for k in SINGLE_THREAD_ENV})
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

@@ -1,0 +1,157 @@
+"""What the commands print: a verify result for humans, the batch progress line and summary table."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+import click
+import numpy as np
+
+from ..results import HOLDS, UNKNOWN, VIOLATED, Result
+from .tasks import Outcome
+
+RED, GREEN, YELLOW, BOLD, RESET = "\x1b[31m", "\x1b[32m", "\x1b[33m", "\x1b[1m", "\x1b[0m"
+
+
+def _fmt_vec(v: np.ndarray, limit: int = 12) -> str:
+    vals = [f"{float(x):.9g}" for x in v[:limit]]
+    more = f", ... ({v.size} values)" if v.size > limit else ""
+    return "[" + ", ".join(vals) + more + "]"
+
+
+def print_result(result: Result, model: str, spec: str, quiet: bool) -> None:
+    head = {"holds": "HOLDS", "violated": "VIOLATED", "unknown": "UNKNOWN"}[result.status]
+    click.echo(f"{head}: {Path(spec).name} on {Path(model).name}" +
+               (f" ({result.reason})" if result.reason else ""))
+    if result.counterexample is not None:
+        click.echo(f"  counterexample input : {_fmt_vec(result.counterexample.input)}")
+        click.echo(f"  onnxruntime output   : {_fmt_vec(result.counterexample.output)}")
+    if quiet:
+        return
+    s = result.stats
+    parts = [f"time {result.time_s:.2f} s"]
+    if "unstable_used" in s:
+        parts.append(f"unstable neurons {sum(s['unstable_used'])} with {s.get('bounds_method')} bounds "
+                     f"(interval: {sum(s['unstable_interval'])})")
+    if "disjunct_outcomes" in s:
+        d = s["disjunct_outcomes"]
+        parts.append(f"disjuncts: {d['proved_by_bounds']} proved by bounds, {d.get('proved_by_lp', 0)} by LP, "
+                     f"{d['proved_by_milp']} by MILP, {d['undecided']} undecided")
+    if "milp" in s:
+        m = s["milp"]
+        parts.append(f"largest MILP {m['variables']} vars / {m['binaries']} binaries / {m['constraints']} "
+                     f"constraints, solver {s.get('solved_by', s.get('solver'))}")
+    for p in parts:
+        click.echo(f"  {p}")
+
+
+class StatusLine:
+    """One self-overwriting progress line on stderr (only used when stderr is a terminal)."""
+
+    def __init__(self) -> None:
+        self.width = 0
+
+    def __call__(self, text: str) -> None:
+        text = text[:150]
+        sys.stderr.write("\r" + text.ljust(self.width))
+        sys.stderr.flush()
+        self.width = len(text)
+
+    def clear(self) -> None:
+        if self.width:
+            sys.stderr.write("\r" + " " * self.width + "\r")
+            sys.stderr.flush()
+
+
+def paint(text: str, color: str, stream: TextIO) -> str:
+    return f"{color}{text}{RESET}" if stream.isatty() and "NO_COLOR" not in os.environ else text
+
+
+def vec(values: Sequence[float] | None, limit: int = 12) -> str:
+    if values is None:
+        return "[]"
+    shown = ", ".join(f"{float(v):.9g}" for v in values[:limit])
+    return f"[{shown}{f', ... ({len(values)} values)' if len(values) > limit else ''}]"
+
+
+class Progress:
+    """Progress on stderr: a redrawn status line on a terminal, else one line per finished instance."""
+
+    def __init__(self, total: int, preset: Sequence[Outcome] = (), stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.total = total
+        self.counts = {HOLDS: 0, VIOLATED: 0, UNKNOWN: 0, "wrong": 0}
+        self.done = 0
+        self.t0 = time.monotonic()
+        self.last_draw = 0.0
+        for o in preset:
+            self._count(o)
+        if preset:
+            self._line(f"resumed: {len(preset)} of {total} instances already in the results file")
+
+    def _count(self, o: Outcome) -> None:
+        self.done += 1
+        self.counts[o.status] += 1
+        self.counts["wrong"] += o.wrong
+
+    def update(self, o: Outcome) -> None:
+        self._count(o)
+        if o.wrong:
+            self._line(paint(f"!!! CONTRADICTION: {o.task.label}: result {o.status}, expected {o.task.expected}",
+                              RED + BOLD, self.stream))
+        if self.tty:
+            self._draw()
+            return
+        width = len(str(self.total))
+        reason = f"  ({o.reason})" if o.reason else ""
+        self._line(f"[{self.done:>{width}}/{self.total}] {o.status:<8} {o.time_s:8.2f} s  {o.task.label}{reason}")
+
+    def tick(self) -> None:
+        if self.tty and time.monotonic() - self.last_draw >= 0.5:
+            self._draw()
+
+    def _text(self) -> str:
+        c = self.counts
+        frac = self.done / self.total if self.total else 1.0
+        bar = "#" * int(20 * frac) + "-" * (20 - int(20 * frac))
+        wrong = f"  wrong {c['wrong']}" if c["wrong"] else ""
+        return (f"[{bar}] {self.done}/{self.total}  holds {c[HOLDS]}  violated {c[VIOLATED]}  unknown {c[UNKNOWN]}"
+                f"{wrong}  {time.monotonic() - self.t0:.0f} s")
+
+    def _draw(self) -> None:
+        cols = shutil.get_terminal_size((100, 20)).columns
+        self.stream.write("\r" + self._text()[: max(10, cols - 1)] + "\x1b[K")
+        self.stream.flush()
+        self.last_draw = time.monotonic()
+
+    def _line(self, text: str) -> None:
+        if self.tty:
+            self.stream.write("\r\x1b[K")
+        self.stream.write(text + "\n")
+        self.stream.flush()
+        if self.tty and self.done < self.total:
+            self._draw()
+
+    def close(self) -> None:
+        if self.tty:
+            self.stream.write("\r\x1b[K" + self._text() + "\n")
+            self.stream.flush()
+
+
+def print_summary(rows: list[dict]) -> None:
+    head = ("benchmark", "instances", "holds", "violated", "unknown", "timeouts", "wrong", "median_s", "total_s")
+    cells = [[str(r[h]) if not isinstance(r[h], float) else f"{r[h]:.2f}" for h in head] for r in rows]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(head)]
+    fmt = "  ".join(f"{{:{'<' if i == 0 else '>'}{w}}}" for i, w in enumerate(widths))
+    click.echo(fmt.format(*head))
+    for c in cells:
+        click.echo(fmt.format(*c))
+
+
