@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from verifier.app.commands_batch import load_batch_tasks
-from verifier.app.pool import run
+from verifier.app.dispatch import run
 from verifier.app.summary import milp_size, summarize
 from verifier.app.tasks import BOUNDS, SOLVERS, STRATEGIES, Outcome
 from verifier.errors import VerifierError

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "verifier"
-APP = {"cli", "cli_batch", "batch", "suite", "junit", "procenv"}
+APP = {"app", "cli", "cli_batch", "batch", "suite", "junit", "procenv"}
 CORE = {"errors", "floatmodel", "activations", "network", "spec", "result", "budget", "layer_bounds"}
 SHIMS = {"onnx_loader", "oracle", "results", "encoding", "triangle", "lp", "solve", "relax", "falsify", "bab",
          "parallel", "tighten", "query"}

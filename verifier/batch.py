@@ -2,7 +2,8 @@
 dask_backend, results_csv, summary)."""
 
 from .app.dask_backend import DASK_HINT, dask_client, import_dask, run_dask
-from .app.pool import default_jobs, run, run_isolated, run_local
+from .app.dispatch import run
+from .app.pool import default_jobs, run_isolated, run_local
 from .app.results_csv import RESULT_COLUMNS, ResultsFile, split_resumed
 from .app.summary import summarize
 from .app.tasks import Outcome, Task

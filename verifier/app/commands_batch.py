@@ -22,7 +22,8 @@ from ..errors import VerifierError
 from ..results import UNKNOWN
 from . import junit
 from .dask_backend import import_dask
-from .pool import default_jobs, run
+from .dispatch import run
+from .pool import default_jobs
 from .render import BOLD, GREEN, RED, YELLOW, Progress, paint, print_summary, vec
 from .results_csv import ResultsFile, split_resumed
 from .suite import FAILED, PASSED, Judgement, judge, load_expected, load_list, load_suite, with_expected

@@ -121,16 +121,3 @@ def default_jobs() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not Linux
         return max(1, os.cpu_count() or 1)
-
-
-
-def run(tasks: Sequence[Task], jobs: int, on_result: Callable[[Outcome], None], scheduler: str | None = None,
-        tick: Callable[[], None] | None = None) -> None:
-    """Run ``tasks`` locally (``scheduler`` None) or on Dask (``local`` or a scheduler address)."""
-    if scheduler:
-        from .dask_backend import run_dask
-
-        run_dask(tasks, scheduler, jobs, on_result, tick)
-    else:
-        run_local(tasks, jobs, on_result, tick)
-
