@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 import verifier.solve as solve_mod
 from tests.conftest import RELU, SPIKE_A, SPIKE_B, check_counterexample, random_network
-from tests.test_soundness import cancel_onnx, patch_solve, spike_onnx  # noqa: F401 - fixtures
+from tests.test_soundness import FakeSolver, cancel_onnx, spike_onnx  # noqa: F401 - fixtures
 from verifier.bounds import symbolic_bounds
 from verifier.encoding import encode, output_rows
 from verifier.solve import SolveOutcome, solve
@@ -38,18 +39,18 @@ def test_narrow_violation_found_side_by_side(spike_onnx):  # noqa: F811
     assert abs(res.counterexample.input[0] - SPIKE_A) < 1e-3 and abs(res.counterexample.input[1] - SPIKE_B) < 1e-3
 
 
-def test_timeouts_side_by_side_are_unknown(monkeypatch, cancel_onnx):  # noqa: F811
+def test_timeouts_side_by_side_are_unknown(cancel_onnx):  # noqa: F811
     path, lower, upper = cancel_onnx
 
     def fake(milp, time_limit=None, solver="cbc", relax=False, maximize=False, cancel=None):
         return SolveOutcome("timeout", None, solver, 0.01, "time limit")
 
-    patch_solve(monkeypatch, fake)
-    res = verify(path, make_spec(lower, upper, [["y0 >= 0.76"], ["y0 <= 0.74"]]), options=MILP2)
+    res = verify(path, make_spec(lower, upper, [["y0 >= 0.76"], ["y0 <= 0.74"]]),
+                 options=replace(MILP2, solver=FakeSolver(fake)))
     assert res.status == "unknown" and "timeout" in res.reason
 
 
-def test_a_counterexample_cancels_the_other_solves(monkeypatch, cancel_onnx):  # noqa: F811
+def test_a_counterexample_cancels_the_other_solves(cancel_onnx):  # noqa: F811
     path, lower, upper = cancel_onnx
     cancelled = []
     real = solve_mod.solve
@@ -65,10 +66,9 @@ def test_a_counterexample_cancels_the_other_solves(monkeypatch, cancel_onnx):  #
         time.sleep(0.2)  # let the slow one start first
         return real(milp, time_limit, solver)
 
-    patch_solve(monkeypatch, fake)
     spec = make_spec(lower, upper, [["y0 >= 0.76"], ["y1 >= 0.5"]])
     t0 = time.perf_counter()
-    res = verify(path, spec, options=MILP2)
+    res = verify(path, spec, options=replace(MILP2, solver=FakeSolver(fake)))
     assert res.status == "violated"
     check_counterexample(path, spec, res.counterexample.input, res.counterexample.output)
     assert cancelled == [True]
@@ -93,7 +93,7 @@ def test_cbc_stops_when_cancelled():
     assert out.status == "cancelled" and took < 5.0, (out.status, took)
 
 
-def test_a_failing_solve_stops_the_others_and_is_raised(monkeypatch, cancel_onnx):  # noqa: F811
+def test_a_failing_solve_stops_the_others_and_is_raised(cancel_onnx):  # noqa: F811
     path, lower, upper = cancel_onnx
     stopped = []
 
@@ -107,8 +107,8 @@ def test_a_failing_solve_stops_the_others_and_is_raised(monkeypatch, cancel_onnx
         time.sleep(0.2)
         raise RuntimeError("solver blew up")
 
-    patch_solve(monkeypatch, fake)
     t0 = time.perf_counter()
     with pytest.raises(RuntimeError, match="blew up"):
-        verify(path, make_spec(lower, upper, [["y0 >= 0.76"], ["y1 >= 0.5"]]), options=MILP2)
+        verify(path, make_spec(lower, upper, [["y0 >= 0.76"], ["y1 >= 0.5"]]),
+               options=replace(MILP2, solver=FakeSolver(fake)))
     assert stopped == [True] and time.perf_counter() - t0 < 20

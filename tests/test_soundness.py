@@ -14,7 +14,6 @@ Verdicts are also compared with dense-grid ground truth on random 2-input networ
 
 from __future__ import annotations
 
-import sys
 import time
 
 import numpy as np
@@ -22,7 +21,6 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-import verifier.solve as solve_mod
 from tests.conftest import (
     ACTIVATIONS,
     BENCH,
@@ -75,20 +73,21 @@ def spike_onnx(tmp_path):
     return network_to_onnx(net, RELU, tmp_path / "spike.onnx"), net
 
 
-def patch_solve(monkeypatch, fake) -> None:
-    """Replace ``verifier.solve.solve`` wherever a verifier module imported it."""
-    real = solve_mod.solve
-    patched = 0
-    for name, mod in list(sys.modules.items()):
-        if name.startswith("verifier") and getattr(mod, "solve", None) is real:
-            monkeypatch.setattr(mod, "solve", fake)
-            patched += 1
-    assert patched, "no module uses verifier.solve.solve any more: update this test"
+class FakeSolver:
+    """A solver object (``milp.solvers.base.Solver``) that calls ``fake(milp, time_limit, name, cancel=...)``;
+    injected with ``Options(solver=FakeSolver(fake))`` on both the MILP and the input-split path."""
+
+    def __init__(self, fake, name: str = "cbc") -> None:
+        self.fake = fake
+        self.name = name
+
+    def solve(self, milp, time_limit=None, cancel=None):
+        return self.fake(milp, time_limit, self.name, cancel=cancel)
 
 
 # ----------------------------------------------------------------------------------- (a) timeouts
 @pytest.mark.parametrize("strategy", STRATEGIES)
-def test_solver_timeout_is_unknown_never_holds(monkeypatch, cancel_onnx, strategy):
+def test_solver_timeout_is_unknown_never_holds(cancel_onnx, strategy):
     path, lower, upper = cancel_onnx
     calls = []
 
@@ -96,9 +95,8 @@ def test_solver_timeout_is_unknown_never_holds(monkeypatch, cancel_onnx, strateg
         calls.append(time_limit)
         return SolveOutcome("timeout", None, solver, 0.01, f"{solver} reached its time limit")
 
-    patch_solve(monkeypatch, fake)
     spec = make_spec(lower, upper, [["y0 >= 0.76"]])  # holds by 0.01: a real solver would prove it
-    res = verify(path, spec, options=strategy_options(strategy, timeout=60))
+    res = verify(path, spec, options=strategy_options(strategy, timeout=60, solver=FakeSolver(fake)))
     assert calls, "the MILP was never called: the test is vacuous"
     assert res.status == "unknown"
     assert "timeout" in res.reason.lower()
@@ -135,14 +133,14 @@ def test_real_timeout_is_respected(mnist_timeout_run):
 
 # ------------------------------------------------------------------------------ (b) solver errors
 @pytest.mark.parametrize("strategy", STRATEGIES)
-def test_solver_error_is_unknown(monkeypatch, cancel_onnx, strategy):
+def test_solver_error_is_unknown(cancel_onnx, strategy):
     path, lower, upper = cancel_onnx
 
     def fake(milp, time_limit=None, solver="cbc", relax=False, maximize=False, **kw):
         return SolveOutcome("error", None, solver, 0.01, "cbc failed: simulated crash")
 
-    patch_solve(monkeypatch, fake)
-    res = verify(path, make_spec(lower, upper, [["y0 >= 0.76"]]), options=strategy_options(strategy))
+    res = verify(path, make_spec(lower, upper, [["y0 >= 0.76"]]),
+                 options=strategy_options(strategy, solver=FakeSolver(fake)))
     assert res.status == "unknown"
     assert "error" in res.reason.lower() and "simulated crash" in res.reason
     assert res.vnncomp_text() == "unknown\n" and res.exit_code == 3
@@ -151,7 +149,7 @@ def test_solver_error_is_unknown(monkeypatch, cancel_onnx, strategy):
 # ------------------------------------------------------------------- (c) points that do not replay
 @pytest.mark.parametrize("status", ["feasible", "optimal"])
 @pytest.mark.parametrize("strategy", STRATEGIES)
-def test_non_replaying_solver_point_is_unknown_never_violated(monkeypatch, cancel_onnx, strategy, status):
+def test_non_replaying_solver_point_is_unknown_never_violated(cancel_onnx, strategy, status):
     path, lower, upper = cancel_onnx
     seen = []
 
@@ -162,8 +160,8 @@ def test_non_replaying_solver_point_is_unknown_never_violated(monkeypatch, cance
         seen.append(x)
         return SolveOutcome(status, values, solver, 0.01, "Optimal", 0.0)
 
-    patch_solve(monkeypatch, fake)
-    res = verify(path, make_spec(lower, upper, [["y0 >= 0.76"]]), options=strategy_options(strategy, falsify=False))
+    res = verify(path, make_spec(lower, upper, [["y0 >= 0.76"]]),
+                 options=strategy_options(strategy, falsify=False, solver=FakeSolver(fake)))
     assert seen
     assert res.status == "unknown", res
     assert res.counterexample is None

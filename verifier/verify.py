@@ -17,15 +17,28 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from .bounds import LayerBounds, interval_bounds, linear_bounds, margin_tau, rounding_errors, symbolic_bounds
+from .budget import Deadline
 from .errors import VerifierError
 from .io.onnx import compare_with_onnxruntime, load_model
-from .io.replay import Counterexample, OnnxOracle, confirm
+from .io.replay import Counterexample, OnnxOracle
 from .io.spec_file import load_spec
-from .milp.encoding import MILP, encode, output_rows
-from .milp.solvers.cbc import check_solver, solve
+from .milp.encoding import MILP, encode
+from .milp.solvers import Solver, get_solver, solver_name
 from .network import Network
 from .result import HOLDS, UNKNOWN, VIOLATED, Result
-from .search import falsify
+from .search.disjunct import (
+    CASE_ATTACK,
+    COUNTEREXAMPLE,
+    MARGIN_ABS,
+    MARGIN_REL,
+    OPEN,
+    PROVED,
+    TIMEOUT,
+    DisjunctOutcome,
+    attack_near,
+    decide_disjunct,
+    disjunct_problem,
+)
 from .search.input_split import BabOutcome, BabSettings, BabStats, input_split, lp_refutes
 from .spec import Case, Constraints, Spec
 
@@ -48,10 +61,10 @@ class Options:
     """Settings of one run (no global state: pass this around)."""
 
     timeout: float | None = None
-    solver: str = "cbc"
+    solver: str | Solver = "cbc"  # a name ("cbc" / "highs") or a ``milp.solvers.Solver`` object
     bounds: str = "symbolic"  # "interval" or "symbolic" pre-activation bounds for the encoding
-    margin_abs: float = 1e-5  # tau = margin_abs + margin_rel * (largest |neuron bound|)
-    margin_rel: float = 1e-8
+    margin_abs: float = MARGIN_ABS  # tau = margin_abs + margin_rel * (largest |neuron bound|)
+    margin_rel: float = MARGIN_REL
     falsify: bool = True
     seed: int = 0
     strategy: str = "auto"  # "auto" | "milp" (one MILP per disjunct) | "input-split" (branch and bound)
@@ -75,16 +88,12 @@ class _Run:
     t0: float
     oracle: OnnxOracle
     rng: np.random.Generator
+    solver: Solver
+    deadline: Deadline
     stats: dict = field(default_factory=dict)
 
-    def remaining(self) -> float | None:
-        if self.options.timeout is None:
-            return None
-        return self.options.timeout - (time.perf_counter() - self.t0)
-
     def out_of_time(self) -> bool:
-        r = self.remaining()
-        return r is not None and r <= 0
+        return self.deadline.expired()
 
 
 def verify(model: Network | str | os.PathLike, spec: Spec | str | os.PathLike, timeout: float | None = None,
@@ -99,19 +108,20 @@ def verify(model: Network | str | os.PathLike, spec: Spec | str | os.PathLike, t
         opts = replace(opts, timeout=timeout)
     if solver is not None:
         opts = replace(opts, solver=solver)
-    check_solver(opts.solver)
+    solver_obj = get_solver(opts.solver)
+    deadline = Deadline(None if opts.timeout is None else t0 + opts.timeout, opts.timeout)
     network = model if isinstance(model, Network) else load_model(model)
     if network.source is None or not os.path.isfile(network.source):
         raise VerifierError("verify needs the network's ONNX file to replay counterexamples in onnxruntime; "
                             "load the network with verifier.load_model(path)")
     spec = spec if isinstance(spec, Spec) else load_spec(spec)
     spec = spec.bind(network.n_inputs, network.n_outputs)
-    run = _Run(network, spec, opts, t0, OnnxOracle(network), np.random.default_rng(opts.seed))
+    run = _Run(network, spec, opts, t0, OnnxOracle(network), np.random.default_rng(opts.seed), solver_obj, deadline)
     # the loader compared itself with onnxruntime at load; again inside the boxes of this spec
     compare_with_onnxruntime(network, run.oracle, [p for c in spec.cases
                                                    for p in (0.5 * (c.lower + c.upper),
                                                              run.rng.uniform(c.lower, c.upper))])
-    run.stats.update({"solver": opts.solver, "cases": len(spec.cases),
+    run.stats.update({"solver": solver_name(opts.solver), "cases": len(spec.cases),
                       "disjuncts": sum(len(c.unsafe) for c in spec.cases),
                       "load_s": round(time.perf_counter() - t0, 4)})
     result = _verify(run)
@@ -161,13 +171,9 @@ def _timeout(run: _Run, phase: str) -> Result:
 def _attack(run: _Run, ci: int, case: Case, cons: Constraints, start: np.ndarray | None = None,
             max_checks: int = 3) -> Counterexample | None:
     """Search for a violating input of one disjunct and replay the best candidates in onnxruntime."""
-    deadline = None if run.options.timeout is None else run.t0 + run.options.timeout
-    cands = falsify.search(run.network, cons, case.lower, case.upper, run.rng, extra_starts=start, deadline=deadline)
-    for i in falsify.replay_order(run.network, cons, cands, max_checks):
-        cex = confirm(run.oracle, case, cands[i], ci)
-        if cex is not None:
-            return cex
-    return None
+    attack = CASE_ATTACK if max_checks == CASE_ATTACK.max_checks else replace(CASE_ATTACK, max_checks=max_checks)
+    return attack_near(run.network, case, cons, run.oracle, case.lower, case.upper, run.rng, attack, start=start,
+                       deadline=run.deadline, case_index=ci)
 
 
 def case_bounds(network: Network, case: Case, method: str) -> tuple[LayerBounds, LayerBounds]:
@@ -219,63 +225,58 @@ def _prove_case(run: _Run, ci: int, case: Case, counts: dict, open_reasons: list
     run.stats["encode_s"] = round(run.stats.get("encode_s", 0.0) + time.perf_counter() - t, 4)
 
     def problem(di: int) -> MILP:  # built when solved: each copy holds the whole MILP
-        cons = case.unsafe[di]
-        return milp.with_rows(output_rows(run.network, milp, cons.ax, cons.ay, cons.rhs + tau))
+        return disjunct_problem(run.network, milp, case.unsafe[di], tau)
 
-    if run.options.jobs > 1 and len(todo) > 1 and run.options.solver == "cbc":
-        return _milps_side_by_side(run, ci, case, todo, problem, tau, counts, open_reasons)
+    def decide(di: int, prob: MILP, time_limit=None, solved=None) -> DisjunctOutcome:
+        return decide_disjunct(run.network, case, case.unsafe[di], milp, tau, run.solver, run.deadline,
+                               run.oracle, run.rng, CASE_ATTACK, ci, time_limit=time_limit, problem=prob,
+                               solved=solved)
+
+    if run.options.jobs > 1 and len(todo) > 1 and getattr(run.solver, "cancellable", True):
+        return _milps_side_by_side(run, todo, problem, decide, counts, open_reasons)
     for k, di in enumerate(todo):
         if run.out_of_time():
             return _timeout(run, "MILP")
         # a fair share of what is left: a hard disjunct must not starve the others (a later one
         # may hold the counterexample)
-        rem = run.remaining()
-        share = None if rem is None else rem / (len(todo) - k)
         prob = problem(di)
         _record_size(run, prob)
-        out = solve(prob, share, run.options.solver)
-        found = _milp_outcome(run, ci, case, case.unsafe[di], prob, out, tau, counts, open_reasons)
+        found = _book(run, prob, decide(di, prob, time_limit=run.deadline.share(len(todo) - k)), counts,
+                      open_reasons)
         if found is not None:
             return found
     return None
 
 
-def _milp_outcome(run: _Run, ci: int, case: Case, cons: Constraints, problem: MILP, out, tau: float,
-                  counts: dict, open_reasons: list[str]) -> Result | None:
-    """Book one disjunct's MILP outcome: a violated Result (confirmed point), or None."""
-    run.stats["solve_s"] = round(run.stats.get("solve_s", 0.0) + out.time_s, 4)
-    run.stats["solved_by"] = out.solver
-    if out.status == "infeasible":
+def _book(run: _Run, problem: MILP, out: DisjunctOutcome, counts: dict, open_reasons: list[str]) -> Result | None:
+    """Book one disjunct's decision: a violated Result (confirmed point), or None."""
+    run.stats["solve_s"] = round(run.stats.get("solve_s", 0.0) + out.solve.time_s, 4)
+    run.stats["solved_by"] = out.solve.solver
+    if out.kind == PROVED:
         counts["proved_by_milp"] += 1
         return None
-    if out.status in ("feasible", "optimal"):
-        x = out.values[problem.input_vars]
-        cex = confirm(run.oracle, case, x, ci) or _attack(run, ci, case, cons, start=x)
-        if cex is not None:
-            run.stats["found_by"] = "milp"
-            return Result(VIOLATED, cex, None, stats=run.stats)
-        counts["undecided"] += 1
-        open_reasons.append("the solver found a point in the unsafe region enlarged by the margin "
-                            f"tau={tau:.2g}, but it does not violate the exact property in onnxruntime "
-                            "and no nearby input does (property may hold by less than tau)")
-        return None
+    if out.kind == COUNTEREXAMPLE:
+        run.stats["found_by"] = "milp"
+        return Result(VIOLATED, out.counterexample, None, stats=run.stats)
     counts["undecided"] += 1
-    if out.status == "timeout":
+    if out.kind == TIMEOUT:
         run.stats["timed_out"] = True
         limit = "the time limit was" if run.options.timeout is None else f"{run.options.timeout:g} s were"
         open_reasons.append(f"timeout: {limit} not enough to close the MILPs (up to {problem.n_binaries} binaries)")
         return None
-    open_reasons.append(f"solver error: {out.message}")
+    assert out.kind == OPEN or out.reason is not None
+    open_reasons.append(out.reason or "undecided")
     return None
 
 
-def _milps_side_by_side(run: _Run, ci: int, case: Case, todo: list[int], problem: Callable[[int], MILP],
-                        tau: float, counts: dict, open_reasons: list[str]) -> Result | None:
+def _milps_side_by_side(run: _Run, todo: list[int], problem: Callable[[int], MILP],
+                        decide: Callable[..., DisjunctOutcome], counts: dict, open_reasons: list[str]) -> Result | None:
     """``--jobs N`` on the MILP path: N CBC processes solve the disjuncts' MILPs at once.
 
     Each solve takes the next disjunct and a fair share of the time left (the same share rule as
     one at a time, times the number of solves running side by side). Outcomes are booked in this
-    thread, in the order they finish; a confirmed counterexample cancels the solves still running.
+    thread (``decide`` with the solved outcome: the replay and the attack are not thread-safe), in
+    the order they finish; a confirmed counterexample cancels the solves still running.
     """
     import queue
     import threading
@@ -295,14 +296,12 @@ def _milps_side_by_side(run: _Run, ci: int, case: Case, todo: list[int], problem
                     break
                 n_left = len(pending)  # this one included
                 di = pending.pop(0)
-            rem = run.remaining()
-            if rem is not None and rem <= 0:
+            if run.deadline.expired():
                 done.append((di, None, None))
                 continue
             rounds = -(-n_left // jobs)  # solves this worker can still expect to run
-            share = None if rem is None else rem / rounds
             prob = problem(di)
-            done.append((di, prob, solve(prob, share, run.options.solver, cancel=cancel)))
+            done.append((di, prob, run.solver.solve(prob, run.deadline.share(rounds), cancel=cancel)))
             results.put(done[-1])
         return done
 
@@ -320,7 +319,7 @@ def _milps_side_by_side(run: _Run, ci: int, case: Case, todo: list[int], problem
                         break
                     continue
                 _record_size(run, prob)
-                found = _milp_outcome(run, ci, case, case.unsafe[di], prob, out, tau, counts, open_reasons)
+                found = _book(run, prob, decide(di, prob, solved=out), counts, open_reasons)
                 if found is not None:
                     return found
         finally:
@@ -342,8 +341,7 @@ def _lp_check(run: _Run, case: Case, bnds: LayerBounds, todo: list[int], counts:
     for k, di in enumerate(todo):
         if run.out_of_time():
             return None
-        rem = run.remaining()
-        budget = None if rem is None else rem / (3 * (len(todo) - k))  # leave most of the time to the MILPs
+        budget = run.deadline.share(3 * (len(todo) - k))  # leave most of the time to the MILPs
         if lp_refutes(run.network, bnds, case.lower, case.upper, case.unsafe[di], budget):
             counts["proved_by_lp"] += 1
         else:
@@ -367,9 +365,7 @@ def _tighten_for_milp(run: _Run, case: Case, bnds: LayerBounds) -> LayerBounds:
     if run.out_of_time():
         return bnds
     t = time.perf_counter()
-    rem = run.remaining()
-    deadline = None if rem is None else t + rem / 3.0
-    tight = lp_bounds(run.network, case.lower, case.upper, start=bnds, deadline=deadline)
+    tight = lp_bounds(run.network, case.lower, case.upper, start=bnds, deadline=run.deadline.child(1 / 3))
     run.stats["lp_tightening_s"] = round(run.stats.get("lp_tightening_s", 0.0) + time.perf_counter() - t, 4)
     run.stats.setdefault("unstable_after_lp", []).append(tight.n_unstable(run.network))
     run.stats["bounds_method"] = "lp"
@@ -378,9 +374,9 @@ def _tighten_for_milp(run: _Run, case: Case, bnds: LayerBounds) -> LayerBounds:
 
 def _input_split_case(run: _Run, ci: int, case: Case, todo: list[int], counts: dict,
                       open_reasons: list[str]) -> Result | None:
-    settings = BabSettings(solver=run.options.solver, margin_abs=run.options.margin_abs,
-                           margin_rel=run.options.margin_rel)
-    deadline = None if run.options.timeout is None else run.t0 + run.options.timeout
+    settings = BabSettings(solver=run.solver, margin_abs=run.options.margin_abs,
+                           margin_rel=run.options.margin_rel, seed=run.options.seed)
+    deadline = run.deadline
     disjuncts = [case.unsafe[i] for i in todo]
     progress = None
     if run.options.progress is not None:
@@ -398,7 +394,8 @@ def _input_split_case(run: _Run, ci: int, case: Case, todo: list[int], counts: d
 
         if progress is not None:
             progress(out.stats, len(out.open_boxes))
-        wall_deadline = None if deadline is None else time.time() + (deadline - time.perf_counter())
+        rem = deadline.remaining()
+        wall_deadline = None if rem is None else time.time() + rem  # worker processes: wall clock
         par = run_boxes(run.network.source, case, disjuncts, out.open_boxes, jobs, settings, wall_deadline, ci)
         par.stats.merge(out.stats)
         if out.reason and par.status == "holds":  # boxes the in-process phase left undecided

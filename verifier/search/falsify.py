@@ -12,11 +12,10 @@ current activation pattern).
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
 from .. import activations
+from ..budget import Deadline
 from ..network import Network
 from ..spec import Constraints
 
@@ -75,12 +74,14 @@ def _margin_and_grad(network: Network, cons: Constraints, X: np.ndarray) -> tupl
 
 
 def pgd(network: Network, cons: Constraints, lower: np.ndarray, upper: np.ndarray, starts: np.ndarray,
-        steps: int = 40, step_frac: float = 0.1, deadline: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        steps: int = 40, step_frac: float = 0.1, deadline: Deadline | float | None = None
+        ) -> tuple[np.ndarray, np.ndarray]:
     """Projected signed-gradient descent on ``g`` from each row of ``starts``.
 
     Returns the best point seen for every start and its margin. The step shrinks geometrically
     from ``step_frac`` of the box width, so the search ends with fine moves near its best point.
     """
+    deadline = Deadline.coerce(deadline)
     X = np.clip(np.array(starts, dtype=np.float64), lower, upper)
     width = upper - lower
     best_x = X.copy()
@@ -88,7 +89,7 @@ def pgd(network: Network, cons: Constraints, lower: np.ndarray, upper: np.ndarra
     decay = (0.01) ** (1.0 / max(1, steps))
     eta = step_frac
     for _ in range(steps):
-        if deadline is not None and time.perf_counter() > deadline:
+        if deadline.expired():
             break
         g, grad = _margin_and_grad(network, cons, X)
         better = g < best_g
@@ -120,7 +121,7 @@ def sample_points(lower: np.ndarray, upper: np.ndarray, n_random: int, rng: np.r
 def search(network: Network, cons: Constraints, lower: np.ndarray, upper: np.ndarray,
            rng: np.random.Generator, n_random: int = 512, restarts: int = 8, steps: int = 100,
            extra_starts: np.ndarray | None = None, step_frac: float = 0.2,
-           deadline: float | None = None) -> np.ndarray:
+           deadline: Deadline | float | None = None) -> np.ndarray:
     """Candidate inputs ordered from most to least violating (those with ``g <= 0`` first).
 
     Sampling covers the centre, corners and random points; PGD then starts from the best samples,

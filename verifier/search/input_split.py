@@ -18,14 +18,25 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..bounds import LayerBounds, linear_bounds, margin_tau, symbolic_bounds
+from ..budget import Deadline
 from ..io.replay import Counterexample, OnnxOracle, confirm
 from ..milp import triangle
 from ..milp.encoding import encode, output_rows, with_margin
-from ..milp.solvers.cbc import solve
+from ..milp.solvers import Solver
 from ..milp.solvers.highs import LinearProgram, highs_available
 from ..network import Network
 from ..spec import Case, Constraints
 from . import falsify
+from .disjunct import (
+    COUNTEREXAMPLE,
+    MARGIN_ABS,
+    MARGIN_REL,
+    PROVED,
+    SUBBOX_ATTACK,
+    TIMEOUT,
+    AttackSettings,
+    decide_disjunct,
+)
 
 
 @dataclass
@@ -34,9 +45,11 @@ class BabSettings:
     lp_unstable: int = 120  # bound a box by LP (HiGHS in-process) when at most this many are unstable
     split_rule: str = "gap"  # "gap": inputs that drive the relaxation gaps; "coef": the bound's slope
     max_depth: int = 60  # ... or when it is this deep
-    solver: str = "cbc"
-    margin_abs: float = 1e-5
-    margin_rel: float = 1e-8
+    solver: str | Solver = "cbc"  # a name or a ``milp.solvers.Solver`` object (picklable for --jobs)
+    margin_abs: float = MARGIN_ABS
+    margin_rel: float = MARGIN_REL
+    seed: int = 0  # of the nearby attack around a solver point that does not replay (``Options.seed``)
+    attack: AttackSettings = SUBBOX_ATTACK
 
 
 @dataclass
@@ -77,7 +90,7 @@ class BabOutcome:
 
 
 def input_split(network: Network, case: Case, disjuncts: list[Constraints], oracle: OnnxOracle,
-                settings: BabSettings, deadline: float | None, case_index: int = 0,
+                settings: BabSettings, deadline: Deadline | float | None, case_index: int = 0,
                 boxes: list[Box] | None = None, max_boxes: int | None = None,
                 progress: Callable[[BabStats, int], None] | None = None) -> BabOutcome:
     """Prove or refute ``case`` restricted to ``disjuncts`` by splitting its input box.
@@ -85,7 +98,9 @@ def input_split(network: Network, case: Case, disjuncts: list[Constraints], orac
     ``boxes`` replaces the root box when given (parallel workers). With ``max_boxes``, the search
     stops after that many sub-boxes and returns the still-open ones (status ``open``) so that the
     caller can hand them to worker processes. ``progress(stats, n_open)`` is called now and then.
+    ``deadline``: a ``Deadline`` or an absolute ``time.perf_counter`` time.
     """
+    deadline = Deadline.coerce(deadline)
     stats = BabStats()
     use_lp = highs_available()
     stack = list(boxes) if boxes is not None else [(case.lower.copy(), case.upper.copy(), 0)]
@@ -93,7 +108,7 @@ def input_split(network: Network, case: Case, disjuncts: list[Constraints], orac
     last_report = time.perf_counter()
     while stack:
         now = time.perf_counter()
-        if deadline is not None and now > deadline:
+        if deadline.expired():
             return BabOutcome("unknown", None, "timeout during branch and bound "
                               f"({len(stack)} sub-boxes open)", stats)
         if max_boxes is not None and stats.explored >= max_boxes:
@@ -138,7 +153,7 @@ def input_split(network: Network, case: Case, disjuncts: list[Constraints], orac
 
 def bound_box(network: Network, case: Case, disjuncts: list[Constraints], oracle: OnnxOracle, lo: np.ndarray,
               hi: np.ndarray, stats: BabStats, settings: BabSettings, case_index: int = 0, lp_check: bool = False,
-              deadline: float | None = None):
+              deadline: Deadline | float | None = None):
     """Bound one sub-box: a counterexample, or (disjuncts still alive, #unstable, split dimension,
     the box's bounds). The bounds include the float rounding of the network (``floatmodel``)."""
     t = time.perf_counter()
@@ -186,10 +201,12 @@ def bound_box(network: Network, case: Case, disjuncts: list[Constraints], oracle
     stats.attack_s += time.perf_counter() - t
     n_unstable = b.n_unstable(network)
     if lp_check and 0 < n_unstable <= settings.lp_unstable:
+        deadline = Deadline.coerce(deadline)
         t = time.perf_counter()
         still = []
         for i in alive:
-            rem = None if deadline is None else max(0.01, deadline - time.perf_counter())
+            rem = deadline.remaining()
+            rem = None if rem is None else max(0.01, rem)
             if not lp_refutes(network, b, lo, hi, disjuncts[i], rem, row_bounds.get(i)):
                 still.append(i)
         stats.lp_s += time.perf_counter() - t
@@ -232,43 +249,30 @@ def lp_refutes(network: Network, b, lo: np.ndarray, hi: np.ndarray, cons: Constr
 
 
 def milp_box(network: Network, case: Case, disjuncts: list[Constraints], oracle: OnnxOracle, lo: np.ndarray,
-             hi: np.ndarray, b: LayerBounds, settings: BabSettings, deadline: float | None, stats: BabStats,
-             case_index: int = 0) -> Counterexample | str | None:
+             hi: np.ndarray, b: LayerBounds, settings: BabSettings, deadline: Deadline | float | None,
+             stats: BabStats, case_index: int = 0) -> Counterexample | str | None:
     """Exact check of one sub-box (with its bounds ``b``): None if proved, a counterexample, or
-    the reason it stays open. Rows are enlarged by ``tau`` (the float rounding is in the encoding)."""
+    the reason it stays open. Each disjunct is decided by ``disjunct.decide_disjunct``."""
 
     t = time.perf_counter()
+    deadline = Deadline.coerce(deadline)
     milp = encode(network, b, lo, hi)
     tau = margin_tau(b, settings.margin_abs, settings.margin_rel)
     stats.milp_binaries_max = max(stats.milp_binaries_max, milp.n_binaries)
     reason = None
-    for cons in disjuncts:
-        remaining = None if deadline is None else deadline - time.perf_counter()
-        problem = milp.with_rows(output_rows(network, milp, cons.ax, cons.ay, cons.rhs + tau))
-        out = solve(problem, remaining, settings.solver)
-        if out.status == "infeasible":
-            continue
-        if out.status in ("feasible", "optimal"):
-            x = out.values[problem.input_vars]
-            cex = confirm(oracle, case, x, case_index)
-            if cex is None:
-                sub = Case(lo, hi, (cons,))
-                rng = np.random.default_rng(0)
-                cands = falsify.search(network, cons, lo, hi, rng, n_random=64, restarts=4, extra_starts=x,
-                                       deadline=deadline)
-                for i in falsify.replay_order(network, cons, cands):
-                    cex = confirm(oracle, sub, cands[i], case_index)
-                    if cex is not None:
-                        cex = Counterexample(cex.input, cex.output, case_index)
-                        break
-            if cex is not None:
-                stats.milp_s += time.perf_counter() - t
-                return cex
-            reason = (f"a solver point lies in the unsafe region enlarged by tau={tau:.2g} but does not replay "
-                      "in onnxruntime (the property may hold by less than tau)")
-            continue
+    try:
+        for cons in disjuncts:
+            out = decide_disjunct(network, case, cons, milp, tau, settings.solver, deadline, oracle,
+                                  np.random.default_rng(settings.seed), settings.attack, case_index, box=(lo, hi))
+            if out.kind == PROVED:
+                continue
+            if out.kind == COUNTEREXAMPLE:
+                return out.counterexample
+            if out.kind == TIMEOUT:
+                return "timeout during branch and bound (MILP on a sub-box)"
+            if out.kind != "open":
+                return out.reason
+            reason = out.reason
+        return reason
+    finally:
         stats.milp_s += time.perf_counter() - t
-        return ("timeout during branch and bound (MILP on a sub-box)" if out.status == "timeout"
-                else f"solver error: {out.message}")
-    stats.milp_s += time.perf_counter() - t
-    return reason

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..bounds import LayerBounds, check_box, interval_bounds, linear_bounds, symbolic_bounds
+from ..budget import Deadline
 from ..errors import VerifierError
 from ..io.onnx import load_model
 from ..network import Network
@@ -63,8 +64,7 @@ def layer_bounds(model: Network | str | os.PathLike, lower, upper, method: str =
         return sym
     from .tighten import lp_bounds
 
-    deadline = None if timeout is None else time.perf_counter() + timeout
-    return lp_bounds(net, lower, upper, start=sym, deadline=deadline)
+    return lp_bounds(net, lower, upper, start=sym, deadline=Deadline.after(timeout))
 
 
 def linear_query(model: Network | str | os.PathLike, lower, upper, C, d=None, method: str = "symbolic",
@@ -78,7 +78,7 @@ def linear_query(model: Network | str | os.PathLike, lower, upper, C, d=None, me
     if C.shape[1] != net.n_outputs:
         raise VerifierError(f"query has {C.shape[1]} output coefficients, the network has {net.n_outputs} outputs")
     d = np.zeros(C.shape[0]) if d is None else np.asarray(d, dtype=np.float64)
-    deadline = None if timeout is None else t0 + timeout
+    deadline = Deadline(None if timeout is None else t0 + timeout, timeout)
     exact = np.zeros(C.shape[0], bool)
     if method == "interval":
         lb = interval_bounds(net, lower, upper)
@@ -92,8 +92,8 @@ def linear_query(model: Network | str | os.PathLike, lower, upper, C, d=None, me
         from .tighten import lp_bounds
 
         # milp: the LP stage (which gives the big-M values) gets at most half of the budget
-        lp_budget = timeout / 2 if (method == "milp" and timeout is not None) else timeout
-        lb = lp_bounds(net, lower, upper, start=lb, deadline=None if lp_budget is None else t0 + lp_budget)
+        lp_deadline = deadline if method != "milp" or timeout is None else Deadline(t0 + timeout / 2, timeout / 2)
+        lb = lp_bounds(net, lower, upper, start=lb, deadline=lp_deadline)
         # back-substitution is not monotone in the layer bounds (the relaxations' slopes change with
         # them): keep the symbolic result where it is tighter, so each method nests in the one before
         lo_lp, hi_lp = linear_bounds(net, lb, lower, upper, C)

@@ -10,13 +10,13 @@ Every result is intersected with the bounds it started from, so tightening never
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 
 import numpy as np
 
 from ..activations import kinks_inside
 from ..bounds import LayerBounds, check_box, symbolic_bounds
+from ..budget import Deadline
 from ..milp.encoding import encode, output_rows
 from ..milp.solvers.highs import LinearProgram, milp_pad
 from ..network import Network
@@ -37,22 +37,19 @@ def _objective(prefix: Network, milp, row_out: np.ndarray, row_in: np.ndarray | 
     return idx, val, -rhs, float(np.abs(row_out) @ milp.output_error)
 
 
-def _remaining(deadline: float | None) -> float | None:
-    return None if deadline is None else deadline - time.perf_counter()
-
-
 def lp_bounds(network: Network, lower: np.ndarray, upper: np.ndarray, start: LayerBounds | None = None,
-              deadline: float | None = None) -> LayerBounds:
+              deadline: Deadline | float | None = None) -> LayerBounds:
     """LP-tightened pre-activation bounds of every layer (outputs included).
 
-    Stops tightening (keeping what it has, which is sound) when ``deadline`` passes.
+    Stops tightening (keeping what it has, which is sound) when ``deadline`` (a ``Deadline`` or an
+    absolute ``time.perf_counter`` time) passes.
     """
+    deadline = Deadline.coerce(deadline)
     lower, upper = check_box(lower, upper, network.n_inputs)
     b = start if start is not None else symbolic_bounds(network, lower, upper)
     los, his = list(b.lower), list(b.upper)
     for k in range(1, len(network.layers)):
-        rem = _remaining(deadline)
-        if rem is not None and rem <= 0:
+        if deadline.expired():
             break
         layer = network.layers[k]
         if layer.activation is not None:
@@ -66,16 +63,15 @@ def lp_bounds(network: Network, lower: np.ndarray, upper: np.ndarray, start: Lay
         prog = LinearProgram(milp, integer=False)
         lo_k, hi_k = los[k].copy(), his[k].copy()
         for i in targets:
-            rem = _remaining(deadline)
-            if rem is not None and rem <= 0:
+            if deadline.expired():
                 break
             e = np.zeros(layer.n_out)
             e[i] = 1.0
             idx, val, const, err = _objective(prefix, milp, e)
-            lo_v, _ = prog.minimize(idx, val, rem)
+            lo_v, _ = prog.minimize(idx, val, deadline.remaining())
             if lo_v is not None:
                 lo_k[i] = max(lo_k[i], lo_v + const - err)
-            hi_v, _ = prog.maximize(idx, val, _remaining(deadline))
+            hi_v, _ = prog.maximize(idx, val, deadline.remaining())
             if hi_v is not None:
                 hi_k[i] = min(hi_k[i], hi_v + const + err)
         hi_k = np.maximum(hi_k, lo_k)  # rounding can cross them on a degenerate neuron
@@ -86,14 +82,13 @@ def lp_bounds(network: Network, lower: np.ndarray, upper: np.ndarray, start: Lay
             nb = symbolic_bounds(network, lower, upper, start=start_b)
             los = [np.maximum(a, c) for a, c in zip(los, nb.lower)]
             his = [np.minimum(a, c) for a, c in zip(his, nb.upper)]
-        rem = _remaining(deadline)
-        if rem is not None and rem <= 0:
+        if deadline.expired():
             break
     return LayerBounds(tuple(los), tuple(his), "lp")
 
 
 def milp_extrema(network: Network, lower: np.ndarray, upper: np.ndarray, C: np.ndarray, bounds: LayerBounds,
-                 deadline: float | None = None, start: tuple[np.ndarray, np.ndarray] | None = None
+                 deadline: Deadline | float | None = None, start: tuple[np.ndarray, np.ndarray] | None = None
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Min and max of each row of ``C @ y`` with the binaries kept, plus per-row exactness.
 
@@ -113,6 +108,7 @@ def milp_extrema(network: Network, lower: np.ndarray, upper: np.ndarray, C: np.n
     """
     from ..bounds import linear_bounds
 
+    deadline = Deadline.coerce(deadline)
     lower, upper = check_box(lower, upper, network.n_inputs)
     C = np.atleast_2d(np.asarray(C, dtype=np.float64))
     n = C.shape[0]
@@ -131,13 +127,12 @@ def milp_extrema(network: Network, lower: np.ndarray, upper: np.ndarray, C: np.n
     # d = 0: min of row r; d = 1: its max, as the min of its negation
     solves = [(r, d) for r in range(n) for d in (0, 1)]
     for k, (r, d) in enumerate(solves):
-        rem = _remaining(deadline)
-        if rem is not None and rem <= 0:
+        if deadline.expired():
             break  # the rows not solved keep the bounds they started from
         idx, val, const, _ = objectives[r]
         sign = 1.0 if d == 0 else -1.0
         # share what is left fairly between the remaining solves
-        res = prog.mip_minimize(idx, sign * val, None if rem is None else rem / (len(solves) - k))
+        res = prog.mip_minimize(idx, sign * val, deadline.share(len(solves) - k))
         if res.bound is not None:
             proved[d, r] = sign * res.bound + const
             scale[d, r] = abs(res.bound) + abs(const)

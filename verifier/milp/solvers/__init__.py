@@ -19,6 +19,9 @@ class PulpSolver:
 
     def __init__(self, name: str) -> None:
         self.name = name
+        # whether ``cancel`` stops a running solve (the CBC process is killed; HiGHS via PuLP is not):
+        # solves side by side (``--jobs``) need it. A ``Solver`` without the attribute is assumed to.
+        self.cancellable = name == "cbc"
 
     def solve(self, milp, time_limit: float | None = None, cancel=None) -> SolveOutcome:
         return _cbc.solve(milp, time_limit, self.name, cancel=cancel)
