@@ -49,6 +49,11 @@ class _Group(click.Group):
             raise
         except KeyboardInterrupt:
             _fail("interrupted", 130)
+        except BrokenPipeError:  # the reader of our output went away (``| head``): stop quietly, as Unix tools do
+            import os
+
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(141)
         except Exception as exc:  # noqa: BLE001 - a bug, not bad input: still no traceback for the user
             _fail(f"internal error: {type(exc).__name__}: {exc}", EXIT_INTERNAL)
 
