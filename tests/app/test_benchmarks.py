@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BENCH, check_counterexample
+from tests.helpers.checks import check_counterexample
+from tests.helpers.paths import BENCH
 from verifier.spec import load_spec
 from verifier.verify import Options, verify
 

@@ -17,17 +17,10 @@ import pytest
 from click.testing import CliRunner
 from onnx import helper
 
-from tests.conftest import (
-    ACT_BY_NAME,
-    RELU,
-    REPO,
-    cancel_network,
-    check_counterexample,
-    network_to_onnx,
-    random_network,
-    spike_network,
-)
-from tests.onnx_builders import GraphBuilder, make_model, save, tensor
+from tests.helpers.checks import check_counterexample
+from tests.helpers.networks import ACT_BY_NAME, RELU, cancel_network, network_to_onnx, random_network, spike_network
+from tests.helpers.onnx_builders import GraphBuilder, make_model, save, tensor
+from tests.helpers.paths import REPO
 from verifier.cli import main
 from verifier.spec import load_spec
 

@@ -8,7 +8,7 @@ import pickle
 import numpy as np
 import pytest
 
-from tests.conftest import RELU, cancel_network, network_to_onnx
+from tests.helpers.networks import RELU, cancel_network, network_to_onnx
 from verifier.errors import SolverError
 from verifier.milp.solvers import PulpSolver, SolveOutcome, Solver, get_solver, solver_name
 from verifier.spec import make_spec

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.conftest import CANCEL_MAX, RELU, SPIKE_A, SPIKE_B, cancel_network, network_to_onnx, spike_network
+from tests.helpers.networks import CANCEL_MAX, RELU, SPIKE_A, SPIKE_B, cancel_network, network_to_onnx, spike_network
 from verifier.bounds import margin_tau, symbolic_bounds
 from verifier.budget import Deadline
 from verifier.io.onnx import load_model

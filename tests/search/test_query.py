@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.conftest import RELU, random_network
+from tests.helpers.networks import RELU, random_network
 from verifier.errors import VerifierError
 from verifier.search.query import METHODS, layer_bounds, linear_query, output_bounds
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.conftest import RELU, random_network
+from tests.helpers.networks import RELU, random_network
 from verifier.bounds import symbolic_bounds
 from verifier.budget import Deadline, clock
 from verifier.search.tighten import lp_bounds

@@ -51,6 +51,30 @@ class _List:
 _Terms = list[list[_Atom]]  # a formula in DNF: OR of ANDs of atoms
 
 
+def _term_box(term, n_inputs: int):
+    """A DNF term's input box (tightest bounds, with the position of the atom that set each) and its
+    remaining constraint rows (atoms that are not bounds, and bounds that must also stay as rows)."""
+    lower = [-math.inf] * n_inputs
+    upper = [math.inf] * n_inputs
+    lower_at = [-1] * n_inputs
+    upper_at = [-1] * n_inputs
+    rows: list[_Atom] = []
+    for atom in term:
+        b = atom.bound
+        if b is None:
+            rows.append(atom)
+            continue
+        index, is_upper, value, keep_row = b
+        if is_upper:
+            if value < upper[index]:
+                upper[index], upper_at[index] = value, atom.pos
+        elif value > lower[index]:
+            lower[index], lower_at[index] = value, atom.pos
+        if keep_row:
+            rows.append(atom)
+    return lower, upper, lower_at, upper_at, rows
+
+
 class _VnnlibParser:
     """Reads VNN-LIB text into a :class:`Spec` (see :func:`parse_vnnlib`)."""
 
@@ -287,24 +311,7 @@ class _VnnlibParser:
         n = len(terms)
         for t, term in enumerate(terms, 1):
             label = f"disjunct {t} of {n}" if n > 1 else "the property"
-            lower = [-math.inf] * n_inputs
-            upper = [math.inf] * n_inputs
-            lower_at = [-1] * n_inputs
-            upper_at = [-1] * n_inputs
-            rows: list[_Atom] = []
-            for atom in term:
-                b = atom.bound
-                if b is None:
-                    rows.append(atom)
-                    continue
-                index, is_upper, value, keep_row = b
-                if is_upper:
-                    if value < upper[index]:
-                        upper[index], upper_at[index] = value, atom.pos
-                elif value > lower[index]:
-                    lower[index], lower_at[index] = value, atom.pos
-                if keep_row:
-                    rows.append(atom)
+            lower, upper, lower_at, upper_at, rows = _term_box(term, n_inputs)
             bad = next((i for i in range(n_inputs) if lower[i] > upper[i]), None)
             if bad is not None:
                 pos = max(lower_at[bad], upper_at[bad])

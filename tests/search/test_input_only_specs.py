@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from tests.conftest import RELU, check_counterexample, network_to_onnx, ort_eval, random_network
+from tests.helpers.checks import check_counterexample, ort_eval
+from tests.helpers.networks import RELU, network_to_onnx, random_network
 from verifier import falsify
 from verifier.bab import BabSettings, input_split, lp_refutes
 from verifier.bounds import symbolic_bounds

@@ -4,7 +4,7 @@
 (b) a solver error is *unknown*;
 (c) a solver point that does not replay in onnxruntime is *unknown*, never *violated*;
 (d) every *violated* answer carries an input that really violates the property: replayed here with
-    onnxruntime directly and the spec rows evaluated by hand (``conftest.check_counterexample``);
+    onnxruntime directly and the spec rows evaluated by hand (``tests.helpers.checks.check_counterexample``);
 (e) *holds* only when the unsafe region enlarged by ``tau`` is infeasible: a property that holds by less
     than ``tau`` is *unknown*; a narrow planted violation that sampling misses is found by the MILP;
 (f) ``cast_into_box`` returns float32 values inside the box, even for bounds float32 cannot represent.
@@ -21,26 +21,24 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import (
+from tests.helpers.checks import check_counterexample
+from tests.helpers.networks import (
     ACTIVATIONS,
-    BENCH,
-    CANCEL_MAX,
     RELU,
     SPIKE_A,
     SPIKE_B,
     SPIKE_K,
     ActKind,
-    cancel_network,
-    check_counterexample,
     lipschitz,
     make_net,
     network_to_onnx,
     random_network,
     reference_forward,
-    spike_network,
 )
+from tests.helpers.paths import BENCH
+from tests.helpers.solvers import FakeSolver
 from verifier import falsify
-from verifier.bounds import interval_bounds, symbolic_bounds
+from verifier.bounds import interval_bounds
 from verifier.oracle import cast_into_box
 from verifier.solve import SolveOutcome
 from verifier.spec import load_spec, make_spec
@@ -52,37 +50,6 @@ STRATEGIES = ["milp", "input-split"]
 def strategy_options(strategy: str, **kw) -> Options:
     """Options selecting ``strategy`` (one MILP per disjunct, or branch and bound on input boxes)."""
     return Options(strategy=strategy, **kw)
-
-
-# ------------------------------------------------------------------------------ planted networks
-@pytest.fixture
-def cancel_onnx(tmp_path):
-    """See ``conftest.cancel_network``: y0 is exactly 0.75; only the MILP can prove y0 >= 0.75 + d empty."""
-    net = cancel_network()
-    path = network_to_onnx(net, RELU, tmp_path / "cancel.onnx")
-    lower, upper = np.array([-1.0, -1.0]), np.array([1.0, 1.0])
-    # premise: the bounds cannot decide y0 >= 0.75 + 1e-3
-    for b in (interval_bounds(net, lower, upper), symbolic_bounds(net, lower, upper)):
-        assert b.output_upper[0] > CANCEL_MAX + 0.1
-    return path, lower, upper
-
-
-@pytest.fixture
-def spike_onnx(tmp_path):
-    net = spike_network()
-    return network_to_onnx(net, RELU, tmp_path / "spike.onnx"), net
-
-
-class FakeSolver:
-    """A solver object (``milp.solvers.base.Solver``) that calls ``fake(milp, time_limit, name, cancel=...)``;
-    injected with ``Options(solver=FakeSolver(fake))`` on both the MILP and the input-split path."""
-
-    def __init__(self, fake, name: str = "cbc") -> None:
-        self.fake = fake
-        self.name = name
-
-    def solve(self, milp, time_limit=None, cancel=None):
-        return self.fake(milp, time_limit, self.name, cancel=cancel)
 
 
 # ----------------------------------------------------------------------------------- (a) timeouts

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.conftest import ACT_BY_NAME, random_network, reference_forward
+from tests.helpers.networks import ACT_BY_NAME, random_network, reference_forward
 from verifier import triangle
 from verifier.bounds import linear_bounds, symbolic_bounds
 from verifier.encoding import encode, output_rows, with_margin

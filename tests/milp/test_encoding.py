@@ -17,8 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import ACT_BY_NAME, ACTIVATIONS, ActKind, lipschitz, random_network, reference_forward
-from tests.onnx_builders import GraphBuilder, tensor
+from tests.helpers.networks import ACT_BY_NAME, ACTIVATIONS, ActKind, lipschitz, random_network, reference_forward
+from tests.helpers.onnx_builders import GraphBuilder, tensor
 from verifier.bounds import LayerBounds, interval_bounds, symbolic_bounds
 from verifier.encoding import MILP, encode, output_rows
 from verifier.errors import EncodingError
@@ -343,7 +343,7 @@ def _onnx_clip_net(tmp_path, kind: str):
 
 @pytest.mark.parametrize("kind", ["leaky", "clip", "maxmin"])
 def test_onnx_networks_milp_extremes_match_onnxruntime_grid(tmp_path, kind):
-    from tests.conftest import ort_session
+    from tests.helpers.checks import ort_session
 
     path = _onnx_clip_net(tmp_path, kind)
     net = load_model(path)

@@ -24,7 +24,7 @@ from verifier.spec import (
     parse_vnnlib,
 )
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 BENCH = SHARED / "benchmarks" / "vnncomp2021"
 SRC = "prop.vnnlib"
 TSRC = "prop.toml"

@@ -12,7 +12,7 @@ import inspect
 import numpy as np
 import pytest
 
-from tests.conftest import ACT_BY_NAME, random_network
+from tests.helpers.networks import ACT_BY_NAME, random_network
 from verifier.bounds import symbolic_bounds
 from verifier.encoding import encode, output_rows
 from verifier.lp import LinearProgram

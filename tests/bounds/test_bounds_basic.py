@@ -14,7 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import ACTIVATIONS, BENCH, ActKind, random_network
+from tests.helpers.networks import ACTIVATIONS, ActKind, random_network
+from tests.helpers.paths import BENCH
 from verifier.bounds import LayerBounds, interval_bounds, linear_bounds, symbolic_bounds
 from verifier.errors import EncodingError
 from verifier.network import Network

@@ -10,7 +10,7 @@ import numpy as np
 import onnx
 import pytest
 
-from tests.onnx_builders import (
+from tests.helpers.onnx_builders import (
     FLOAT,
     INT64,
     GraphBuilder,
@@ -27,7 +27,7 @@ from verifier.errors import ModelError
 from verifier.network import Network
 from verifier.onnx_loader import load_model
 
-BENCH = Path(__file__).resolve().parents[1].parent / "shared" / "benchmarks" / "vnncomp2021"
+BENCH = Path(__file__).resolve().parents[2].parent / "shared" / "benchmarks" / "vnncomp2021"
 
 RTOL = 1e-5
 ATOL = 1e-5

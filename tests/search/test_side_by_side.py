@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 import verifier.solve as solve_mod
-from tests.conftest import RELU, SPIKE_A, SPIKE_B, check_counterexample, random_network
-from tests.test_soundness import FakeSolver, cancel_onnx, spike_onnx  # noqa: F401 - fixtures
+from tests.helpers.checks import check_counterexample
+from tests.helpers.networks import RELU, SPIKE_A, SPIKE_B, random_network
+from tests.helpers.solvers import FakeSolver
 from verifier.bounds import symbolic_bounds
 from verifier.encoding import encode, output_rows
 from verifier.solve import SolveOutcome, solve
@@ -21,7 +22,7 @@ from verifier.verify import Options, verify
 MILP2 = Options(strategy="milp", falsify=False, jobs=2)
 
 
-def test_several_disjuncts_proved_side_by_side(cancel_onnx):  # noqa: F811
+def test_several_disjuncts_proved_side_by_side(cancel_onnx):
     path, lower, upper = cancel_onnx
     spec = make_spec(lower, upper, [["y0 >= 0.76"], ["y0 <= 0.74"], ["y1 >= 5"]])
     res = verify(path, spec, options=MILP2)
@@ -30,7 +31,7 @@ def test_several_disjuncts_proved_side_by_side(cancel_onnx):  # noqa: F811
     assert res.stats["disjunct_outcomes"]["proved_by_milp"] >= 2
 
 
-def test_narrow_violation_found_side_by_side(spike_onnx):  # noqa: F811
+def test_narrow_violation_found_side_by_side(spike_onnx):
     path, _ = spike_onnx
     spec = make_spec([-1.0, -1.0], [1.0, 1.0], [["y0 >= 2"], ["y0 >= 1.5"], ["y0 >= 0.9"]])
     res = verify(path, spec, options=MILP2)
@@ -39,7 +40,7 @@ def test_narrow_violation_found_side_by_side(spike_onnx):  # noqa: F811
     assert abs(res.counterexample.input[0] - SPIKE_A) < 1e-3 and abs(res.counterexample.input[1] - SPIKE_B) < 1e-3
 
 
-def test_timeouts_side_by_side_are_unknown(cancel_onnx):  # noqa: F811
+def test_timeouts_side_by_side_are_unknown(cancel_onnx):
     path, lower, upper = cancel_onnx
 
     def fake(milp, time_limit=None, solver="cbc", relax=False, maximize=False, cancel=None):
@@ -50,7 +51,7 @@ def test_timeouts_side_by_side_are_unknown(cancel_onnx):  # noqa: F811
     assert res.status == "unknown" and "timeout" in res.reason
 
 
-def test_a_counterexample_cancels_the_other_solves(cancel_onnx):  # noqa: F811
+def test_a_counterexample_cancels_the_other_solves(cancel_onnx):
     path, lower, upper = cancel_onnx
     cancelled = []
     real = solve_mod.solve
@@ -93,7 +94,7 @@ def test_cbc_stops_when_cancelled():
     assert out.status == "cancelled" and took < 5.0, (out.status, took)
 
 
-def test_a_failing_solve_stops_the_others_and_is_raised(cancel_onnx):  # noqa: F811
+def test_a_failing_solve_stops_the_others_and_is_raised(cancel_onnx):
     path, lower, upper = cancel_onnx
     stopped = []
 

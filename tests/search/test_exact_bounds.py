@@ -27,8 +27,8 @@ import pytest
 from click.testing import CliRunner
 from onnx import helper
 
-from tests.conftest import ACT_BY_NAME, random_network
-from tests.onnx_builders import initializer, make_model, tensor
+from tests.helpers.networks import ACT_BY_NAME, random_network
+from tests.helpers.onnx_builders import initializer, make_model, tensor
 from verifier import load_model
 from verifier.bounds import PAD_ABS, PAD_REL, interval_bounds, symbolic_bounds
 from verifier.cli import main
@@ -280,7 +280,7 @@ def test_lp_layer_bounds_contain_samples_and_nest_in_symbolic():
 
 # ------------------------------------------------------------------------------------ float32
 def test_onnxruntime_outputs_inside_the_milp_bounds(mirrored):
-    from tests.conftest import ort_session
+    from tests.helpers.checks import ort_session
 
     worst = 0.0
     for seed in ORT_SEEDS:

@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 from onnx import TensorProto
 
-from tests.onnx_builders import GraphBuilder, save, tensor
+from tests.helpers.onnx_builders import GraphBuilder, save, tensor
 from verifier.cli import main
 from verifier.errors import ModelError
 from verifier.network import Activation, Layer, Network

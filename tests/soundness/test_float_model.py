@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from onnx import TensorProto
 
-from tests.onnx_builders import GraphBuilder, onnxruntime_outputs, random_inputs, save, tensor
+from tests.helpers.onnx_builders import GraphBuilder, onnxruntime_outputs, random_inputs, save, tensor
 from verifier import load_model, make_spec, verify
 from verifier.bounds import interval_bounds, symbolic_bounds
 from verifier.errors import ModelError
