@@ -94,18 +94,8 @@ def triangle_lp(network: Network, bounds: LayerBounds, lower: np.ndarray, upper:
             cols = np.arange(col, col + unst.size)
             col += unst.size
             l_u, u_u = lo[unst], hi[unst]
-            Pu, pu, Ru = P[unst], p[unst], R[unst]
-            eye = np.zeros((unst.size, width))
-            eye[np.arange(unst.size), cols] = 1.0
-            # y >= x >= p - R   <=>   P v - y <= -p + R
-            blocks.append(np.hstack([Pu - eye, (-pu + Ru)[:, None]]))
             alpha = activations.triangle_alpha(act)
-            if alpha > 0.0:
-                # y >= alpha x >= alpha (p - R)
-                blocks.append(np.hstack([alpha * Pu - eye, (-alpha * pu + alpha * Ru)[:, None]]))
-            # y <= alpha l + s (x - l) <= alpha l + s (p + R - l)   <=>   y - s P v <= alpha l - s l + s p + s R
-            s = (u_u - alpha * l_u) / (u_u - l_u)
-            blocks.append(np.hstack([eye - s[:, None] * Pu, (alpha * l_u - s * l_u + s * pu + s * Ru)[:, None]]))
+            blocks += _hull_rows(P[unst], p[unst], R[unst], l_u, u_u, cols, width, alpha)
             lbs.append(alpha * l_u)
             ubs.append(u_u)
             vmag[cols] = np.maximum(np.abs(alpha * l_u), np.abs(u_u))
@@ -120,14 +110,38 @@ def triangle_lp(network: Network, bounds: LayerBounds, lower: np.ndarray, upper:
     const = out_rows @ e - np.abs(out_rows) @ r  # the rows hold if some value within the radius does
     if in_rows is not None:
         coef[:, :n_in] += np.atleast_2d(in_rows)
+    return _assemble(blocks, coef, np.asarray(rhs, dtype=np.float64) - const, lbs, ubs, t_lower, t_upper, n_in), width
+
+
+def _hull_rows(Pu: np.ndarray, pu: np.ndarray, Ru: np.ndarray, l_u: np.ndarray, u_u: np.ndarray, cols: np.ndarray,
+               width: int, alpha: float) -> list[np.ndarray]:
+    """Rows ``[coef | rhs]`` of the convex hull of unstable ReLU / LeakyReLU(alpha) neurons whose
+    pre-activation ``x`` lies within ``Ru`` of ``Pu v + pu``, each row at its worst over that interval."""
+    eye = np.zeros((pu.size, width))
+    eye[np.arange(pu.size), cols] = 1.0
+    # y >= x >= p - R   <=>   P v - y <= -p + R
+    rows = [np.hstack([Pu - eye, (-pu + Ru)[:, None]])]
+    if alpha > 0.0:
+        # y >= alpha x >= alpha (p - R)
+        rows.append(np.hstack([alpha * Pu - eye, (-alpha * pu + alpha * Ru)[:, None]]))
+    # y <= alpha l + s (x - l) <= alpha l + s (p + R - l)   <=>   y - s P v <= alpha l - s l + s p + s R
+    s = (u_u - alpha * l_u) / (u_u - l_u)
+    rows.append(np.hstack([eye - s[:, None] * Pu, (alpha * l_u - s * l_u + s * pu + s * Ru)[:, None]]))
+    return rows
+
+
+def _assemble(blocks: list[np.ndarray], coef: np.ndarray, prop_rhs: np.ndarray, lbs: list, ubs: list,
+              t_lower: float, t_upper: float, n_in: int) -> MILP:
+    """The sparse LP from the hull rows and the property rows ``coef . v - t <= prop_rhs``."""
+    width = coef.shape[1]
     A = np.hstack([np.vstack([blk[:, :-1] for blk in blocks] + [coef]) if blocks else coef,
                    np.zeros((sum(blk.shape[0] for blk in blocks) + coef.shape[0], 1))])
     A[-coef.shape[0]:, -1] = -1.0
-    row_rhs = np.concatenate([blk[:, -1] for blk in blocks] + [np.asarray(rhs, dtype=np.float64) - const])
+    row_rhs = np.concatenate([blk[:, -1] for blk in blocks] + [prop_rhs])
     mask = A != 0.0
     indptr = np.concatenate([[0], np.cumsum(mask.sum(axis=1))]).astype(np.int64)
     indices = np.nonzero(mask)[1].astype(np.int64)
     n_vars = width + 1
-    lp = MILP(np.concatenate(lbs + [[t_lower]]), np.concatenate(ubs + [[t_upper]]), np.zeros(n_vars, bool),
-              indptr, indices, A[mask], row_rhs, np.zeros(row_rhs.size, bool), np.arange(n_in), (np.zeros(0), np.zeros(0)))
-    return lp, width
+    return MILP(np.concatenate(lbs + [[t_lower]]), np.concatenate(ubs + [[t_upper]]), np.zeros(n_vars, bool),
+                indptr, indices, A[mask], row_rhs, np.zeros(row_rhs.size, bool), np.arange(n_in),
+                (np.zeros(0), np.zeros(0)))

@@ -188,17 +188,11 @@ def bound_box(network: Network, case: Case, disjuncts: list[Constraints], oracle
         stats.proved_by_bounds += 1
         return [], 0, None, b
     t = time.perf_counter()
-    cands.append(0.5 * (lo + hi))
-    pts = np.vstack(cands)
-    # replayed where a float evaluation may reach some live disjunct: onnxruntime decides
-    near_pts = np.min([falsify.float_margins(network, disjuncts[i], pts) for i in alive], axis=0) <= 0
-    for x, near in zip(pts, near_pts):
-        if near:
-            cex = confirm(oracle, case, x, case_index)
-            if cex is not None:
-                stats.attack_s += time.perf_counter() - t
-                return cex
+    cex = _attack_points(network, case, [disjuncts[i] for i in alive], oracle, np.vstack(cands + [0.5 * (lo + hi)]),
+                         case_index)
     stats.attack_s += time.perf_counter() - t
+    if cex is not None:
+        return cex
     n_unstable = b.n_unstable(network)
     if lp_check and 0 < n_unstable <= settings.lp_unstable:
         deadline = Deadline.coerce(deadline)
@@ -217,6 +211,17 @@ def bound_box(network: Network, case: Case, disjuncts: list[Constraints], oracle
     if best_dim is None and np.any(hi > lo):
         best_dim = int(np.argmax(hi - lo))
     return alive, n_unstable, best_dim, b
+
+
+def _attack_points(network: Network, case: Case, live: list[Constraints], oracle: OnnxOracle, pts: np.ndarray,
+                   case_index: int) -> Counterexample | None:
+    """Replay the points where a float evaluation may reach some live disjunct: onnxruntime decides."""
+    near_pts = np.min([falsify.float_margins(network, cons, pts) for cons in live], axis=0) <= 0
+    for x in pts[near_pts]:
+        cex = confirm(oracle, case, x, case_index)
+        if cex is not None:
+            return cex
+    return None
 
 
 def _split_score(b, coef: np.ndarray, lo: np.ndarray, hi: np.ndarray, rule: str) -> np.ndarray:
