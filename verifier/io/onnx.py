@@ -21,6 +21,7 @@ import numpy as np
 from ..errors import ModelError
 from ..floatmodel import FOLD_SLACK, LARGEST, UNDERFLOW, UNIT_ROUNDOFF, gamma, round_step
 from ..network import Activation, Layer, Network
+from .replay import ONNX_BYTES
 
 SUPPORTED_OPS = (
     "Add", "BatchNormalization", "Cast", "Clip", "Concat", "Constant", "Conv", "Div", "Dropout",
@@ -117,6 +118,9 @@ def load_model(path: str | os.PathLike) -> Network:
         onnx.checker.check_model(model)
     except Exception as exc:  # noqa: BLE001
         raise ModelError(f"{path}: the ONNX checker rejects this model: {str(exc).strip()}") from None
+    # the model as read (external data inlined): onnxruntime replays from these bytes, here and in
+    # worker processes, never from the file again (io/replay.py)
+    model_bytes = model.SerializeToString()
     try:
         model = onnx.shape_inference.infer_shapes(model)
         inferred = True
@@ -124,6 +128,7 @@ def load_model(path: str | os.PathLike) -> Network:
         inferred = False
     network = _GraphConverter(model, path).convert()
     network.meta["shape_inference"] = inferred
+    network.meta[ONNX_BYTES] = model_bytes
     _self_check(network, path)
     return network
 
