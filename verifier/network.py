@@ -130,7 +130,8 @@ class Network:
     source: str | None = None
     input_name: str = "input"
     output_name: str = "output"
-    meta: dict = field(default_factory=dict, compare=False)
+    #: loader facts (opset, input_dtype, ...; ``onnx_bytes``: the ONNX model replayed by onnxruntime)
+    meta: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def n_inputs(self) -> int:

@@ -2,8 +2,9 @@
 
 ``verify`` answers *holds* only when every unsafe disjunct of every input box is proved empty,
 either by sound bounds or by the solver's infeasibility verdict on the region enlarged by a
-margin ``tau``; it answers *violated* only with an input that onnxruntime confirms; everything
-else (time-out, solver error, a solver point that does not replay) is *unknown* with the reason.
+margin ``tau``; it answers *violated* only with an input that the replay oracle confirms
+(onnxruntime on the ONNX model; for a network built in memory, its own float32 forward pass);
+everything else (time-out, solver error, a solver point that does not replay) is *unknown* with the reason.
 """
 
 from __future__ import annotations
@@ -20,7 +21,15 @@ from .bounds import LayerBounds, interval_bounds, linear_bounds, margin_tau, rou
 from .budget import Deadline
 from .errors import VerifierError
 from .io.onnx import compare_with_onnxruntime, load_model
-from .io.replay import Counterexample, OnnxOracle
+from .io.replay import (
+    NETWORK_FLOAT32,
+    ONNXRUNTIME,
+    Counterexample,
+    NetworkOracle,
+    OnnxOracle,
+    make_oracle,
+    model_bytes_of,
+)
 from .io.spec_file import load_spec
 from .milp.encoding import MILP, encode
 from .milp.solvers import Solver, get_solver, solver_name
@@ -44,8 +53,13 @@ from .spec import Case, Constraints, Spec
 
 
 @functools.cache
-def float_model() -> dict:
-    """What a proof covers (reported in every result's stats): the evaluation and onnxruntime's version."""
+def float_model(oracle: str = ONNXRUNTIME) -> dict:
+    """What a proof covers (reported in every result's stats): the evaluation and onnxruntime's version,
+    or, for a network built in memory, its float32 forward pass."""
+    if oracle == NETWORK_FLOAT32:
+        return {"evaluation": "the network's float32 forward pass: per layer one float32 matrix product plus "
+                              "bias (any summation order), then the activation; worst-case rounding bound per "
+                              "layer (verifier/floatmodel.py)"}
     import onnxruntime
 
     return {"evaluation": "onnxruntime CPUExecutionProvider, float32 kernels, default graph optimisations, "
@@ -86,7 +100,7 @@ class _Run:
     spec: Spec
     options: Options
     t0: float
-    oracle: OnnxOracle
+    oracle: OnnxOracle | NetworkOracle
     rng: np.random.Generator
     solver: Solver
     deadline: Deadline
@@ -101,6 +115,9 @@ def verify(model: Network | str | os.PathLike, spec: Spec | str | os.PathLike, t
     """Check ``spec`` on ``model`` (objects or file paths). ``timeout`` bounds the whole call.
 
     ``timeout`` and ``solver``, when given, override the corresponding fields of ``options``.
+    Counterexamples are replayed in onnxruntime when the network came from an ONNX model (from the
+    model bytes the loader kept: the file may be gone since), and in the network's own float32
+    forward pass when it was built in memory; ``stats["oracle"]`` says which.
     """
     t0 = time.perf_counter()
     opts = options or Options()
@@ -111,24 +128,38 @@ def verify(model: Network | str | os.PathLike, spec: Spec | str | os.PathLike, t
     solver_obj = get_solver(opts.solver)
     deadline = Deadline(None if opts.timeout is None else t0 + opts.timeout, opts.timeout)
     network = model if isinstance(model, Network) else load_model(model)
-    if network.source is None or not os.path.isfile(network.source):
-        raise VerifierError("verify needs the network's ONNX file to replay counterexamples in onnxruntime; "
-                            "load the network with verifier.load_model(path)")
+    oracle = _oracle_for(network)
     spec = spec if isinstance(spec, Spec) else load_spec(spec)
     spec = spec.bind(network.n_inputs, network.n_outputs)
-    run = _Run(network, spec, opts, t0, OnnxOracle(network), np.random.default_rng(opts.seed), solver_obj, deadline)
-    # the loader compared itself with onnxruntime at load; again inside the boxes of this spec
-    compare_with_onnxruntime(network, run.oracle, [p for c in spec.cases
-                                                   for p in (0.5 * (c.lower + c.upper),
-                                                             run.rng.uniform(c.lower, c.upper))])
-    run.stats.update({"solver": solver_name(opts.solver), "cases": len(spec.cases),
+    run = _Run(network, spec, opts, t0, oracle, np.random.default_rng(opts.seed), solver_obj, deadline)
+    if oracle.name == ONNXRUNTIME:
+        # the loader compared itself with onnxruntime at load; again inside the boxes of this spec
+        compare_with_onnxruntime(network, run.oracle, [p for c in spec.cases
+                                                       for p in (0.5 * (c.lower + c.upper),
+                                                                 run.rng.uniform(c.lower, c.upper))])
+    run.stats.update({"oracle": oracle.name, "solver": solver_name(opts.solver), "cases": len(spec.cases),
                       "disjuncts": sum(len(c.unsafe) for c in spec.cases),
                       "load_s": round(time.perf_counter() - t0, 4)})
     result = _verify(run)
     result.time_s = time.perf_counter() - t0
-    result.stats["onnxruntime_calls"] = run.oracle.calls
-    result.stats["float_model"] = float_model()
+    result.stats["replay_calls"] = run.oracle.calls
+    if run.oracle.name == ONNXRUNTIME:
+        result.stats["onnxruntime_calls"] = run.oracle.calls
+    result.stats["float_model"] = float_model(run.oracle.name)
     return result
+
+
+def _oracle_for(network: Network) -> OnnxOracle | NetworkOracle:
+    """onnxruntime for a network from an ONNX model (its kept bytes, else its file), else the
+    network's float32 forward pass."""
+    if model_bytes_of(network) is None and network.source is not None and not os.path.isfile(network.source):
+        raise VerifierError(f"{network.source}: the network's ONNX file is gone and its model bytes were not kept; "
+                            "counterexamples of an ONNX model are replayed in onnxruntime: load the network with "
+                            "verifier.load_model(path)")
+    try:
+        return make_oracle(network)
+    except ValueError as exc:
+        raise VerifierError(str(exc)) from None
 
 
 def _verify(run: _Run) -> Result:
@@ -396,7 +427,7 @@ def _input_split_case(run: _Run, ci: int, case: Case, todo: list[int], counts: d
             progress(out.stats, len(out.open_boxes))
         rem = deadline.remaining()
         wall_deadline = None if rem is None else time.time() + rem  # worker processes: wall clock
-        par = run_boxes(run.network.source, case, disjuncts, out.open_boxes, jobs, settings, wall_deadline, ci)
+        par = run_boxes(run.network, run.oracle, case, disjuncts, out.open_boxes, jobs, settings, wall_deadline, ci)
         par.stats.merge(out.stats)
         if out.reason and par.status == "holds":  # boxes the in-process phase left undecided
             par = BabOutcome("unknown", None, out.reason, par.stats)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import pytest
 
-import verifier
 from tests.helpers.paths import REPO as ROOT
 from verifier import bab, parallel
 from verifier.verify import Options, verify
@@ -22,11 +21,8 @@ def test_undecided_boxes_are_not_lost_when_the_search_goes_parallel(monkeypatch)
             return "solver error: injected (this sub-box stays undecided)"
         return orig(*args, **kwargs)
 
-    def sequential_run_boxes(model_path, case, disjuncts, boxes, jobs, settings, wall_deadline, ci=0):
-        from verifier.oracle import OnnxOracle
-
-        net = verifier.load_model(model_path)
-        return bab.input_split(net, case, disjuncts, OnnxOracle(net), settings, None, ci, boxes=boxes)
+    def sequential_run_boxes(net, oracle, case, disjuncts, boxes, jobs, settings, wall_deadline, ci=0):
+        return bab.input_split(net, case, disjuncts, oracle, settings, None, ci, boxes=boxes)
 
     monkeypatch.setattr(bab, "milp_box", first_milp_fails)
     monkeypatch.setattr(parallel, "run_boxes", sequential_run_boxes)

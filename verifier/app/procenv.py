@@ -5,6 +5,10 @@ A batch worker is started as a fresh interpreter (``subprocess.Popen``) with the
 they read these variables when they load, so they must be set at start-up, not later) and this
 package first on ``PYTHONPATH``. Nothing in the parent is changed, and no multiprocessing
 internals are touched (a fresh interpreter may be started from a daemonic Dask worker).
+
+A ``multiprocessing`` pool (the per-instance ``--jobs`` workers of ``search.parallel``) cannot be
+given an environment: its initializer receives :func:`single_thread_values` and applies them in the
+child with :func:`apply_environment`; the parent's ``os.environ`` is never written.
 """
 
 from __future__ import annotations
@@ -24,19 +28,30 @@ def child_environment(base: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment of a worker process: ``base`` (default ``os.environ``) with single-threaded
     BLAS / OpenMP and :data:`PACKAGE_ROOT` first on ``PYTHONPATH``."""
     env = dict(os.environ if base is None else base)
-    env.update({k: "1" for k in SINGLE_THREAD_ENV})
+    env.update(single_thread_values())
     paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != PACKAGE_ROOT]
     env["PYTHONPATH"] = os.pathsep.join([PACKAGE_ROOT, *paths])
     return env
+
+
+def single_thread_values() -> dict[str, str]:
+    """The variables that pin numeric libraries to one thread, for a child to apply (a fresh dict)."""
+    return {k: "1" for k in SINGLE_THREAD_ENV}
+
+
+def apply_environment(values: Mapping[str, str]) -> None:
+    """Set ``values`` in this process's ``os.environ``: call it in a worker process only (a pool
+    initializer), never in the parent."""
+    os.environ.update(values)
 
 
 @contextmanager
 def spawn_environment() -> Iterator[None]:
     """Single-threaded numeric libraries in ``multiprocessing`` children started inside the block.
 
-    Kept for :mod:`verifier.parallel` (the per-instance ``--jobs`` pool of the core), because a
-    ``multiprocessing`` pool cannot be given an environment: it sets :data:`SINGLE_THREAD_ENV` in
-    ``os.environ`` for the duration of the block and restores them after. The batch workers do not
+    Kept for callers of the old API only: nothing in the package uses it any more (the ``--jobs``
+    pool of :mod:`verifier.search.parallel` applies :func:`single_thread_values` in its children).
+    It sets :data:`SINGLE_THREAD_ENV` in ``os.environ`` for the duration of the block and restores them after. The batch workers do not
     use it (:func:`child_environment`). It no longer touches multiprocessing's private daemon flag:
     nothing of ours starts a pool from a daemonic process any more (a batch or Dask task runs its
     instance in a fresh worker interpreter, which is not daemonic).

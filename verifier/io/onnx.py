@@ -42,6 +42,7 @@ from .onnx_basis import (  # noqa: F401 - re-exported: the names of this module 
 from .onnx_fold import _cast_constant, _fold_constant, _fold_depth  # noqa: F401 - re-exported
 from .onnx_ops_linear import _elementwise_linear  # noqa: F401 - re-exported
 from .onnx_ops_shape import _resolve_reshape  # noqa: F401 - re-exported
+from .replay import ONNX_BYTES
 
 SUPPORTED_OPS = (
     "Add", "BatchNormalization", "Cast", "Clip", "Concat", "Constant", "Conv", "Div", "Dropout",
@@ -71,6 +72,9 @@ def load_model(path: str | os.PathLike) -> Network:
         onnx.checker.check_model(model)
     except Exception as exc:  # noqa: BLE001
         raise ModelError(f"{path}: the ONNX checker rejects this model: {str(exc).strip()}") from None
+    # the model as read (external data inlined): onnxruntime replays from these bytes, here and in
+    # worker processes, never from the file again (io/replay.py)
+    model_bytes = model.SerializeToString()
     try:
         model = onnx.shape_inference.infer_shapes(model)
         inferred = True
@@ -78,6 +82,7 @@ def load_model(path: str | os.PathLike) -> Network:
         inferred = False
     network = _GraphConverter(model, path).convert()
     network.meta["shape_inference"] = inferred
+    network.meta[ONNX_BYTES] = model_bytes
     _self_check(network, path)
     return network
 

@@ -1,10 +1,22 @@
-"""Replay candidate counterexamples in onnxruntime on the original ONNX file.
+"""Replay candidate counterexamples: in onnxruntime on the ONNX model, or, for a network built in
+memory, in the network's own float32 forward pass.
 
 A candidate is accepted only if, after being clipped into the box and cast to the model's own input
-element type (float16, float32 or float64, as the ONNX graph declares it), the output that
-onnxruntime computes violates the exact property with zero tolerance. The value fed is the value
-reported: it is exactly representable in the input type and lies inside the box, bounds included.
-This is the strictest check VNN-COMP applies, and the only way a *violated* verdict is ever reported.
+element type (float16, float32 or float64, as the ONNX graph declares it; float32 for a network
+built in memory), the output that the oracle computes violates the exact property with zero
+tolerance. The value fed is the value reported: it is exactly representable in the input type and
+lies inside the box, bounds included. This is the strictest check VNN-COMP applies, and the only way
+a *violated* verdict is ever reported.
+
+Two oracles with one interface (``name``, ``dtype``, ``calls``, ``run(x)``):
+
+- :class:`OnnxOracle`, used whenever the network came from an ONNX model. Its session is built from
+  the model's bytes: those that ``load_model`` keeps in ``network.meta[ONNX_BYTES]`` (the serialised
+  model it converted, external data inlined), else the bytes given, else the file at
+  ``network.source`` read once. ``oracle.model_bytes`` is what worker processes receive, so they
+  never open (or re-parse) the ONNX file, and a model whose file was deleted after loading still replays.
+- :class:`NetworkOracle`, for a ``Network`` built in memory (no ONNX model): the float32 evaluation
+  the error model of such a network describes (each layer one float32 ``Gemm``, ``verifier.network``).
 """
 
 from __future__ import annotations
@@ -16,28 +28,51 @@ from ..network import Network
 from ..result import Counterexample
 from ..spec import Case
 
+#: key of ``Network.meta`` holding the serialised ONNX model (set by ``io.onnx.load_model``)
+ONNX_BYTES = "onnx_bytes"
+#: ``oracle.name`` of the two oracles (reported as ``stats["oracle"]``)
+ONNXRUNTIME = "onnxruntime"
+NETWORK_FLOAT32 = "network float32 forward pass"
+
 #: onnxruntime's name of a graph input's element type -> the numpy type fed to it
 INPUT_TYPES = {"tensor(float16)": np.float16, "tensor(float)": np.float32, "tensor(double)": np.float64}
 
 
-class OnnxOracle:
-    """A cached onnxruntime session for one model file, single-threaded."""
+def model_bytes_of(network: Network) -> bytes | None:
+    """The ONNX model's bytes kept with ``network`` by the loader, or None."""
+    return network.meta.get(ONNX_BYTES)
 
-    def __init__(self, network: Network) -> None:
+
+def has_onnx_model(network: Network) -> bool:
+    """True if ``network`` came from an ONNX model (bytes kept, or a source file named)."""
+    return model_bytes_of(network) is not None or network.source is not None
+
+
+class OnnxOracle:
+    """A cached onnxruntime session for one ONNX model, single-threaded, built from the model's bytes."""
+
+    name = ONNXRUNTIME
+
+    def __init__(self, network: Network, model_bytes: bytes | None = None) -> None:
         import onnxruntime as ort
 
-        if network.source is None:
-            raise ValueError("the network has no source ONNX file to replay counterexamples on")
+        data = model_bytes if model_bytes is not None else model_bytes_of(network)
+        if data is None:
+            if network.source is None:
+                raise ValueError("the network has no ONNX model to replay counterexamples on")
+            with open(network.source, "rb") as f:
+                data = f.read()
+        self.model_bytes: bytes = data
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = 1
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
-        self.session = ort.InferenceSession(network.source, sess_options=opts, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(data, sess_options=opts, providers=["CPUExecutionProvider"])
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         self.input_shape = network.input_shape
         if inp.type not in INPUT_TYPES:
-            raise ModelError(f"{network.source}: input '{inp.name}' has element type {inp.type}; counterexamples "
+            raise ModelError(f"{network.source or '<model>'}: input '{inp.name}' has element type {inp.type}; counterexamples "
                              "can only be replayed for float16, float32 or float64 inputs")
         self.dtype = INPUT_TYPES[inp.type]  # the model's own input type: what onnxruntime is fed
         self.calls = 0
@@ -58,6 +93,50 @@ class OnnxOracle:
                 self._seen.clear()
             self._seen[key] = out
         return out.copy()
+
+
+class NetworkOracle:
+    """The float32 forward pass of a network built in memory, layer by layer: ``W z + b`` as one
+    numpy float32 matrix product plus the float32 bias, then the activation (rounded to float32 once;
+    ReLU and Clip are exact). This is the evaluation the network's default error model describes
+    (``Layer``: one float32 ``Gemm`` per layer), so the weights, biases and clip limits must be
+    float32 numbers (``ValueError`` otherwise: the float32 network would be another network).
+    """
+
+    name = NETWORK_FLOAT32
+    dtype = np.float32
+
+    def __init__(self, network: Network) -> None:
+        self.layers = []
+        for k, layer in enumerate(network.layers):
+            w, b = np.asarray(layer.weight, dtype=np.float32), np.asarray(layer.bias, dtype=np.float32)
+            limits = [] if layer.activation is None else [a for a in (layer.activation.lo, layer.activation.hi)
+                                                           if a is not None]
+            for what, exact, single in (("weights", layer.weight, w), ("biases", layer.bias, b),
+                                        *(("clip limits", a, np.asarray(a, dtype=np.float32)) for a in limits)):
+                if not np.array_equal(np.asarray(exact, dtype=np.float64), single.astype(np.float64)):
+                    raise ValueError(f"layer {k}: the {what} are not float32 numbers; a network built in memory "
+                                     "is evaluated in float32 (round them with numpy.float32 first)")
+            self.layers.append((w, b, layer.activation))
+        self.calls = 0
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """Output (float64 copy of the float32 output) for one flat input vector."""
+        self.calls += 1
+        z = np.asarray(x).astype(np.float32)
+        for w, b, act in self.layers:
+            z = (w @ z + b).astype(np.float32)
+            if act is not None:  # computed in float64 from float32 values, rounded once
+                z = np.asarray(act.apply(z.astype(np.float64))).astype(np.float32)
+        return z.astype(np.float64).ravel()
+
+
+def make_oracle(network: Network, model_bytes: bytes | None = None) -> OnnxOracle | NetworkOracle:
+    """onnxruntime whenever the network came from an ONNX model (or ``model_bytes`` are given), else
+    the network's own float32 forward pass."""
+    if model_bytes is not None or has_onnx_model(network):
+        return OnnxOracle(network, model_bytes)
+    return NetworkOracle(network)
 
 
 def cast_into_box(x: np.ndarray, lower: np.ndarray, upper: np.ndarray, dtype=np.float32) -> np.ndarray | None:
@@ -81,8 +160,9 @@ def cast_into_box(x: np.ndarray, lower: np.ndarray, upper: np.ndarray, dtype=np.
     return out
 
 
-def confirm(oracle: OnnxOracle, case: Case, x: np.ndarray, case_index: int = 0) -> Counterexample | None:
-    """Replay ``x`` in onnxruntime and return a counterexample if the exact property is violated."""
+def confirm(oracle: OnnxOracle | NetworkOracle, case: Case, x: np.ndarray, case_index: int = 0
+            ) -> Counterexample | None:
+    """Replay ``x`` with ``oracle`` and return a counterexample if the exact property is violated."""
     xc = cast_into_box(x, case.lower, case.upper, oracle.dtype)
     if xc is None:
         return None

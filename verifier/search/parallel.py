@@ -1,45 +1,89 @@
 """Spread the open sub-boxes of one branch and bound over worker processes (``--jobs N``).
 
-Workers are started with the ``spawn`` method (no inherited solver or BLAS state), each loads the
-network and an onnxruntime session once, and runs single-threaded (BLAS and onnxruntime pinned
-to one thread; CBC is started with ``threads 1``). Each task is one open box, searched to the end
-by the same ``input_split`` as the sequential code. The first counterexample stops everyone.
+Workers are started with the ``spawn`` method (no inherited solver or BLAS state). The set-up is
+explicit, through the pool's initializer (:func:`_init`), which receives everything a worker needs:
+
+- the thread-pinning environment values (:func:`verifier.procenv.single_thread_values`), applied
+  to the *child's* ``os.environ`` first (the parent's environment is never written): libraries the
+  worker loads afterwards (onnxruntime, CBC processes it starts) see one thread. numpy itself is
+  already imported when any initializer runs (the spawn bootstrap imports this package to unpickle
+  it); its BLAS only sees the small per-box matrix products of the bounds;
+- the ``Network`` itself (picklable dataclasses; its ``meta`` without the model bytes) and, when
+  the replay oracle is onnxruntime, the ONNX model's bytes, read once in the parent
+  (``OnnxOracle.model_bytes``): a worker builds its onnxruntime session from them and never opens
+  or re-parses the ONNX file. For a network built in memory it replays in the float32 forward pass.
+
+Each worker keeps its state in one :class:`WorkerState` object, built by the initializer and held
+in the module-level ``_STATE``, which is only ever set in a worker process (the parent's stays None:
+the parent has no mutable module state). onnxruntime runs single-threaded, CBC with ``threads 1``.
+Each task is one open box, searched to the end by the same ``input_split`` as the sequential code.
+The first counterexample stops everyone.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
 import time
+from dataclasses import dataclass, replace
 
-from ..procenv import spawn_environment
+from ..io.replay import ONNX_BYTES, NetworkOracle, OnnxOracle
+from ..network import Network
+from ..procenv import apply_environment, single_thread_values
 from ..spec import Case, Constraints
 from .input_split import BabOutcome, BabSettings, BabStats, Box, input_split
 
-_worker: dict = {}
+
+@dataclass
+class WorkerState:
+    """What one worker process holds for the whole pool: the network and its replay oracle."""
+
+    network: Network
+    oracle: OnnxOracle | NetworkOracle
 
 
-def _init(model_path: str) -> None:
-    from ..io.onnx import load_model
-    from ..io.replay import OnnxOracle
+#: the worker's state; set by :func:`_init` in worker processes only (never in the parent)
+_STATE: WorkerState | None = None
 
-    _worker["network"] = load_model(model_path)
-    _worker["oracle"] = OnnxOracle(_worker["network"])
+
+def _init(env: dict[str, str], network: Network, model_bytes: bytes | None) -> None:
+    """Pool initializer, run in each child: pin threads, then build the oracle from the bytes."""
+    global _STATE
+    if mp.parent_process() is None:  # a worker set-up must never run in (and change) the parent
+        raise RuntimeError("verifier.search.parallel._init runs in worker processes only")
+    apply_environment(env)
+    oracle = OnnxOracle(network, model_bytes) if model_bytes is not None else NetworkOracle(network)
+    _STATE = WorkerState(network, oracle)
 
 
 def _task(args) -> BabOutcome:
     case, disjuncts, settings, wall_deadline, case_index, box = args
+    state = _STATE
+    assert state is not None, "worker not initialised"
     deadline = None if wall_deadline is None else time.perf_counter() + (wall_deadline - time.time())
-    return input_split(_worker["network"], case, disjuncts, _worker["oracle"], settings, deadline, case_index,
-                       boxes=[box])
+    return input_split(state.network, case, disjuncts, state.oracle, settings, deadline, case_index, boxes=[box])
 
 
-def run_boxes(model_path: str, case: Case, disjuncts: list[Constraints], boxes: list[Box], jobs: int,
-              settings: BabSettings, wall_deadline: float | None, case_index: int = 0) -> BabOutcome:
-    """Search ``boxes`` with ``jobs`` processes; holds only if every box holds."""
+def worker_payload(network: Network, oracle: OnnxOracle | NetworkOracle) -> tuple[Network, bytes | None]:
+    """What the workers receive: the network (without the model bytes in its ``meta``, sent once
+    beside it) and the ONNX model's bytes when the oracle is onnxruntime (None otherwise)."""
+    model_bytes = oracle.model_bytes if isinstance(oracle, OnnxOracle) else None
+    if ONNX_BYTES in network.meta:
+        network = replace(network, meta={k: v for k, v in network.meta.items() if k != ONNX_BYTES})
+    return network, model_bytes
+
+
+def run_boxes(network: Network, oracle: OnnxOracle | NetworkOracle, case: Case, disjuncts: list[Constraints],
+              boxes: list[Box], jobs: int, settings: BabSettings, wall_deadline: float | None,
+              case_index: int = 0) -> BabOutcome:
+    """Search ``boxes`` with ``jobs`` processes; holds only if every box holds.
+
+    ``oracle`` is the parent's replay oracle: the workers replay the same way (onnxruntime on its
+    model bytes, or the network's float32 forward pass)."""
     ctx = mp.get_context("spawn")
     stats = BabStats()
     reasons: list[str] = []
-    with spawn_environment(), ctx.Pool(jobs, initializer=_init, initargs=(model_path,)) as pool:
+    shipped, model_bytes = worker_payload(network, oracle)
+    with ctx.Pool(jobs, initializer=_init, initargs=(single_thread_values(), shipped, model_bytes)) as pool:
         tasks = [(case, disjuncts, settings, wall_deadline, case_index, b) for b in boxes]
         for out in pool.imap_unordered(_task, tasks):
             stats.merge(out.stats)

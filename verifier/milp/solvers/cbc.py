@@ -22,6 +22,9 @@ from .base import SOLVERS, TOLERANCES, SolveOutcome, quiet_stdout
 #: absolute tolerances (1e-9) and PuLP's 12-digit model files decide reliably; smallest non-zero
 #: right-hand side / bound magnitude above which those tolerances still separate it from zero
 MAX_MAGNITUDE = 1e9
+#: ``warnings.catch_warnings`` is not thread-safe (it swaps the process's filters): every block that
+#: uses it here holds this lock; model building is Python-bound anyway
+_PULP_LOCK = threading.Lock()
 
 
 def numerical_doubt(milp: MILP) -> str | None:
@@ -39,7 +42,8 @@ def solver_available(name: str) -> bool:
     import pulp
 
     if name == "cbc":
-        return bool(pulp.PULP_CBC_CMD(msg=False).available())
+        with _quiet_pulp_deprecation():
+            return bool(pulp.PULP_CBC_CMD(msg=False).available())
     if name == "highs":
         try:
             return bool(pulp.HiGHS(msg=False).available())
@@ -58,11 +62,20 @@ def check_solver(name: str) -> None:
         raise SolverError(f"solver {name!r} is not available ({hint})")
 
 
-def _quiet_pulp_deprecation() -> None:
-    """PuLP 3.x warns that its bundled CBC goes away in PuLP 4; we pin <4 on purpose."""
+#: PuLP 3.x warns that its bundled CBC goes away in PuLP 4; we pin <4 on purpose
+_CBC_DEPRECATION = ".*PULP_CBC_CMD is deprecated.*"
+
+
+@contextlib.contextmanager
+def _quiet_pulp_deprecation():
+    """Silence PuLP's CBC deprecation notice for the block only (the process's warning filters are
+    restored after). ``warnings.catch_warnings`` swaps process-wide state, so the block holds
+    ``_PULP_LOCK``: do not nest it in :func:`to_pulp`."""
     import warnings
 
-    warnings.filterwarnings("ignore", message=".*PULP_CBC_CMD is deprecated.*", category=DeprecationWarning)
+    with _PULP_LOCK, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_CBC_DEPRECATION, category=DeprecationWarning)
+        yield
 
 
 def _make_solver(name: str, time_limit: float | None, mip: bool, preprocess: bool = True, heuristics: bool = True):
@@ -70,13 +83,14 @@ def _make_solver(name: str, time_limit: float | None, mip: bool, preprocess: boo
 
     tl = None if time_limit is None else max(1.0, float(time_limit))
     if name == "cbc":
-        _quiet_pulp_deprecation()
         options = [f"integerTolerance {TOLERANCES['integer']}", f"primalTolerance {TOLERANCES['primal']}"]
         if not preprocess:
             options.append("preprocess off")
         if not heuristics:
             options.append("heuristics off")
-        return pulp.PULP_CBC_CMD(msg=False, timeLimit=tl, mip=mip, threads=1, timeMode="elapsed", options=options)
+        with _quiet_pulp_deprecation():
+            return pulp.PULP_CBC_CMD(msg=False, timeLimit=tl, mip=mip, threads=1, timeMode="elapsed",
+                                     options=options)
     return pulp.HiGHS(msg=False, timeLimit=tl, mip=mip, threads=1,
                       mip_feasibility_tolerance=TOLERANCES["integer"],
                       primal_feasibility_tolerance=TOLERANCES["primal"])
@@ -142,10 +156,6 @@ def _run_cbc(prob, time_limit: float | None, mip: bool, preprocess: bool, cancel
     prob.assignVarsVals(values)
     prob.assignStatus(status, sol_status)
     return "done"
-
-
-#: ``warnings.catch_warnings`` is not thread-safe; model building is Python-bound anyway
-_PULP_LOCK = threading.Lock()
 
 
 def to_pulp(milp: MILP, name: str = "verify", relax: bool = False):
