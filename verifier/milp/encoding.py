@@ -8,25 +8,9 @@ pre-activation expression over the previous layer's variables):
 
 * stable neurons (no breakpoint strictly inside ``(l, u)``): ``y = p`` / ``y = alpha * p`` /
   ``y = const`` (clipped) -- exact because the activation is linear on ``[l, u]``.
-* ReLU = Clip(0, +inf) and Clip(lo, hi) with kinks strictly inside ``(l, u)`` (``a_lo`` = "x >= lo",
-  ``a_hi`` = "x >= hi"; a kink outside the bounds fixes its indicator to 0 or 1)::
-
-      x = p
-      (1) y <= x - (l - lo)(1 - a_lo)        [a_lo = 1: y <= x;  a_lo = 0: slack, as x >= l]
-      (2) y <= lo + (min(u, hi) - lo) a_lo   [a_lo = 0: y <= lo, so y = lo]
-      (3) y >= x - (u - hi) a_hi             [a_hi = 0: y >= x;  a_hi = 1: slack, as x <= u]
-      (4) y >= hi - (hi - max(l, lo))(1 - a_hi)  [a_hi = 1: y >= hi, so y = hi]
-      a_hi <= a_lo,   f(l) <= y <= f(u)
-  Exact: a_lo = 1 forces y <= x and (with y >= lo) x >= lo; a_lo = 0 forces y = lo and (with (3))
-  x <= lo; a_hi = 1 forces y = hi and x >= hi; a_hi = 0 forces y >= x and x <= hi. So every
-  feasible (x, y) has y = clip(x). For ReLU (lo = 0, hi = inf) rows (3)/(4) reduce to y >= x and
-  rows (1)/(2) to the classic ``y <= x - l(1 - a)``, ``y <= u a``.
-* LeakyReLU(alpha), 0 < alpha < 1, l < 0 < u, binary ``a`` = "x >= 0"::
-
-      y >= x,  y >= alpha x,  y <= x - (1 - alpha) l (1 - a),  y <= alpha x + (1 - alpha) u a
-  Exact: a = 1 gives y <= x, so y = x, and then y >= alpha x forces x >= 0; a = 0 gives
-  y <= alpha x, so y = alpha x, and then y >= x forces x <= 0. The slack rows are implied by
-  l <= x <= u.
+* unstable neurons: the activation's own big-M rows, with their exactness argument, in
+  ``verifier/activations/<kind>.py`` (ReLU as Clip(0, +inf) with one binary; Clip with one binary
+  per kink strictly inside ``(l, u)``; LeakyReLU with one binary ``a`` = "x >= 0").
 
 The M constants are the neuron's own (padded, sound) bounds: never a default.
 
