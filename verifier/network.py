@@ -13,7 +13,7 @@ from functools import cached_property
 import numpy as np
 
 from . import activations as _acts
-from .floatmodel import dot_error
+from .floatmodel import LARGEST, dot_error
 
 ACTIVATION_KINDS = _acts.KINDS
 
@@ -43,6 +43,13 @@ class Activation:
     def __post_init__(self) -> None:
         if self.kind not in ACTIVATION_KINDS:
             raise ValueError(f"unknown activation kind {self.kind!r}")
+        if self.kind == "leaky" and not 0.0 <= self.alpha < 1.0:
+            raise ValueError(f"LeakyReLU alpha={self.alpha!r}: 0 <= alpha < 1 is supported (the relaxations assume "
+                             "a convex activation)")
+        if self.kind == "clip":
+            lo, hi = np.asarray(self.lo, dtype=np.float64), np.asarray(self.hi, dtype=np.float64)
+            if self.lo is None or self.hi is None or np.any(np.isnan(lo)) or np.any(np.isnan(hi)) or np.any(lo > hi):
+                raise ValueError("Clip needs lo <= hi per neuron (no NaN); got lo > hi or a missing bound")
         if self.rel_error is None:
             object.__setattr__(self, "rel_error", _acts.default_rel_error(self.kind))
         if self.abs_error is None:
@@ -80,12 +87,19 @@ class Layer:
     err_weight: np.ndarray | None = field(default=None, repr=False, compare=False)
     err_bias: np.ndarray | None = field(default=None, repr=False, compare=False)
     guards: tuple = field(default=(), repr=False, compare=False)
+    #: ``(v, c)``: every intermediate value of the layer, in units of the largest finite value of its
+    #: float type, is at most ``v @ m + c`` (overflow to infinity is not modelled: refused above 1)
+    overflow: tuple | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.err_weight is None or self.err_bias is None:
             ew, eb = dot_error(np.asarray(self.weight, dtype=np.float64), np.asarray(self.bias, dtype=np.float64))
             object.__setattr__(self, "err_weight", ew)
             object.__setattr__(self, "err_bias", eb)
+        if self.overflow is None:  # one float32 Gemm: every partial sum is within sum |w||z| + |b| (and rounding)
+            w, b = np.abs(np.asarray(self.weight, dtype=np.float64)), np.abs(np.asarray(self.bias, dtype=np.float64))
+            limit = LARGEST["float32"] / 1.001
+            object.__setattr__(self, "overflow", (w.max(axis=0, initial=0.0) / limit, float(b.max(initial=0.0)) / limit))
 
     @cached_property
     def abs_weight(self) -> np.ndarray:
@@ -109,6 +123,14 @@ class Layer:
                 raise EncodingError(f"a float16 intermediate of this layer may reach {float(worst.max()):.6g}, "
                                     f"beyond the largest finite float16 value {limit:g}: onnxruntime could "
                                     "compute inf here, which the verifier does not model")
+        v, c = self.overflow
+        worst = magnitude @ v + c
+        if np.any(worst > 1.0):
+            from .errors import EncodingError
+
+            raise EncodingError(f"a float intermediate of this layer may reach {float(np.max(worst)):.3g} times the "
+                                "largest finite value of its type: onnxruntime could compute inf there, which the "
+                                "verifier does not model")
         return e
 
     @property

@@ -300,3 +300,30 @@ def test_milp_bounds_of_a_network_without_binaries_are_the_lp_optimum(tmp_path):
     assert np.all(b.lower <= b.upper)
     assert np.all(ys >= b.lower) and np.all(ys <= b.upper)
     assert np.all(b.exact)
+
+
+# --------------------------------------------------------------- third review: overflow, bad clips
+def test_float32_overflow_to_infinity_is_refused_not_proved(tmp_path):
+    """y = 3e38 * relu(...) reaches +inf in float32 where the real value is 4.5e38: the bounds must
+    refuse (the verifier does not model infinities), never prove y < 5e38."""
+    g = GraphBuilder(0)
+    h = g.op("Gemm", ["x", g.const([[1.0]]), g.const([0.5])], transB=1)
+    h = g.op("Relu", [h])
+    g.op("Mul", [h, g.const(np.float32(3e38))], out="y")
+    path = save(tmp_path, g.model([tensor("x", [1, 1])], [tensor("y", [1, 1])]))
+    assert np.isinf(onnxruntime_outputs(path, np.array([[1.0]], np.float32))[0, 0])
+    from verifier.errors import EncodingError
+
+    with pytest.raises(EncodingError, match="inf"):
+        verify(path, make_spec([0.0], [1.0], [["y0 >= 5e38"]]))
+    net = load_model(path)
+    symbolic_bounds(net, [0.0], [0.1])  # far from overflow: fine (0.6 * 3e38 < 3.4e38)
+
+
+def test_in_memory_clip_with_lo_above_hi_is_refused():
+    from verifier.network import Activation
+
+    with pytest.raises(ValueError, match="lo <= hi"):
+        Activation("clip", lo=np.array([1.0]), hi=np.array([0.0]))
+    with pytest.raises(ValueError, match="alpha"):
+        Activation("leaky", alpha=1.5)

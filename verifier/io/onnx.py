@@ -142,6 +142,7 @@ class _GraphConverter:
         self.layers: list[Layer] = []
         self.space = 0
         self.guards: list[tuple[np.ndarray, float]] = []  # float16 magnitudes of the current layer
+        self.overflow: tuple[np.ndarray, float] | None = None  # every intermediate of the layer, in units of its type's max
         self.depth: dict[str, int] = {}  # constants: roundings onnxruntime may apply when folding them
         self.fold = 0  # the current operator's largest constant fold depth (added to its rounding count)
         self.cdtype: dict[str, str] = {}  # float constants: the type onnxruntime holds (and folds) them in
@@ -275,7 +276,21 @@ class _GraphConverter:
         err_w, err_b = _affine_of(_Var(v.err, v.space))
         guards = tuple((*_affine_of(_Var(g, v.space)), limit) for g, limit in self.guards)
         self.guards = []
-        return Layer(weight, bias, act, np.abs(err_w), np.abs(err_b), guards)
+        self._note_magnitude(v)
+        overflow, self.overflow = self.overflow, None
+        return Layer(weight, bias, act, np.abs(err_w), np.abs(err_b), guards, overflow)
+
+    def _note_magnitude(self, v: _Var) -> None:
+        """Fold this tensor's magnitude into the layer's overflow guard: the largest element's
+        coefficients (a sound upper bound for non-negative input magnitudes), over its type's max.
+        float16 tensors have exact per-element guards instead (``self.guards``)."""
+        if v.dtype == "float16":
+            return
+        rows = v.mag.reshape(v.T.shape[0], -1) / LARGEST[v.dtype]
+        vec, const = rows[:-1].max(axis=1, initial=0.0), float(rows[-1].max(initial=0.0))
+        if self.overflow is not None:
+            vec, const = np.maximum(vec, self.overflow[0]), max(const, self.overflow[1])
+        self.overflow = (vec, const)
 
     def activation(self, v: _Var, act: Activation | None) -> _Var:
         """Close the current affine layer with ``act`` and return the identity over its outputs."""
@@ -318,8 +333,10 @@ class _GraphConverter:
         result = handler(self, node, vals, attrs)
         if isinstance(result, _Var):
             self._check_inferred(node.output[0], result)
-            if result.dtype == "float16" and result is not vals[0]:
-                self.guards.append((result.mag, LARGEST["float16"]))
+            if result is not vals[0]:
+                self._note_magnitude(result)
+                if result.dtype == "float16":
+                    self.guards.append((result.mag, LARGEST["float16"]))
         self.values[node.output[0]] = result
 
     def _fold_node(self, node, vals: list, attrs: dict, depths: list[int]) -> None:

@@ -128,7 +128,8 @@ def decide_disjunct(network: Network, case: Case, cons: Constraints, milp: MILP,
         if cex is not None:
             return done(COUNTEREXAMPLE, cex)
         return done(OPEN, reason=("the solver found a point in the unsafe region enlarged by the margin "
-                                  f"tau={tau:.2g}, but it does not violate the exact property in onnxruntime "
+                                  f"tau={tau:.2g}, but it does not violate the exact property when replayed "
+                                  f"({getattr(oracle, 'name', 'onnxruntime')}) "
                                   "and no nearby input does (property may hold by less than tau)"))
     if out.status == "timeout":
         return done(TIMEOUT, reason=f"timeout: {out.message or 'the solver reached its time limit'}")
