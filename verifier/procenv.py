@@ -6,5 +6,4 @@ from .app.procenv import (  # noqa: F401
     apply_environment,
     child_environment,
     single_thread_values,
-    spawn_environment,
 )

@@ -14,8 +14,7 @@ child with :func:`apply_environment`; the parent's ``os.environ`` is never writt
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 
 #: numeric libraries read these when they load: one thread each in worker processes
@@ -43,26 +42,3 @@ def apply_environment(values: Mapping[str, str]) -> None:
     """Set ``values`` in this process's ``os.environ``: call it in a worker process only (a pool
     initializer), never in the parent."""
     os.environ.update(values)
-
-
-@contextmanager
-def spawn_environment() -> Iterator[None]:
-    """Single-threaded numeric libraries in ``multiprocessing`` children started inside the block.
-
-    Kept for callers of the old API only: nothing in the package uses it any more (the ``--jobs``
-    pool of :mod:`verifier.search.parallel` applies :func:`single_thread_values` in its children).
-    It sets :data:`SINGLE_THREAD_ENV` in ``os.environ`` for the duration of the block and restores them after. The batch workers do not
-    use it (:func:`child_environment`). It no longer touches multiprocessing's private daemon flag:
-    nothing of ours starts a pool from a daemonic process any more (a batch or Dask task runs its
-    instance in a fresh worker interpreter, which is not daemonic).
-    """
-    saved = {k: os.environ.get(k) for k in SINGLE_THREAD_ENV}
-    os.environ.update({k: "1" for k in SINGLE_THREAD_ENV})
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v

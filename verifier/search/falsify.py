@@ -35,12 +35,14 @@ def replay_order(network: Network, cons: Constraints, cands: np.ndarray, max_che
     return list(dict.fromkeys(picks + list(range(min(max_checks, len(cands))))))
 
 
-def float_margins(network: Network, cons: Constraints, X: np.ndarray) -> np.ndarray:
+def float_margins(network: Network, cons: Constraints, X: np.ndarray,
+                  forward: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """The most optimistic ``g`` that a float evaluation may reach at each point: each row's margin
     less how far float rounding may move it (``Network.float_deviation``). A point with a
-    float margin ``<= 0`` may violate the property in onnxruntime: worth replaying."""
+    float margin ``<= 0`` may violate the property in onnxruntime: worth replaying.
+    ``forward``: ``network.float_deviation(X)`` when the caller has it (several disjuncts, same points)."""
     X = np.atleast_2d(X)
-    Y, dev = network.float_deviation(X)
+    Y, dev = network.float_deviation(X) if forward is None else forward
     m = cons.margin(X, Y)
     if m.shape[-1] == 0:
         return np.full(m.shape[:-1], -np.inf)

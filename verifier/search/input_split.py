@@ -216,7 +216,8 @@ def bound_box(network: Network, case: Case, disjuncts: list[Constraints], oracle
 def _attack_points(network: Network, case: Case, live: list[Constraints], oracle: OnnxOracle, pts: np.ndarray,
                    case_index: int) -> Counterexample | None:
     """Replay the points where a float evaluation may reach some live disjunct: onnxruntime decides."""
-    near_pts = np.min([falsify.float_margins(network, cons, pts) for cons in live], axis=0) <= 0
+    forward = network.float_deviation(pts)  # once for every live disjunct
+    near_pts = np.min([falsify.float_margins(network, cons, pts, forward) for cons in live], axis=0) <= 0
     for x in pts[near_pts]:
         cex = confirm(oracle, case, x, case_index)
         if cex is not None:
