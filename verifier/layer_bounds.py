@@ -77,15 +77,16 @@ def check_box(lower: np.ndarray, upper: np.ndarray, n_inputs: int) -> tuple[np.n
 
 
 def layer_error(network: Network, k: int, zl: np.ndarray, zu: np.ndarray, z_err: np.ndarray) -> np.ndarray:
-    """``e_k`` for layer ``k`` whose (real) inputs lie in ``[zl, zu]`` and whose float inputs are within
-    ``z_err`` of them (the previous activation's rounding)."""
+    """``e_k`` for layer ``k`` whose (real) inputs (its sources, gathered) lie in ``[zl, zu]`` and whose
+    float inputs are within ``z_err`` of them (the source activations' own rounding)."""
     mag = np.maximum(np.abs(zl), np.abs(zu)) + z_err
     return network.layers[k].rounding_error(mag, z_err)
 
 
 def next_input(network: Network, k: int, l_k: np.ndarray, u_k: np.ndarray
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Bounds of layer ``k+1``'s input from layer ``k``'s pre-activation bounds: ``(zl, zu, z_err)``."""
+    """Bounds of layer ``k``'s output (tensor ``k + 1``) from its pre-activation bounds, which
+    contain every float value: ``(zl, zu, z_err)``, ``z_err`` being the activation's own rounding."""
     act = network.layers[k].activation
     return act.apply(l_k), act.apply(u_k), act.output_error(l_k, u_k)
 
@@ -95,12 +96,16 @@ def rounding_errors(network: Network, bounds: LayerBounds, lower: np.ndarray, up
     """``e_k`` of every layer, from ``bounds`` (their own, if they carry them)."""
     if bounds.errors is not None:
         return bounds.errors
-    zl, zu, z_err = np.asarray(lower, dtype=np.float64), np.asarray(upper, dtype=np.float64), np.zeros(network.n_inputs)
+    lo, hi = np.asarray(lower, dtype=np.float64), np.asarray(upper, dtype=np.float64)
+    tl, tu, te = [lo], [hi], [np.zeros(network.n_inputs)]  # per tensor: bounds and float deviation
     errs = []
     for k, layer in enumerate(network.layers):
-        errs.append(layer_error(network, k, zl, zu, z_err))
+        errs.append(layer_error(network, k, network.gather(k, tl), network.gather(k, tu), network.gather(k, te)))
         if layer.activation is not None:
-            zl, zu, z_err = next_input(network, k, bounds.lower[k], bounds.upper[k])
+            zl, zu, ze = next_input(network, k, bounds.lower[k], bounds.upper[k])
+            tl.append(zl)
+            tu.append(zu)
+            te.append(ze)
     return tuple(errs)
 
 

@@ -1,8 +1,12 @@
-"""The internal network representation: a chain of affine layers and piecewise-linear activations.
+"""The internal network representation: a DAG of affine layers and piecewise-linear activations.
 
-A ``Network`` is immutable. Layer ``k`` maps its input vector ``z`` to the pre-activation
-``x = W z + b`` and then applies its activation elementwise (or nothing, for the output layer).
-All numbers are float64 copies of the stored weights.
+A ``Network`` is immutable. Tensors are numbered: tensor 0 is the network input, tensor ``k + 1``
+the output of layer ``k``. Layer ``k`` reads the tensors ``sources(k)`` (any earlier ones; by
+default the previous, which makes a chain), concatenated in that order into its input vector
+``z``, computes the pre-activation ``x = W z + b`` and applies its activation (elementwise, or a
+max over windows; nothing for the output layer, the last). A residual block ``relu(W2 h + s)``
+is one layer reading ``(h, s)`` with ``W = [W2 | I]``. All numbers are float64 copies of the
+stored weights.
 """
 
 from __future__ import annotations
@@ -27,12 +31,15 @@ class Activation:
       values: the relaxations and interval bounds assume a monotone, convex activation)
     - ``clip``:  y = min(max(x, lo), hi) with per-neuron ``lo`` / ``hi`` (may be -inf / +inf).
       ``Max(x, c)`` and ``Min(x, c)`` load as one-sided clips.
+    - ``max``:   y_j = max_{i in groups[j]} x_i (MaxPool): ``groups`` is an int array
+      ``(n_outputs, k)`` of pre-activation indices, ``-1`` padding shorter windows.
     """
 
     kind: str
     alpha: float = 0.0
     lo: np.ndarray | None = None
     hi: np.ndarray | None = None
+    groups: np.ndarray | None = field(default=None, compare=False)
     #: relative rounding error of the activation's output where it is not exact: LeakyReLU's
     #: ``alpha * x`` rounds once (the unit roundoff of the type it is computed in; float32 unless
     #: the loader says otherwise). ReLU and Clip are exact in floating point.
@@ -50,6 +57,12 @@ class Activation:
             lo, hi = np.asarray(self.lo, dtype=np.float64), np.asarray(self.hi, dtype=np.float64)
             if self.lo is None or self.hi is None or np.any(np.isnan(lo)) or np.any(np.isnan(hi)) or np.any(lo > hi):
                 raise ValueError("Clip needs lo <= hi per neuron (no NaN); got lo > hi or a missing bound")
+        if self.kind == "max":
+            g = np.asarray(self.groups if self.groups is not None else np.zeros((0, 0)))
+            if g.ndim != 2 or g.shape[0] == 0 or g.shape[1] == 0 or g.dtype.kind not in "iu" or np.any(g[:, 0] < 0):
+                raise ValueError("a max activation needs groups: a non-empty (n_outputs, k) int array whose rows "
+                                 "start with a valid index (-1 pads shorter windows)")
+            object.__setattr__(self, "groups", g.astype(np.int64))
         if self.rel_error is None:
             object.__setattr__(self, "rel_error", _acts.default_rel_error(self.kind))
         if self.abs_error is None:
@@ -60,8 +73,17 @@ class Activation:
         return _acts.output_error(self, l, u)
 
     def apply(self, x: np.ndarray) -> np.ndarray:
-        """Apply the activation to pre-activations ``x`` (last axis = neurons)."""
+        """Apply the activation to pre-activations ``x`` (last axis = neurons). Every kind is
+        monotone, so applied to lower / upper bounds it gives bounds of the outputs."""
         return _acts.forward(self, x)
+
+    def carry(self, v: np.ndarray) -> np.ndarray:
+        """A non-negative per-pre-activation error carried to the outputs (every kind is 1-Lipschitz)."""
+        return _acts.carry(self, v)
+
+    @property
+    def elementwise(self) -> bool:
+        return _acts.is_elementwise(self)
 
     def describe(self) -> str:
         return _acts.kind(self).describe(self)
@@ -78,7 +100,9 @@ class Layer:
     ``|x_hat - (weight @ z + bias)| <= err_weight @ m + err_bias`` (see ``floatmodel``). A layer
     built in memory without them is taken to be one float32 ``Gemm`` (dot products over its row's
     non-zero weights plus the bias). ``guards``: ``(G, g, limit)`` triples, ``G @ m + g <= limit``
-    must hold on the box (float16 intermediates that must not overflow).
+    must hold on the box (float16 intermediates that must not overflow). ``sources``: the tensors
+    the layer reads (0 = network input, ``j + 1`` = output of layer ``j``), concatenated in this
+    order; None = the previous layer's output (a chain).
     """
 
     weight: np.ndarray  # shape (n_out, n_in)
@@ -90,8 +114,11 @@ class Layer:
     #: ``(v, c)``: every intermediate value of the layer, in units of the largest finite value of its
     #: float type, is at most ``v @ m + c`` (overflow to infinity is not modelled: refused above 1)
     overflow: tuple | None = field(default=None, repr=False, compare=False)
+    sources: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
+        if self.sources is not None:
+            object.__setattr__(self, "sources", tuple(int(s) for s in self.sources))
         if self.err_weight is None or self.err_bias is None:
             ew, eb = dot_error(np.asarray(self.weight, dtype=np.float64), np.asarray(self.bias, dtype=np.float64))
             object.__setattr__(self, "err_weight", ew)
@@ -139,12 +166,19 @@ class Layer:
 
     @property
     def n_out(self) -> int:
+        """Number of pre-activations (rows of ``weight``)."""
         return int(self.weight.shape[0])
+
+    @property
+    def n_post(self) -> int:
+        """Number of outputs after the activation (``n_out`` except for max windows)."""
+        return self.n_out if self.activation is None else _acts.n_outputs(self.activation, self.n_out)
 
 
 @dataclass(frozen=True)
 class Network:
-    """A feed-forward piecewise-linear network; the last layer has no activation."""
+    """A feed-forward piecewise-linear network (a DAG, see the module docstring); the last layer
+    has no activation and its output is the network's output."""
 
     layers: tuple[Layer, ...]
     input_shape: tuple[int, ...]
@@ -155,6 +189,61 @@ class Network:
     #: loader facts (opset, input_dtype, ...; ``onnx_bytes``: the ONNX model replayed by onnxruntime)
     meta: dict = field(default_factory=dict, compare=False, repr=False)
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "layers", tuple(self.layers))
+        sizes = [self.layers[0].n_in if self.layers else int(np.prod(self.input_shape))]
+        srcs = []
+        for k, layer in enumerate(self.layers):
+            s = (k,) if layer.sources is None else layer.sources
+            if not s or any(t < 0 or t > k for t in s):
+                raise ValueError(f"layer {k} reads tensors {list(s)}: only tensors 0..{k} exist before it "
+                                 "(0 = input, j + 1 = output of layer j)")
+            if sum(sizes[t] for t in s) != layer.n_in:
+                raise ValueError(f"layer {k} has {layer.n_in} inputs, its sources {list(s)} give "
+                                 f"{sum(sizes[t] for t in s)}")
+            if layer.activation is None and k != len(self.layers) - 1:
+                raise ValueError(f"layer {k} has no activation: only the last (output) layer may be purely affine")
+            srcs.append(tuple(s))
+            sizes.append(layer.n_post)
+        object.__setattr__(self, "_sources", tuple(srcs))
+        object.__setattr__(self, "_sizes", tuple(sizes))
+
+    # ------------------------------------------------------------------------------ the graph
+    def sources(self, k: int) -> tuple[int, ...]:
+        """The tensors layer ``k`` reads, in the order of its weight columns."""
+        return self._sources[k]
+
+    def tensor_size(self, t: int) -> int:
+        return self._sizes[t]
+
+    @property
+    def is_chain(self) -> bool:
+        return all(s == (k,) for k, s in enumerate(self._sources))
+
+    def gather(self, k: int, tensors) -> np.ndarray:
+        """Layer ``k``'s input: its source tensors (``tensors[t]``, last axis = features) concatenated."""
+        s = self._sources[k]
+        if len(s) == 1:
+            return tensors[s[0]]
+        return np.concatenate([np.asarray(tensors[t]) for t in s], axis=-1)
+
+    def split(self, k: int, M: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        """The columns of ``M`` (last axis over layer ``k``'s input) per source tensor: ``[(t, block)]``."""
+        s = self._sources[k]
+        if len(s) == 1:
+            return [(s[0], M)]
+        out, start = [], 0
+        for t in s:
+            n = self._sizes[t]
+            out.append((t, M[..., start:start + n]))
+            start += n
+        return out
+
+    def consumers(self, t: int) -> tuple[int, ...]:
+        """The layers that read tensor ``t``."""
+        return tuple(k for k, s in enumerate(self._sources) if t in s)
+
+    # ---------------------------------------------------------------------------------- sizes
     @property
     def n_inputs(self) -> int:
         return self.layers[0].n_in
@@ -176,37 +265,39 @@ class Network:
     def n_parameters(self) -> int:
         return sum(layer.weight.size + layer.bias.size for layer in self.layers)
 
+    # ------------------------------------------------------------------------------ evaluation
+    def _run(self, x: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Every tensor and every pre-activation for input(s) ``x``, in float64."""
+        tensors = [np.asarray(x, dtype=np.float64)]
+        pres = []
+        for k, layer in enumerate(self.layers):
+            p = self.gather(k, tensors) @ layer.weight.T + layer.bias
+            pres.append(p)
+            tensors.append(p if layer.activation is None else layer.activation.apply(p))
+        return tensors, pres
+
     def forward(self, x: np.ndarray) -> np.ndarray:
         """Outputs for input vector(s) ``x`` of shape (n_inputs,) or (batch, n_inputs), in float64."""
-        z = np.asarray(x, dtype=np.float64)
-        for layer in self.layers:
-            z = z @ layer.weight.T + layer.bias
-            if layer.activation is not None:
-                z = layer.activation.apply(z)
-        return z
+        return self._run(x)[0][-1]
 
     def float_deviation(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Real-arithmetic outputs at float input(s) ``x`` ((n,) or (b, n)) and a bound on how far the
         outputs that onnxruntime computes may be from them (the error model of ``floatmodel``)."""
-        z = np.asarray(x, dtype=np.float64)
-        dz = np.zeros(z.shape)  # |z_hat - z|
-        for layer in self.layers:
+        z0 = np.asarray(x, dtype=np.float64)
+        tensors, devs = [z0], [np.zeros(z0.shape)]  # per tensor: real value and |z_hat - z|
+        for k, layer in enumerate(self.layers):
+            z, dz = self.gather(k, tensors), self.gather(k, devs)
             p = z @ layer.weight.T + layer.bias
             e = layer.rounding_error(np.abs(z) + dz, dz)
             if layer.activation is None:
-                z, dz = p, e
+                tensors.append(p)
+                devs.append(e)
             else:  # every activation is 1-Lipschitz; LeakyReLU adds its own rounding
-                dz = e + layer.activation.output_error(p - e, p + e)
-                z = layer.activation.apply(p)
-        return z, dz
+                act = layer.activation
+                devs.append(act.carry(e) + act.output_error(p - e, p + e))
+                tensors.append(act.apply(p))
+        return tensors[-1], devs[-1]
 
     def pre_activations(self, x: np.ndarray) -> list[np.ndarray]:
         """Every layer's pre-activation for input(s) ``x`` (the last entry is the output)."""
-        z = np.asarray(x, dtype=np.float64)
-        out = []
-        for layer in self.layers:
-            z = z @ layer.weight.T + layer.bias
-            out.append(z)
-            if layer.activation is not None:
-                z = layer.activation.apply(z)
-        return out
+        return self._run(x)[1]

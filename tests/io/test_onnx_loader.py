@@ -971,17 +971,30 @@ def test_matmul_of_two_variables(tmp_path):
         load_model(save(tmp_path, model))
 
 
-@pytest.mark.parametrize("op", ["Mul", "Add", "Div"])
+def test_add_of_a_tensor_and_its_activation_is_a_dag(tmp_path):
+    """Add(h, relu(h)) reads a tensor from before the activation: the output layer reads the input
+    (h recomposed from it) and the ReLU's output, and agrees with onnxruntime."""
+    g = GraphBuilder(seed=59)
+    h = g.gemm("x", 5, 4)
+    h = g.op("Add", [h, g.op("Relu", [h])])
+    g.gemm(h, 4, 3, out="y")
+    model = g.model([tensor("x", [1, 5])], [tensor("y", [1, 3])])
+    path = save(tmp_path, model)
+    net = load_model(path)
+    assert net.sources(len(net.layers) - 1) == (0, 1) and not net.is_chain
+    xs = random_inputs(model, 40, seed=3)
+    np.testing.assert_allclose(net.forward(xs), onnxruntime_outputs(path, xs), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("op", ["Mul", "Div"])
 def test_elementwise_of_two_variables_that_is_not_affine(tmp_path, op):
-    """Mul(h, h), Div(c, h) are not affine; Add(h, relu(h)) is not a chain."""
+    """Mul(h, h), Div(c, h) are not affine."""
     g = GraphBuilder(seed=59)
     h = g.gemm("x", 5, 4)
     if op == "Mul":
         h = g.op("Mul", [h, h])
-    elif op == "Div":
-        h = g.op("Div", [g.nonzero((4,)), h])
     else:
-        h = g.op("Add", [h, g.op("Relu", [h])])
+        h = g.op("Div", [g.nonzero((4,)), h])
     g.gemm(h, 4, 3, out="y")
     model = g.model([tensor("x", [1, 5])], [tensor("y", [1, 3])])
     with pytest.raises(ModelError):

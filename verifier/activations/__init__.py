@@ -15,6 +15,12 @@ object with ``kind``, ``alpha``, ``lo``, ``hi``, ``rel_error``, ``abs_error``: n
   slope of its negative side;
 - ``DEFAULT_REL_ERROR`` / ``DEFAULT_ABS_ERROR``: the relative and absolute rounding of the output when the loader gives none.
 
+Elementwise kinds map pre-activation ``i`` to output ``i``. A kind with ``ELEMENTWISE = False``
+(``maxpool``: max over windows) has ``n_outputs`` outputs of its own and provides, instead of the
+elementwise defaults below, ``carry`` (a per-candidate error to the outputs), ``backprop`` (the
+vector-Jacobian product for falsification), ``backward`` (its relaxation substituted into a
+linear function, for back-substitution) and ``milp_rows`` (its MILP rows).
+
 To add a kind: write its module with these functions and add it to ``REGISTRY``.
 """
 
@@ -24,9 +30,9 @@ from types import ModuleType
 
 import numpy as np
 
-from . import clip, leaky, relu
+from . import clip, leaky, maxpool, relu
 
-REGISTRY: dict[str, ModuleType] = {"relu": relu, "leaky": leaky, "clip": clip}
+REGISTRY: dict[str, ModuleType] = {"relu": relu, "leaky": leaky, "clip": clip, "max": maxpool}
 KINDS = tuple(REGISTRY)
 
 
@@ -41,6 +47,44 @@ def forward(act, x: np.ndarray) -> np.ndarray:
 
 def derivative(act, p: np.ndarray) -> np.ndarray:
     return REGISTRY[act.kind].derivative(act, p)
+
+
+def is_elementwise(act) -> bool:
+    return bool(getattr(REGISTRY[act.kind], "ELEMENTWISE", True))
+
+
+def n_outputs(act, n_pre: int) -> int:
+    """Number of outputs of ``act`` applied to ``n_pre`` pre-activations."""
+    mod = REGISTRY[act.kind]
+    return int(mod.n_outputs(act, n_pre)) if hasattr(mod, "n_outputs") else int(n_pre)
+
+
+def carry(act, v: np.ndarray) -> np.ndarray:
+    """A non-negative per-pre-activation quantity (a float error: every kind is 1-Lipschitz in the
+    sup norm) carried to the outputs: itself for elementwise kinds."""
+    mod = REGISTRY[act.kind]
+    return mod.carry(act, v) if hasattr(mod, "carry") else v
+
+
+def backprop(act, p: np.ndarray, delta: np.ndarray) -> np.ndarray:
+    """Vector-Jacobian product: gradient over the outputs ``delta`` to the pre-activations at ``p``."""
+    mod = REGISTRY[act.kind]
+    if hasattr(mod, "backprop"):
+        return mod.backprop(act, p, delta)
+    return delta * mod.derivative(act, p)
+
+
+def backward(act, lines, L: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Upper bound of ``L @ y`` (rows of ``L`` over the outputs) by the relaxation ``lines``:
+    ``(L_pre, const, magnitude)``, ``L @ y <= L_pre @ x + const``; ``magnitude`` sums the absolute
+    constant terms (for the outward padding of the result)."""
+    mod = REGISTRY[act.kind]
+    if hasattr(mod, "backward"):
+        return mod.backward(act, lines, L)
+    a_lo, c_lo, a_up, c_up = lines
+    Lp = np.maximum(L, 0.0)
+    Ln = L - Lp
+    return Lp * a_up + Ln * a_lo, Lp @ c_up + Ln @ c_lo, Lp @ np.abs(c_up) - Ln @ np.abs(c_lo)
 
 
 def output_error(act, l: np.ndarray, u: np.ndarray) -> np.ndarray:

@@ -13,17 +13,19 @@ from ..network import Network
 def interval_bounds(network: Network, lower: np.ndarray, upper: np.ndarray) -> LayerBounds:
     """Interval arithmetic: split ``W`` into positive and negative parts, layer by layer."""
     lo, hi = check_box(lower, upper, network.n_inputs)
-    z_err = np.zeros(lo.size)
+    tl, tu, te = [lo], [hi], [np.zeros(lo.size)]  # per tensor: bounds and the activation's own rounding
     los, his, errs = [], [], []
     for k, layer in enumerate(network.layers):
-        nl, nu = _interval_step(layer.weight, layer.bias, lo, hi)
-        e = layer_error(network, k, lo, hi, z_err)
+        zl, zu = network.gather(k, tl), network.gather(k, tu)
+        nl, nu = _interval_step(layer.weight, layer.bias, zl, zu)
+        e = layer_error(network, k, zl, zu, network.gather(k, te))
         nl, nu = nl - e, nu + e
         los.append(nl)
         his.append(nu)
         errs.append(e)
         if layer.activation is not None:
-            lo, hi, z_err = next_input(network, k, nl, nu)
+            for lst, v in zip((tl, tu, te), next_input(network, k, nl, nu)):
+                lst.append(v)
     return _checked(LayerBounds(tuple(los), tuple(his), "interval", errors=tuple(errs)))
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..activations import kinks_inside, relaxation
+from ..activations import backward, kinks_inside, relaxation
 from ..layer_bounds import LayerBounds, check_box, layer_error, next_input, pad, rounding_errors
 from ..network import Network
 from .interval import _checked, _interval_step
@@ -39,27 +39,31 @@ def backsubstitute(network: Network, k: int, C: np.ndarray, d: np.ndarray, in_lo
     ``x_k`` is the pre-activation of layer ``k``; layers ``< k`` are replaced by their linear
     relaxations (``relax``): bounding from above, a positive coefficient takes the upper line and a
     negative one the lower line. Lower bounds are computed as minus the upper bounds of ``-C``,
-    stacked with ``C``, so one pass serves both. ``return_coef`` also returns the input
-    coefficients of the lower bound's linear function.
+    stacked with ``C``, so one pass serves both. On a DAG the coefficients of every tensor are
+    collected from all the layers that read it before its own layer is substituted (layers are
+    visited in reverse order, and a layer only reads earlier tensors). ``return_coef`` also
+    returns the input coefficients of the lower bound's linear function.
     """
     n = C.shape[0]
     L = np.vstack([C, -C]).astype(np.float64)
     c = np.concatenate([d, -d]).astype(np.float64)
     mag = np.abs(c)
+    pending: dict[int, np.ndarray] = {}  # tensor -> coefficients over its values
     for j in range(k, -1, -1):
         layer = network.layers[j]
+        if j < k:
+            post = pending.pop(j + 1, None)
+            if post is None:
+                continue  # layer j does not reach the target
+            L, cc, mm = backward(layer.activation, relax.lines[j], post)
+            c = c + cc
+            mag = mag + mm
         absL = np.abs(L)
         c = c + L @ layer.bias + absL @ relax.errors[j]  # the rounding d_j, |d_j| <= e_j, at its worst
         mag = mag + absL @ (np.abs(layer.bias) + relax.errors[j])
-        L = L @ layer.weight
-        if j == 0:
-            break
-        a_lo, c_lo, a_up, c_up = relax.lines[j - 1]
-        Lp = np.maximum(L, 0.0)
-        Ln = L - Lp
-        c = c + Lp @ c_up + Ln @ c_lo
-        mag = mag + Lp @ np.abs(c_up) - Ln @ np.abs(c_lo)
-        L = Lp * a_up + Ln * a_lo
+        for t, block in network.split(j, L @ layer.weight):
+            pending[t] = block if t not in pending else pending[t] + block
+    L = pending.pop(0, np.zeros((2 * n, network.n_inputs)))
     if C_in is not None:
         L = L + np.vstack([C_in, -C_in])
     Lp = np.maximum(L, 0.0)
@@ -80,11 +84,11 @@ def symbolic_bounds(network: Network, lower: np.ndarray, upper: np.ndarray,
     his: list[np.ndarray] = []
     relax = _Relaxations(network, [], [])
     relax.lines = []  # filled layer by layer below, as the bounds become known
-    zl, zu = lo_in, hi_in  # bounds of the current layer's input (post-activation of the previous)
-    z_err = np.zeros(lo_in.size)
+    tl, tu, te = [lo_in], [hi_in], [np.zeros(lo_in.size)]  # per tensor: bounds and own rounding
     influence = np.zeros(lo_in.size)
     for k, layer in enumerate(network.layers):
-        e_k = layer_error(network, k, zl, zu, z_err)
+        zl, zu = network.gather(k, tl), network.gather(k, tu)
+        e_k = layer_error(network, k, zl, zu, network.gather(k, te))
         relax.errors.append(e_k)
         l_k, u_k = _interval_step(layer.weight, layer.bias, zl, zu)
         l_k, u_k = l_k - e_k, u_k + e_k
@@ -112,7 +116,8 @@ def symbolic_bounds(network: Network, lower: np.ndarray, upper: np.ndarray,
         his.append(u_k)
         if layer.activation is not None:
             relax.lines.append(relaxation(layer.activation, l_k, u_k))
-            zl, zu, z_err = next_input(network, k, l_k, u_k)
+            for lst, v in zip((tl, tu, te), next_input(network, k, l_k, u_k)):
+                lst.append(v)
         else:
             relax.lines.append(None)
     return _checked(LayerBounds(tuple(los), tuple(his), "symbolic", influence, tuple(relax.errors)))

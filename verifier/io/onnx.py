@@ -1,13 +1,16 @@
 """Load an ONNX file into the internal ``Network`` (affine layers + piecewise-linear activations).
 
 How it works: every tensor that depends on the network input is kept as a *basis tensor* ``T``
-of shape ``(n_vars + 1, *shape)``: ``T[i]`` is the tensor's response to the i-th variable of the
-current layer input and ``T[-1]`` its constant part, so ``tensor = sum_i T[i] * v_i + T[-1]``.
+of shape ``(n_vars + 1, *shape)``: ``T[i]`` is the tensor's response to the i-th variable of its
+*space* (the network input and the activation outputs it depends on, see ``onnx_basis``) and
+``T[-1]`` its constant part, so ``tensor = sum_i T[i] * v_i + T[-1]``.
 Every linear ONNX operator (MatMul, Gemm, Conv, Reshape, Transpose, Mul by a constant, ...) is
 applied to ``T`` directly with numpy, the constant row also receiving biases. Consecutive affine
-operators therefore compose into one affine layer for free. An activation node closes the current
-affine layer (``W = T[:-1]`` flattened and transposed, ``b = T[-1]``) and starts a fresh variable
-space: the identity over the activation's outputs.
+operators therefore compose into one affine layer for free. An activation node closes an affine
+layer (``W = T[:-1]`` flattened and transposed, ``b = T[-1]``, reading the tensors of ``T``'s
+space) and starts a fresh variable space: the identity over the activation's outputs, a new
+network tensor. Operators on two input-dependent tensors (residual ``Add``, ``Concat``) first
+embed both into the union of their spaces, so any graph of such operators becomes a DAG of layers.
 
 Layout: this module walks the graph (``load_model``, ``_GraphConverter``: checks, constant folding
 dispatch, shape checks against ONNX shape inference, the load-time comparison with onnxruntime);
@@ -38,6 +41,8 @@ from .onnx_basis import (  # noqa: F401 - re-exported: the names of this module 
     _nnz,
     _NodeError,
     _Var,
+    align,
+    merge_history,
 )
 from .onnx_fold import _cast_constant, _fold_constant, _fold_depth  # noqa: F401 - re-exported
 from .onnx_ops_linear import _elementwise_linear  # noqa: F401 - re-exported
@@ -140,9 +145,6 @@ class _GraphConverter:
         self.opset = _opset(model)
         self.values: dict[str, np.ndarray | _Var] = {}
         self.layers: list[Layer] = []
-        self.space = 0
-        self.guards: list[tuple[np.ndarray, float]] = []  # float16 magnitudes of the current layer
-        self.overflow: tuple[np.ndarray, float] | None = None  # every intermediate of the layer, in units of its type's max
         self.depth: dict[str, int] = {}  # constants: roundings onnxruntime may apply when folding them
         self.fold = 0  # the current operator's largest constant fold depth (added to its rounding count)
         self.cdtype: dict[str, str] = {}  # float constants: the type onnxruntime holds (and folds) them in
@@ -155,7 +157,7 @@ class _GraphConverter:
         in_shape = self._input_shape(inp)
         n_in = int(np.prod(in_shape))
         in_dtype = _FLOAT_TYPES[inp.type.tensor_type.elem_type]
-        self.values[inp.name] = _Var(_identity_basis(n_in, in_shape), self.space, None, in_dtype)
+        self.values[inp.name] = _Var(_identity_basis(n_in, in_shape), ((0, n_in),), None, in_dtype)
         self._check_supported()
         self._run_nodes()
         out_name = g.output[0].name
@@ -218,8 +220,6 @@ class _GraphConverter:
         out = self.values.get(out_name)
         if not isinstance(out, _Var):
             raise ModelError(f"{self.path}: the output '{out_name}' does not depend on the input")
-        if out.space != self.space:
-            raise ModelError(f"{self.path}: the output '{out_name}' skips over an activation (non-sequential graphs are not supported)")
         self._check_output_shape(out)
         self.layers.append(self._close_layer(out, None))
         for k, layer in enumerate(self.layers):
@@ -262,44 +262,44 @@ class _GraphConverter:
             raise _NodeError(f"input tensor '{name}' is not produced by any earlier node")
         return self.values[name]
 
-    def _check_space(self, v: _Var) -> None:
-        if v.space != self.space:
-            raise _NodeError("uses a tensor from before an activation (skip connections / non-sequential graphs are not supported)")
-
     def _attrs(self, node) -> dict:
         from onnx import helper
 
         return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
     def _close_layer(self, v: _Var, act: Activation | None) -> Layer:
+        """The affine layer computing ``v`` from the tensors of its space, followed by ``act``."""
         weight, bias = _affine_of(v)
         err_w, err_b = _affine_of(_Var(v.err, v.space))
-        guards = tuple((*_affine_of(_Var(g, v.space)), limit) for g, limit in self.guards)
-        self.guards = []
+        guards = tuple((*_affine_of(_Var(g, v.space)), limit) for g, limit in v.guards)
         self._note_magnitude(v)
-        overflow, self.overflow = self.overflow, None
-        return Layer(weight, bias, act, np.abs(err_w), np.abs(err_b), guards, overflow)
+        return Layer(weight, bias, act, np.abs(err_w), np.abs(err_b), guards, v.ovf,
+                     sources=tuple(t for t, _ in v.space))
 
     def _note_magnitude(self, v: _Var) -> None:
-        """Fold this tensor's magnitude into the layer's overflow guard: the largest element's
-        coefficients (a sound upper bound for non-negative input magnitudes), over its type's max.
-        float16 tensors have exact per-element guards instead (``self.guards``)."""
+        """Fold this tensor's magnitude into its overflow guard: the largest element's coefficients
+        (a sound upper bound for non-negative input magnitudes), over its type's max. float16
+        tensors have exact per-element guards instead (``_Var.guards``)."""
         if v.dtype == "float16":
             return
         rows = v.mag.reshape(v.T.shape[0], -1) / LARGEST[v.dtype]
         vec, const = rows[:-1].max(axis=1, initial=0.0), float(rows[-1].max(initial=0.0))
-        if self.overflow is not None:
-            vec, const = np.maximum(vec, self.overflow[0]), max(const, self.overflow[1])
-        self.overflow = (vec, const)
+        if v.ovf is not None:
+            vec, const = np.maximum(vec, v.ovf[0]), max(const, v.ovf[1])
+        v.ovf = (vec, const)
 
-    def activation(self, v: _Var, act: Activation | None) -> _Var:
-        """Close the current affine layer with ``act`` and return the identity over its outputs."""
-        self._check_space(v)
+    def activation(self, v: _Var, act: Activation | None, out_shape: tuple[int, ...] | None = None) -> _Var:
+        """Close an affine layer computing ``v`` with ``act`` and return the identity over its outputs
+        (a new network tensor, of shape ``out_shape`` if the activation changes it)."""
         if act is None:
             return v
-        self.layers.append(self._close_layer(v, act))
-        self.space += 1
-        return _Var(_identity_basis(int(np.prod(v.shape)), v.shape), self.space, None, v.dtype)
+        layer = self._close_layer(v, act)
+        self.layers.append(layer)
+        shape = v.shape if out_shape is None else tuple(out_shape)
+        n = layer.n_post
+        if int(np.prod(shape)) != n:
+            raise _NodeError(f"activation output shape {list(shape)} does not hold its {n} values")
+        return _Var(_identity_basis(n, shape), ((len(self.layers), n),), None, v.dtype)
 
     def _check_output_shape(self, out: _Var) -> None:
         """The loaded output must have the shape the model declares (symbolic dimensions aside)."""
@@ -318,9 +318,8 @@ class _GraphConverter:
         attrs = self._attrs(node)
         vals = [self._get(n) for n in ins]
         is_var = [isinstance(v, _Var) for v in vals]
-        for v in vals:
-            if isinstance(v, _Var):
-                self._check_space(v)
+        if sum(is_var) > 1:
+            vals = align(*vals)  # a residual Add, a Concat of branches: one common variable space
         depths = [self.depth.get(n, 0) for n in ins if n]
         if not any(is_var) and op not in ("Constant",):
             self._fold_node(node, vals, attrs, depths)
@@ -334,9 +333,10 @@ class _GraphConverter:
         if isinstance(result, _Var):
             self._check_inferred(node.output[0], result)
             if result is not vals[0]:
+                merge_history(result, vals)
                 self._note_magnitude(result)
                 if result.dtype == "float16":
-                    self.guards.append((result.mag, LARGEST["float16"]))
+                    result.guards = result.guards + ((result.mag, LARGEST["float16"]),)
         self.values[node.output[0]] = result
 
     def _fold_node(self, node, vals: list, attrs: dict, depths: list[int]) -> None:

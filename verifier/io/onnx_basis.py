@@ -1,7 +1,12 @@
 """The basis tensors of the ONNX reader (see ``io.onnx``) and the numeric helpers its operator
 handlers share: a tensor that depends on the network input is a ``_Var`` (basis tensor ``T`` of
 shape ``(n_vars + 1, *shape)`` plus its float error basis ``R``); ``_matmul_basis``, ``_conv2d`` and
-``_broadcast`` apply ONNX semantics to such tensors with the basis axis kept first."""
+``_broadcast`` apply ONNX semantics to such tensors with the basis axis kept first.
+
+The variables of a basis tensor are its *space*: the network tensors it is an affine function of
+(the network input and activation outputs, ``((tensor id, size), ...)`` sorted by id). Two
+tensors over different spaces (a residual ``Add``, a ``Concat`` of branches) are first embedded
+into the union of their spaces (``align``)."""
 
 from __future__ import annotations
 
@@ -20,6 +25,10 @@ _INT_TYPES = {2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "in
 class _Var:
     """A tensor that depends on the input: basis tensor ``T`` over variable space ``space``.
 
+    ``ovf`` and ``guards`` collect, over everything computed on the way to this tensor since the
+    last activations, the overflow guard (``(vec, const)``: every intermediate is at most
+    ``vec . m + const`` times its type's largest value) and the float16 per-element guards.
+
     ``R`` (same shape, non-negative, None = zero) is its floating-point *error basis*: with the
     layer's float inputs bounded by ``|z| <= m``, the value onnxruntime computes lies within
     ``R[:-1] . m + R[-1]`` of the real value ``T[:-1] . z + T[-1]`` (see ``floatmodel``).
@@ -27,13 +36,15 @@ class _Var:
     """
 
     T: np.ndarray
-    space: int
+    space: tuple[tuple[int, int], ...]
     R: np.ndarray | None = None
     dtype: str = "float32"
     #: terms of the last contraction (MatMul / Gemm / Conv) this tensor comes from in its layer:
     #: onnxruntime may fold later constant additions into that contraction's bias, where they
     #: take part in its ``kmax`` additions (0: none since the layer began or since a cast)
     kmax: int = 0
+    ovf: tuple[np.ndarray, float] | None = None
+    guards: tuple = ()
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -50,7 +61,23 @@ class _Var:
 
     def exact(self, fn) -> _Var:
         """Apply an operator that rounds nothing (reshape, transpose, negation) to ``T`` and ``R``."""
-        return _Var(fn(self.T), self.space, None if self.R is None else np.abs(fn(self.R)), self.dtype, self.kmax)
+        return _Var(fn(self.T), self.space, None if self.R is None else np.abs(fn(self.R)), self.dtype, self.kmax,
+                    self.ovf, self.guards)
+
+    def embed(self, space) -> _Var:
+        """The same tensor over a larger ``space`` (zero rows for the new variables)."""
+        space = tuple(space)
+        if space == self.space:
+            return self
+        rows = _embedding(self.space, space)
+        ovf = None
+        if self.ovf is not None:
+            vec = np.zeros(_space_size(space))
+            vec[rows] = self.ovf[0]
+            ovf = (vec, self.ovf[1])
+        guards = tuple((_embed_rows(G, rows, space), limit) for G, limit in self.guards)
+        R = None if self.R is None else _embed_rows(self.R, rows, space)
+        return _Var(_embed_rows(self.T, rows, space), space, R, self.dtype, self.kmax, ovf, guards)
 
     def rounded(self, T: np.ndarray, prop: np.ndarray, local: np.ndarray, k, dtype: str | None = None,
                 kmax: int | None = None, const: np.ndarray | None = None, k_const: int = 0) -> _Var:
@@ -64,7 +91,50 @@ class _Var:
         R = round_step(prop, local, k, dtype)
         if const is not None:
             R = R + gamma(k_const, dtype) * const
-        return _Var(T, self.space, R, dtype, self.kmax if kmax is None else int(kmax))
+        return _Var(T, self.space, R, dtype, self.kmax if kmax is None else int(kmax), self.ovf, self.guards)
+
+
+def _space_size(space) -> int:
+    return int(sum(n for _, n in space))
+
+
+def _embedding(space, target) -> np.ndarray:
+    """Row index in ``target`` of every variable of ``space`` (``space`` must be part of ``target``)."""
+    offsets, pos = {}, 0
+    for t, n in target:
+        offsets[t] = pos
+        pos += n
+    return np.concatenate([np.arange(offsets[t], offsets[t] + n) for t, n in space]) if space else np.zeros(0, int)
+
+
+def _embed_rows(A: np.ndarray, rows: np.ndarray, target) -> np.ndarray:
+    out = np.zeros((_space_size(target) + 1,) + A.shape[1:])
+    out[rows] = A[:-1]
+    out[-1] = A[-1]
+    return out
+
+
+def align(*vals):
+    """The input-dependent values among ``vals`` embedded into the union of their spaces (constants
+    unchanged)."""
+    spaces = {pair for v in vals if isinstance(v, _Var) for pair in v.space}
+    target = tuple(sorted(spaces))
+    return [v.embed(target) if isinstance(v, _Var) else v for v in vals]
+
+
+def merge_history(result: _Var, inputs) -> None:
+    """Give ``result`` the overflow and float16 guards of the input-dependent ``inputs`` (which must
+    be over spaces within ``result``'s): an operator's result carries everything computed before it."""
+    ovf, guards = result.ovf, list(result.guards)
+    for v in inputs:
+        if not isinstance(v, _Var) or v is result or not set(v.space) <= set(result.space):
+            continue  # an activation's output starts a fresh space, and a fresh history
+        v = v.embed(result.space) if v.space != result.space else v
+        if v.ovf is not None:
+            ovf = v.ovf if ovf is None else (np.maximum(ovf[0], v.ovf[0]), max(ovf[1], v.ovf[1]))
+        guards.extend(g for g in v.guards if not any(g is h for h in guards))
+    result.ovf = ovf
+    result.guards = tuple(guards)
 
 
 def _nnz(W: np.ndarray, axis: int) -> np.ndarray:

@@ -1,0 +1,137 @@
+"""Max over windows (MaxPool, ``Max`` of several tensors): ``y_j = max_{i in G_j} x_i``.
+
+Not elementwise: the activation carries ``groups``, an integer array of shape ``(n_post, k)``
+whose row ``j`` lists the pre-activation indices of window ``j`` (``-1`` pads windows with fewer
+candidates, as at a padded border). Windows may overlap (stride < kernel). ``max`` is exact in
+floating point, so the activation adds no rounding; a float error ``e_i`` of the candidates
+carries to the output as ``max_{i in G_j} e_i`` (``max`` is 1-Lipschitz in the sup norm).
+
+Candidates (window ``j``, bounds ``[l_i, u_i]``): let ``i*`` have the largest lower bound
+``L = l_{i*}``. Every other candidate with ``u_i <= L`` is dropped: ``x_i <= u_i <= L <= x_{i*}``,
+so it never changes the maximum. ``i*`` itself is never dropped, so a window always keeps one
+candidate (a window of inactive ReLUs, all ``[0, 0]``, keeps ``i*``). One candidate left means
+``y = x_{i*}`` (linear, "stable").
+
+Relaxation: ``y >= x_{i*}`` (lower), ``y <= U = max_{remaining} u_i`` (upper; ``y = x_{i*}`` when
+one candidate remains).
+
+Big-M rows for a window with ``k >= 2`` remaining candidates, binaries ``a_i``::
+
+    sum_i a_i = 1,   y >= x_i,   y <= x_i + (U - l_i)(1 - a_i)        for every remaining i
+
+Exact: ``y >= x_i`` for all ``i`` gives ``y >= max x_i``; the selected ``i`` (``a_i = 1``) gives
+``y <= x_i``, so ``y = x_i = max``; for the others the row reads ``y <= x_i + U - l_i``, which
+holds for every feasible point because ``y <= U`` and ``x_i >= l_i``. Conversely the maximiser's
+binary set to one satisfies every row, so the rows describe exactly ``y = max``. Dropped
+candidates are below ``x_{i*} <= y`` and need no row.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+DEFAULT_REL_ERROR = 0.0  # max is exact in floating point
+DEFAULT_ABS_ERROR = 0.0
+TRIANGLE = False  # the compact triangle LP is for elementwise kinds; the big-M MILP covers max
+ELEMENTWISE = False
+
+
+def n_outputs(act, n_pre: int) -> int:
+    return int(act.groups.shape[0])
+
+
+def _gathered(act, x: np.ndarray, fill: float) -> np.ndarray:
+    """``x[..., groups]`` with padded slots set to ``fill``: shape ``(..., n_post, k)``."""
+    g = act.groups
+    xg = np.take(x, np.maximum(g, 0), axis=-1)
+    return np.where(g >= 0, xg, fill)
+
+
+def forward(act, x: np.ndarray) -> np.ndarray:
+    return _gathered(act, np.asarray(x, dtype=np.float64), -np.inf).max(axis=-1)
+
+
+def carry(act, v: np.ndarray) -> np.ndarray:
+    """A non-negative per-candidate quantity (a float error) carried to the outputs: its group max."""
+    return _gathered(act, np.asarray(v, dtype=np.float64), 0.0).max(axis=-1)
+
+
+def backprop(act, p: np.ndarray, delta: np.ndarray) -> np.ndarray:
+    """Vector-Jacobian product at pre-activations ``p``: each output's gradient goes to its arg-max
+    candidate (a subgradient of the max; ties go to the first)."""
+    p = np.atleast_2d(np.asarray(p, dtype=np.float64))
+    delta = np.atleast_2d(delta)
+    arg = _gathered(act, p, -np.inf).argmax(axis=-1)  # (b, n_post)
+    idx = np.take_along_axis(np.broadcast_to(act.groups, arg.shape + act.groups.shape[-1:]), arg[..., None], -1)[..., 0]
+    out = np.zeros(p.shape)
+    rows = np.broadcast_to(np.arange(p.shape[0])[:, None], idx.shape)
+    np.add.at(out, (rows, idx), delta)
+    return out
+
+
+def describe(act) -> str:
+    return f"Max over {act.groups.shape[0]} windows of up to {act.groups.shape[1]}"
+
+
+def output_error(act, l: np.ndarray, u: np.ndarray) -> np.ndarray:
+    return np.zeros(np.shape(l)[:-1] + (act.groups.shape[0],))
+
+
+def candidates(act, l: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per window: the remaining candidates (mask ``(n_post, k)``), ``i*`` (pre index of the
+    largest lower bound) and ``U`` (largest remaining upper bound)."""
+    g = act.groups
+    lg = _gathered(act, l, -np.inf)
+    ug = _gathered(act, u, -np.inf)
+    best = lg.argmax(axis=1)
+    L = lg[np.arange(g.shape[0]), best]
+    keep = (g >= 0) & (ug > L[:, None])
+    keep[np.arange(g.shape[0]), best] = True
+    U = np.where(keep, ug, -np.inf).max(axis=1)
+    return keep, g[np.arange(g.shape[0]), best], U
+
+
+def kinks_inside(act, l: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Per pre-activation neuron: 1 if it is a remaining candidate of a window with two or more
+    (those windows need binaries), else 0."""
+    keep, _, _ = candidates(act, l, u)
+    live = keep & (keep.sum(axis=1) >= 2)[:, None]
+    out = np.zeros(np.shape(l), dtype=int)
+    out[act.groups[live]] = 1
+    return out
+
+
+def relaxation(act, l, u, adaptive: bool = True):
+    """``(lines, i*)``: per window, lower ``y >= x_{i*}`` and upper ``y <= U`` (or ``= x_{i*}``)."""
+    keep, star, U = candidates(act, l, u)
+    single = keep.sum(axis=1) == 1
+    n = star.size
+    a_lo = np.ones(n)
+    c_lo = np.zeros(n)
+    a_up = single.astype(np.float64)
+    c_up = np.where(single, 0.0, U)
+    return _MaxLines(a_lo, c_lo, a_up, c_up, star, int(np.size(l)))
+
+
+class _MaxLines(tuple):
+    """``(a_lo, c_lo, a_up, c_up)`` per window, each line over the single candidate ``star``."""
+
+    def __new__(cls, a_lo, c_lo, a_up, c_up, star, n_pre):
+        obj = super().__new__(cls, (a_lo, c_lo, a_up, c_up))
+        obj.star = star
+        obj.n_pre = n_pre
+        return obj
+
+
+def backward(act, lines, L: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Upper bound of ``L @ y`` by the lines: ``(L_pre, const, magnitude)`` with ``L_pre`` over the
+    pre-activations (positive coefficients take the upper line, negative ones the lower)."""
+    a_lo, c_lo, a_up, c_up = lines
+    Lp = np.maximum(L, 0.0)
+    Ln = L - Lp
+    coef = Lp * a_up + Ln * a_lo
+    out = np.zeros((L.shape[0], lines.n_pre))
+    np.add.at(out.T, lines.star, coef.T)
+    const = Lp @ c_up + Ln @ c_lo
+    mag = Lp @ np.abs(c_up) - Ln @ np.abs(c_lo)
+    return out, const, mag
