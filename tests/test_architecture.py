@@ -18,7 +18,7 @@ import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "verifier"
 APP = {"app", "cli", "cli_batch", "batch", "suite", "junit", "procenv"}
-CORE = {"errors", "floatmodel", "activations", "network", "spec", "result", "budget", "layer_bounds"}
+CORE = {"errors", "floatmodel", "linalg", "activations", "network", "spec", "result", "budget", "layer_bounds"}
 SHIMS = {"onnx_loader", "oracle", "results", "encoding", "triangle", "lp", "solve", "relax", "falsify", "bab",
          "parallel", "tighten", "query"}
 #: what each group may import (besides itself)

@@ -64,9 +64,11 @@ def gamma(k: int | np.ndarray, dtype: str = "float32") -> np.ndarray | float:
 def dot_error(weight: np.ndarray, bias: np.ndarray, dtype: str = "float32") -> tuple[np.ndarray, np.ndarray]:
     """Error basis of one ``Gemm`` ``W z + b`` in ``dtype``: ``(gamma_k |W|, gamma_k |b| + k eta)``
     per row, ``k`` = the row's non-zero weights plus one for a non-zero bias."""
-    k = np.count_nonzero(weight, axis=1) + (bias != 0)
+    from .linalg import absolute, nnz_per_row, scale_rows
+
+    k = nnz_per_row(weight) + (bias != 0)
     g = gamma(k, dtype)
-    return g[:, None] * np.abs(weight), g * np.abs(bias) + k * UNDERFLOW[dtype]
+    return scale_rows(absolute(weight), g), g * np.abs(bias) + k * UNDERFLOW[dtype]
 
 
 def round_step(prop: np.ndarray, local: np.ndarray, k: int | np.ndarray, dtype: str) -> np.ndarray:

@@ -18,6 +18,7 @@ import numpy as np
 
 from . import activations as _acts
 from .floatmodel import LARGEST, dot_error
+from .linalg import absolute, as_weight, col_max, neg, pos
 
 ACTIVATION_KINDS = _acts.KINDS
 
@@ -93,7 +94,8 @@ class Activation:
 class Layer:
     """``x = weight @ z + bias`` followed by ``activation`` (None for a purely affine layer).
 
-    ``weight`` and ``bias`` are the real-arithmetic composition of the ONNX operators between two
+    ``weight`` is a dense array or, when large and sparse (convolutions), a ``scipy.sparse`` CSR
+    array (``linalg``); ``weight`` and ``bias`` are the real-arithmetic composition of the ONNX operators between two
     activations. ``err_weight`` / ``err_bias`` bound the floating-point error of evaluating those
     operators as onnxruntime does: for a layer input ``z`` given exactly (as floats) with
     ``|z| <= m`` elementwise, every float evaluation ``x_hat`` satisfies
@@ -119,18 +121,29 @@ class Layer:
     def __post_init__(self) -> None:
         if self.sources is not None:
             object.__setattr__(self, "sources", tuple(int(s) for s in self.sources))
+        object.__setattr__(self, "weight", as_weight(self.weight))
+        object.__setattr__(self, "bias", np.asarray(self.bias, dtype=np.float64))
         if self.err_weight is None or self.err_bias is None:
-            ew, eb = dot_error(np.asarray(self.weight, dtype=np.float64), np.asarray(self.bias, dtype=np.float64))
+            ew, eb = dot_error(self.weight, self.bias)
             object.__setattr__(self, "err_weight", ew)
             object.__setattr__(self, "err_bias", eb)
         if self.overflow is None:  # one float32 Gemm: every partial sum is within sum |w||z| + |b| (and rounding)
-            w, b = np.abs(np.asarray(self.weight, dtype=np.float64)), np.abs(np.asarray(self.bias, dtype=np.float64))
+            w, b = absolute(self.weight), np.abs(self.bias)
             limit = LARGEST["float32"] / 1.001
-            object.__setattr__(self, "overflow", (w.max(axis=0, initial=0.0) / limit, float(b.max(initial=0.0)) / limit))
+            object.__setattr__(self, "overflow", (col_max(w) / limit, float(b.max(initial=0.0)) / limit))
+        object.__setattr__(self, "err_weight", as_weight(self.err_weight))
 
     @cached_property
     def abs_weight(self) -> np.ndarray:
-        return np.abs(self.weight)
+        return absolute(self.weight)
+
+    @cached_property
+    def pos_weight(self):
+        return pos(self.weight)
+
+    @cached_property
+    def neg_weight(self):
+        return neg(self.weight)
 
     def rounding_error(self, magnitude: np.ndarray, input_error: np.ndarray | None = None) -> np.ndarray:
         """Per output, the bound on the float evaluation error for float inputs ``|z_hat| <= magnitude``.

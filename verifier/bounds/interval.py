@@ -17,7 +17,7 @@ def interval_bounds(network: Network, lower: np.ndarray, upper: np.ndarray) -> L
     los, his, errs = [], [], []
     for k, layer in enumerate(network.layers):
         zl, zu = network.gather(k, tl), network.gather(k, tu)
-        nl, nu = _interval_step(layer.weight, layer.bias, zl, zu)
+        nl, nu = _interval_step(layer, zl, zu)
         e = layer_error(network, k, zl, zu, network.gather(k, te))
         nl, nu = nl - e, nu + e
         los.append(nl)
@@ -29,10 +29,10 @@ def interval_bounds(network: Network, lower: np.ndarray, upper: np.ndarray) -> L
     return _checked(LayerBounds(tuple(los), tuple(his), "interval", errors=tuple(errs)))
 
 
-def _interval_step(W: np.ndarray, b: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _interval_step(layer, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Padded interval bounds of ``W z + b`` for ``z`` in ``[lo, hi]`` (real arithmetic)."""
-    Wp, Wn = np.maximum(W, 0.0), np.minimum(W, 0.0)
-    mag = np.abs(W) @ np.maximum(np.abs(lo), np.abs(hi)) + np.abs(b)
+    Wp, Wn, b = layer.pos_weight, layer.neg_weight, layer.bias
+    mag = layer.abs_weight @ np.maximum(np.abs(lo), np.abs(hi)) + np.abs(b)
     return pad(Wp @ lo + Wn @ hi + b, Wp @ hi + Wn @ lo + b, mag)
 
 

@@ -90,7 +90,7 @@ def symbolic_bounds(network: Network, lower: np.ndarray, upper: np.ndarray,
         zl, zu = network.gather(k, tl), network.gather(k, tu)
         e_k = layer_error(network, k, zl, zu, network.gather(k, te))
         relax.errors.append(e_k)
-        l_k, u_k = _interval_step(layer.weight, layer.bias, zl, zu)
+        l_k, u_k = _interval_step(layer, zl, zu)
         l_k, u_k = l_k - e_k, u_k + e_k
         if k > 0 and layer.activation is not None:
             # only neurons that interval arithmetic leaves unstable can gain anything
