@@ -1,21 +1,23 @@
-"""Load an ONNX file into the internal ``Network`` (affine layers + piecewise-linear activations).
+"""Load an ONNX file into the internal ``Network`` (a DAG of affine layers + piecewise-linear
+activations).
 
-How it works: every tensor that depends on the network input is kept as a *basis tensor* ``T``
-of shape ``(n_vars + 1, *shape)``: ``T[i]`` is the tensor's response to the i-th variable of its
-*space* (the network input and the activation outputs it depends on, see ``onnx_basis``) and
-``T[-1]`` its constant part, so ``tensor = sum_i T[i] * v_i + T[-1]``.
-Every linear ONNX operator (MatMul, Gemm, Conv, Reshape, Transpose, Mul by a constant, ...) is
-applied to ``T`` directly with numpy, the constant row also receiving biases. Consecutive affine
-operators therefore compose into one affine layer for free. An activation node closes an affine
-layer (``W = T[:-1]`` flattened and transposed, ``b = T[-1]``, reading the tensors of ``T``'s
-space) and starts a fresh variable space: the identity over the activation's outputs, a new
-network tensor. Operators on two input-dependent tensors (residual ``Add``, ``Concat``) first
-embed both into the union of their spaces, so any graph of such operators becomes a DAG of layers.
+How it works: every tensor that depends on the network input is kept as a *basis tensor*
+(``onnx_basis._Var``): its flattened values are ``A @ z + b`` with ``z`` the variables of its
+*space* (the network input and the activation outputs it depends on), ``A`` dense or sparse.
+Every linear ONNX operator (MatMul, Gemm, Conv, pooling, Reshape, Transpose, Slice, Mul by a
+constant, ...) is a map on the flattened tensor (``onnx_maps``), applied to ``A`` and ``b``;
+consecutive affine operators therefore compose into one affine layer for free, and a convolution
+costs its weights, not inputs x outputs. An activation node closes an affine layer (``W = A``,
+reading the tensors of the space) and starts a fresh variable space: the identity over the
+activation's outputs, a new network tensor. Operators on two input-dependent tensors (residual
+``Add``, ``Concat``, ``Max``) first embed both into the union of their spaces, so any graph of
+such operators becomes a DAG of layers.
 
 Layout: this module walks the graph (``load_model``, ``_GraphConverter``: checks, constant folding
 dispatch, shape checks against ONNX shape inference, the load-time comparison with onnxruntime);
-the operator handlers live in ``onnx_ops_linear`` / ``onnx_ops_shape`` / ``onnx_ops_act``, constant
-folding in ``onnx_fold``, the basis tensor ``_Var`` and its numeric helpers in ``onnx_basis``.
+the operator handlers live in ``onnx_ops_linear`` / ``onnx_ops_shape`` / ``onnx_ops_index`` /
+``onnx_ops_pool`` / ``onnx_ops_act``, constant folding in ``onnx_fold``, the basis tensor and its
+helpers in ``onnx_basis``, the sparse maps of the operators in ``onnx_maps``.
 """
 
 from __future__ import annotations
@@ -28,21 +30,17 @@ import numpy as np
 from ..errors import ModelError
 from ..floatmodel import FOLD_SLACK, LARGEST
 from ..network import Activation, Layer, Network
-from . import onnx_ops_act, onnx_ops_linear, onnx_ops_shape
+from . import onnx_ops_act, onnx_ops_index, onnx_ops_linear, onnx_ops_pool, onnx_ops_shape
 from .onnx_basis import (  # noqa: F401 - re-exported: the names of this module before the split
     _FLOAT_TYPES,
     _INT_TYPES,
-    _affine_of,
-    _broadcast,
-    _const_row,
-    _conv2d,
-    _identity_basis,
-    _matmul_basis,
-    _nnz,
     _NodeError,
     _Var,
     align,
+    identity_var,
+    is_finite,
     merge_history,
+    note_magnitude,
 )
 from .onnx_fold import _cast_constant, _fold_constant, _fold_depth  # noqa: F401 - re-exported
 from .onnx_ops_linear import _elementwise_linear  # noqa: F401 - re-exported
@@ -50,13 +48,16 @@ from .onnx_ops_shape import _resolve_reshape  # noqa: F401 - re-exported
 from .replay import ONNX_BYTES
 
 SUPPORTED_OPS = (
-    "Add", "BatchNormalization", "Cast", "Clip", "Concat", "Constant", "Conv", "Div", "Dropout",
-    "Flatten", "Gather", "Gemm", "Identity", "LeakyRelu", "MatMul", "Max", "Min", "Mul", "Neg",
-    "Relu", "Reshape", "Shape", "Squeeze", "Sub", "Transpose", "Unsqueeze",
+    "Add", "AveragePool", "BatchNormalization", "Cast", "Clip", "Concat", "Constant", "ConstantOfShape", "Conv",
+    "ConvTranspose", "Div", "Dropout", "Expand", "Flatten", "Gather", "Gemm", "GlobalAveragePool",
+    "GlobalMaxPool", "Identity", "LeakyRelu", "MatMul", "Max", "MaxPool", "Min", "Mul", "Neg", "Pad",
+    "ReduceMean", "ReduceSum", "Relu", "Reshape", "Shape", "Slice", "Split", "Squeeze", "Sub", "Transpose",
+    "Unsqueeze",
 )
 
 #: operator name -> handler ``(converter, node, vals, attrs) -> value``
-HANDLERS = {**onnx_ops_linear.HANDLERS, **onnx_ops_shape.HANDLERS, **onnx_ops_act.HANDLERS}
+HANDLERS = {**onnx_ops_linear.HANDLERS, **onnx_ops_shape.HANDLERS, **onnx_ops_index.HANDLERS,
+            **onnx_ops_pool.HANDLERS, **onnx_ops_act.HANDLERS}
 assert set(HANDLERS) == set(SUPPORTED_OPS), "every supported operator needs exactly one handler"
 
 
@@ -149,6 +150,10 @@ class _GraphConverter:
         self.fold = 0  # the current operator's largest constant fold depth (added to its rounding count)
         self.cdtype: dict[str, str] = {}  # float constants: the type onnxruntime holds (and folds) them in
         self.inferred = {vi.name: vi for vi in list(model.graph.value_info) + list(model.graph.output)}
+        self.label = ""  # the current node, as the layers record it ("Conv 'name'")
+        self.layer_info: list[dict] = []  # per layer: its ONNX operators and shapes (``verifier info``)
+        self.tensor_shapes: list[tuple[int, ...]] = []  # per network tensor: its ONNX shape
+        self._consumed = {n for node in model.graph.node for n in node.input} | {o.name for o in model.graph.output}
 
     # ----------------------------------------------------------------------------------- driver
     def convert(self) -> Network:
@@ -157,7 +162,8 @@ class _GraphConverter:
         in_shape = self._input_shape(inp)
         n_in = int(np.prod(in_shape))
         in_dtype = _FLOAT_TYPES[inp.type.tensor_type.elem_type]
-        self.values[inp.name] = _Var(_identity_basis(n_in, in_shape), ((0, n_in),), None, in_dtype)
+        self.values[inp.name] = identity_var(n_in, in_shape, ((0, n_in),), in_dtype)
+        self.tensor_shapes.append(tuple(in_shape))
         self._check_supported()
         self._run_nodes()
         out_name = g.output[0].name
@@ -170,7 +176,8 @@ class _GraphConverter:
             input_name=inp.name,
             output_name=out_name,
             meta={"opset": self.opset, "producer": self.model.producer_name, "n_nodes": len(g.node),
-                  "input_dtype": in_dtype},
+                  "input_dtype": in_dtype, "layer_info": tuple(self.layer_info),
+                  "tensor_shapes": tuple(self.tensor_shapes)},
         )
 
     def _read_initializers_and_input(self):
@@ -223,7 +230,7 @@ class _GraphConverter:
         self._check_output_shape(out)
         self.layers.append(self._close_layer(out, None))
         for k, layer in enumerate(self.layers):
-            if not (np.all(np.isfinite(layer.weight)) and np.all(np.isfinite(layer.bias))):
+            if not (is_finite(layer.weight) and is_finite(layer.bias)):
                 raise ModelError(f"{self.path}: layer {k} has NaN or infinite weights after folding constants")
         return out
 
@@ -267,26 +274,28 @@ class _GraphConverter:
 
         return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
+    def consumed(self, name: str) -> bool:
+        """Whether a node or the graph output reads the tensor ``name``."""
+        return name in self._consumed
+
     def _close_layer(self, v: _Var, act: Activation | None) -> Layer:
         """The affine layer computing ``v`` from the tensors of its space, followed by ``act``."""
-        weight, bias = _affine_of(v)
-        err_w, err_b = _affine_of(_Var(v.err, v.space))
-        guards = tuple((*_affine_of(_Var(g, v.space)), limit) for g, limit in v.guards)
+        from scipy import sparse
+
         self._note_magnitude(v)
-        return Layer(weight, bias, act, np.abs(err_w), np.abs(err_b), guards, v.ovf,
-                     sources=tuple(t for t, _ in v.space))
+        err_w = v.E if v.E is not None else sparse.csr_array(v.A.shape)
+        err_b = v.e if v.e is not None else np.zeros(v.size)
+        guards = tuple((G, g, limit) for (G, g), limit in v.guards)
+        layer = Layer(v.A, v.b, act, err_w, err_b, guards, v.ovf, sources=tuple(t for t, _ in v.space))
+        ops = v.ops + ((self.label,) if act is not None else ())
+        self.layer_info.append({"ops": ops, "shape": v.shape})
+        return layer
 
     def _note_magnitude(self, v: _Var) -> None:
-        """Fold this tensor's magnitude into its overflow guard: the largest element's coefficients
-        (a sound upper bound for non-negative input magnitudes), over its type's max. float16
-        tensors have exact per-element guards instead (``_Var.guards``)."""
-        if v.dtype == "float16":
-            return
-        rows = v.mag.reshape(v.T.shape[0], -1) / LARGEST[v.dtype]
-        vec, const = rows[:-1].max(axis=1, initial=0.0), float(rows[-1].max(initial=0.0))
-        if v.ovf is not None:
-            vec, const = np.maximum(vec, v.ovf[0]), max(const, v.ovf[1])
-        v.ovf = (vec, const)
+        """Fold this tensor's magnitude into its overflow guard (``onnx_basis.note_magnitude``).
+        float16 tensors have exact per-element guards instead (``_Var.guards``)."""
+        if v.dtype != "float16":
+            note_magnitude(v, LARGEST[v.dtype])
 
     def activation(self, v: _Var, act: Activation | None, out_shape: tuple[int, ...] | None = None) -> _Var:
         """Close an affine layer computing ``v`` with ``act`` and return the identity over its outputs
@@ -299,7 +308,9 @@ class _GraphConverter:
         n = layer.n_post
         if int(np.prod(shape)) != n:
             raise _NodeError(f"activation output shape {list(shape)} does not hold its {n} values")
-        return _Var(_identity_basis(n, shape), ((len(self.layers), n),), None, v.dtype)
+        self.layer_info[-1]["out_shape"] = shape
+        self.tensor_shapes.append(shape)
+        return identity_var(n, shape, ((len(self.layers), n),), v.dtype)
 
     def _check_output_shape(self, out: _Var) -> None:
         """The loaded output must have the shape the model declares (symbolic dimensions aside)."""
@@ -329,27 +340,33 @@ class _GraphConverter:
                              "than the float error model covers (fold that constant before export)")
         handler = HANDLERS[op]
         self.fold = max(depths, default=0)  # roundings of this operator's folded constants
+        self.label = f"{op} '{node.name}'" if node.name else op
         result = handler(self, node, vals, attrs)
-        if isinstance(result, _Var):
-            self._check_inferred(node.output[0], result)
-            if result is not vals[0]:
-                merge_history(result, vals)
-                self._note_magnitude(result)
-                if result.dtype == "float16":
-                    result.guards = result.guards + ((result.mag, LARGEST["float16"]),)
-        self.values[node.output[0]] = result
+        results = result if isinstance(result, list) else [result]
+        for name, r in zip(node.output, results):
+            if isinstance(r, _Var):
+                self._check_inferred(name, r)
+                if not any(r is v for v in vals):
+                    merge_history(r, vals, self.label)
+                    self._note_magnitude(r)
+                    if r.dtype == "float16":
+                        r.guards = r.guards + ((r.mag, LARGEST["float16"]),)
+            if name:
+                self.values[name] = r
 
     def _fold_node(self, node, vals: list, attrs: dict, depths: list[int]) -> None:
         """Constant folding for shape computations and weight preprocessing, in the constants' own
         float type (elementwise IEEE operations then give onnxruntime's folded values exactly)."""
         op = node.op_type
         dtype = next((self.cdtype[n] for n in node.input if n in self.cdtype), None)
-        out = _fold_constant(op, vals, attrs, self.opset, dtype)
-        self.values[node.output[0]] = out
-        self.depth[node.output[0]] = _fold_depth(op, vals, depths, attrs)
-        if isinstance(out, np.ndarray) and out.dtype.kind == "f":
-            to = attrs.get("to") if op == "Cast" else None
-            self.cdtype[node.output[0]] = _FLOAT_TYPES.get(to, dtype or "float32") if op == "Cast" else (dtype or "float32")
+        out = _fold_constant(op, vals, attrs, self.opset, dtype, n_outputs=len(node.output))
+        depth = _fold_depth(op, vals, depths, attrs)
+        for name, value in zip(node.output, out if isinstance(out, list) else [out]):
+            self.values[name] = value
+            self.depth[name] = depth
+            if isinstance(value, np.ndarray) and value.dtype.kind == "f":
+                to = attrs.get("to") if op == "Cast" else None
+                self.cdtype[name] = _FLOAT_TYPES.get(to, dtype or "float32") if op == "Cast" else (dtype or "float32")
 
     def _check_inferred(self, name: str, v: _Var) -> None:
         """Compare a tensor's loaded shape with ONNX shape inference (a loader bug must not pass silently)."""

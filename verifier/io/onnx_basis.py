@@ -1,43 +1,144 @@
-"""The basis tensors of the ONNX reader (see ``io.onnx``) and the numeric helpers its operator
-handlers share: a tensor that depends on the network input is a ``_Var`` (basis tensor ``T`` of
-shape ``(n_vars + 1, *shape)`` plus its float error basis ``R``); ``_matmul_basis``, ``_conv2d`` and
-``_broadcast`` apply ONNX semantics to such tensors with the basis axis kept first.
+"""The basis tensors of the ONNX reader (see ``io.onnx``) and the matrix helpers its operator
+handlers share.
 
-The variables of a basis tensor are its *space*: the network tensors it is an affine function of
-(the network input and activation outputs, ``((tensor id, size), ...)`` sorted by id). Two
-tensors over different spaces (a residual ``Add``, a ``Concat`` of branches) are first embedded
-into the union of their spaces (``align``)."""
+A tensor that depends on the network input is a ``_Var``: its values, flattened in row-major
+order, are ``A @ z + b`` with ``z`` the concatenated tensors of its *space* (the network tensors
+it is an affine function of: the network input and activation outputs, ``((tensor id, size),
+...)`` sorted by id). ``A`` has one row per element and one column per variable; it is a dense
+array or a ``scipy.sparse`` CSR array, whichever ``linalg.as_weight`` picks for the result of
+each operator (sparse when large and sparse), so a convolution after an activation costs its
+kernel-size non-zeros per output, not inputs x outputs. Every operator is a map on the flattened
+tensor axis: a matrix ``M`` (``A <- M A``, ``b <- M b + c``: MatMul, Gemm, Conv, pooling, sums), a
+per-element scaling (Mul / Div by constants, BatchNormalization) or a row selection (Reshape,
+Transpose, Slice, Pad, Concat, Split, broadcasting: ``take``), so consecutive affine operators
+compose into one affine layer.
+
+``E`` / ``e`` (same layout, non-negative, ``None`` = zero) are the floating-point *error basis*:
+with the layer's float inputs bounded by ``|z| <= m``, the value onnxruntime computes lies within
+``E @ m + e`` of the real value (see ``floatmodel``). Two tensors over different spaces (a
+residual ``Add``, a ``Concat`` of branches) are first embedded into the union of their spaces
+(``align``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
+from scipy import sparse
 
-from ..floatmodel import gamma, round_step
+from ..floatmodel import UNDERFLOW, gamma
+from ..linalg import absolute, as_weight, col_max, dense, is_sparse, scale_rows
 
 _FLOAT_TYPES = {1: "float32", 10: "float16", 11: "float64", 16: "bfloat16"}
 _INT_TYPES = {2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64", 9: "bool", 12: "uint32",
               13: "uint64"}
 
 
+class _NodeError(Exception):
+    """Raised inside operator handlers; turned into a ModelError that names the node."""
+
+
+# ------------------------------------------------------------------------ matrix helpers
+def _apply(M, X):
+    """``M @ X`` for ``M`` a matrix (dense or sparse) or a 1-D per-row scale, ``X`` a matrix, a
+    vector or None (zero)."""
+    if X is None:
+        return None
+    if isinstance(M, np.ndarray) and M.ndim == 1:
+        return M * X if isinstance(X, np.ndarray) and X.ndim == 1 else as_weight(scale_rows(X, M))
+    out = M @ X
+    return np.asarray(out) if np.ndim(out) == 1 else as_weight(out)
+
+
+def _plus(X, Y):
+    """``X + Y`` for matrices or vectors, None meaning zero."""
+    if X is None:
+        return Y
+    if Y is None:
+        return X
+    if is_sparse(X) and is_sparse(Y):
+        return as_weight(X + Y)
+    return as_weight(dense(X) + dense(Y)) if np.ndim(X) == 2 else X + Y
+
+
+def _select(X, idx: np.ndarray):
+    """Rows ``idx`` of ``X`` (matrix or vector), zero rows where ``idx < 0``."""
+    if X is None:
+        return None
+    valid = idx >= 0
+    n_rows = X.shape[0]
+    if valid.all():
+        if idx.size == n_rows and np.array_equal(idx, np.arange(n_rows)):
+            return X
+        return X[idx] if np.ndim(X) == 1 else as_weight(X[idx])
+    if np.ndim(X) == 1:
+        out = np.zeros(idx.size)
+        out[valid] = X[idx[valid]]
+        return out
+    if is_sparse(X):
+        S = sparse.csr_array((np.ones(int(valid.sum())), (np.flatnonzero(valid), idx[valid])), shape=(idx.size, n_rows))
+        return as_weight(S @ X)
+    out = np.zeros((idx.size, X.shape[1]))
+    out[valid] = X[idx[valid]]
+    return as_weight(out)
+
+
+def _stack(parts):
+    """Matrices (or None = zero, given as its row count) stacked vertically."""
+    if all(isinstance(p, int) for p in parts):
+        return None
+    width = next(p.shape[1] for p in parts if not isinstance(p, int))
+    mats = [sparse.csr_array((p, width)) if isinstance(p, int) else p for p in parts]
+    if any(is_sparse(m) for m in mats):
+        return as_weight(sparse.vstack([sparse.csr_array(m) if not is_sparse(m) else m for m in mats], format="csr"))
+    return as_weight(np.vstack(mats))
+
+
+def _embed_cols(X, cols: np.ndarray, width: int):
+    """``X`` with its columns moved to positions ``cols`` of a matrix ``width`` wide (zeros elsewhere)."""
+    if X is None:
+        return None
+    if is_sparse(X):
+        X = X.tocsr()
+        return as_weight(sparse.csr_array((X.data, cols[X.indices], X.indptr), shape=(X.shape[0], width)))
+    out = np.zeros((X.shape[0], width))
+    out[:, cols] = X
+    return as_weight(out)
+
+
+def _flat(c, shape) -> np.ndarray:
+    """A constant (scalar or array broadcastable to ``shape``) as a flat float64 vector."""
+    return np.broadcast_to(np.asarray(c, dtype=np.float64), tuple(shape)).reshape(-1)
+
+
+def is_finite(X) -> bool:
+    return bool(np.all(np.isfinite(X.data if is_sparse(X) else X)))
+
+
+def identity(n: int):
+    """The identity over ``n`` variables, as ``as_weight`` stores it."""
+    return as_weight(sparse.eye_array(n, format="csr"))
+
+
+# ---------------------------------------------------------------------------- the tensor
 @dataclass
 class _Var:
-    """A tensor that depends on the input: basis tensor ``T`` over variable space ``space``.
+    """A tensor that depends on the input: ``A @ z + b`` over variable space ``space``.
 
     ``ovf`` and ``guards`` collect, over everything computed on the way to this tensor since the
     last activations, the overflow guard (``(vec, const)``: every intermediate is at most
-    ``vec . m + const`` times its type's largest value) and the float16 per-element guards.
-
-    ``R`` (same shape, non-negative, None = zero) is its floating-point *error basis*: with the
-    layer's float inputs bounded by ``|z| <= m``, the value onnxruntime computes lies within
-    ``R[:-1] . m + R[-1]`` of the real value ``T[:-1] . z + T[-1]`` (see ``floatmodel``).
-    ``dtype`` is the floating-point type the tensor is computed in.
+    ``vec . m + const`` times its type's largest value) and the float16 per-element guards
+    (``((G, g), limit)``: ``G @ m + g <= limit``). ``E`` / ``e`` are the error basis (module
+    docstring), ``dtype`` the floating-point type the tensor is computed in, ``ops`` the ONNX
+    operators (labels) composed into it since the last activations.
     """
 
-    T: np.ndarray
+    A: object
+    b: np.ndarray
+    shape: tuple[int, ...]
     space: tuple[tuple[int, int], ...]
-    R: np.ndarray | None = None
+    E: object = None
+    e: np.ndarray | None = None
     dtype: str = "float32"
     #: terms of the last contraction (MatMul / Gemm / Conv) this tensor comes from in its layer:
     #: onnxruntime may fold later constant additions into that contraction's bias, where they
@@ -45,53 +146,87 @@ class _Var:
     kmax: int = 0
     ovf: tuple[np.ndarray, float] | None = None
     guards: tuple = ()
+    ops: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        self.shape = tuple(int(s) for s in self.shape)
 
     @property
-    def shape(self) -> tuple[int, ...]:
-        return tuple(self.T.shape[1:])
+    def size(self) -> int:
+        return int(self.A.shape[0])
 
     @property
-    def err(self) -> np.ndarray:
-        return np.zeros(self.T.shape) if self.R is None else self.R
+    def n_vars(self) -> int:
+        return int(self.A.shape[1])
 
     @property
-    def mag(self) -> np.ndarray:
-        """Magnitude basis: ``|value| <= mag[:-1] . m + mag[-1]`` for the float value."""
-        return np.abs(self.T) + self.err
+    def mag(self):
+        """Magnitude basis ``(MA, mb)``: ``|value| <= MA @ m + mb`` for the float value."""
+        return _plus(absolute(self.A), self.E), _plus(np.abs(self.b), self.e)
 
-    def exact(self, fn) -> _Var:
-        """Apply an operator that rounds nothing (reshape, transpose, negation) to ``T`` and ``R``."""
-        return _Var(fn(self.T), self.space, None if self.R is None else np.abs(fn(self.R)), self.dtype, self.kmax,
-                    self.ovf, self.guards)
+    def reshaped(self, shape) -> _Var:
+        return replace(self, shape=tuple(shape))
+
+    def take(self, idx: np.ndarray, shape, fill=0.0) -> _Var:
+        """The element ``idx[j]`` of this tensor at every position ``j`` of a tensor of ``shape``
+        (``idx`` flat, ``-1`` = the constant ``fill``): data movement, which rounds nothing."""
+        idx = np.asarray(idx, dtype=np.int64).reshape(-1)
+        b = _select(self.b, idx)
+        if np.any(idx < 0):
+            b = np.where(idx < 0, _flat(fill, idx.shape), b)
+        return replace(self, A=_select(self.A, idx), b=b, E=_select(self.E, idx), e=_select(self.e, idx),
+                       shape=tuple(shape))
+
+    def negated(self) -> _Var:
+        return replace(self, A=as_weight(-self.A), b=-self.b)
 
     def embed(self, space) -> _Var:
-        """The same tensor over a larger ``space`` (zero rows for the new variables)."""
+        """The same tensor over a larger ``space`` (zero columns for the new variables)."""
         space = tuple(space)
         if space == self.space:
             return self
-        rows = _embedding(self.space, space)
-        ovf = None
-        if self.ovf is not None:
-            vec = np.zeros(_space_size(space))
-            vec[rows] = self.ovf[0]
-            ovf = (vec, self.ovf[1])
-        guards = tuple((_embed_rows(G, rows, space), limit) for G, limit in self.guards)
-        R = None if self.R is None else _embed_rows(self.R, rows, space)
-        return _Var(_embed_rows(self.T, rows, space), space, R, self.dtype, self.kmax, ovf, guards)
+        cols, width = _embedding(self.space, space), _space_size(space)
+        return replace(self, A=_embed_cols(self.A, cols, width), E=_embed_cols(self.E, cols, width),
+                       space=space, **_embedded_history(self, cols, width))
 
-    def rounded(self, T: np.ndarray, prop: np.ndarray, local: np.ndarray, k, dtype: str | None = None,
-                kmax: int | None = None, const: np.ndarray | None = None, k_const: int = 0) -> _Var:
-        """The result ``T`` of a rounding operator (see ``floatmodel.round_step``).
+    def linear(self, M, shape, k, c=None, *, local_c: bool = True, kmax: int | None = None,
+               const=None, k_const: int = 0) -> _Var:
+        """The result of a rounding operator ``y = M x + c`` (``M`` a matrix or a per-element scale,
+        ``c`` a constant broadcast to ``shape``): ``k`` rounding steps per output on the magnitudes
+        ``|M| |x| (+ |c| if local_c)``, see ``rounded``."""
+        absM = np.abs(M) if isinstance(M, np.ndarray) else absolute(M)
+        A, b = _apply(M, self.A), _apply(M, self.b)
+        MA, mb = self.mag
+        local_b = _apply(absM, mb)
+        if c is not None:
+            cf = _flat(c, shape)
+            b = b + cf
+            if local_c:
+                local_b = local_b + np.abs(cf)
+        return self.rounded(A, b, (_apply(absM, self.E), _apply(absM, self.e)), (_apply(absM, MA), local_b), k,
+                            shape=shape, kmax=kmax, const=const, k_const=k_const)
 
-        ``const`` (a basis tensor with only its constant row set) are constant terms that onnxruntime
-        may fold into an earlier contraction's bias: they are counted with ``k_const`` roundings.
-        ``kmax`` is the result's contraction length (default: this tensor's).
+    def rounded(self, A, b, prop, local, k, *, shape=None, dtype: str | None = None, kmax: int | None = None,
+                const=None, k_const: int = 0) -> _Var:
+        """The result ``A @ z + b`` of a rounding operator (the model of ``floatmodel.round_step``).
+
+        ``prop``: the input's error carried through the operator (``(|M| E, |M| e)``); ``local``:
+        the magnitudes of the terms it sums; ``k``: rounding steps per output (scalar or
+        broadcastable to ``shape``), which also count ``k`` underflow units. ``const`` (broadcast to
+        ``shape``) are constant terms that onnxruntime may fold into an earlier contraction's bias:
+        they are counted with ``k_const`` roundings. ``kmax`` is the result's contraction length
+        (default: this tensor's).
         """
+        shape = self.shape if shape is None else tuple(shape)
         dtype = dtype or self.dtype
-        R = round_step(prop, local, k, dtype)
+        kf = _flat(k, shape)
+        g = gamma(kf, dtype)
+        E = _plus(prop[0], _apply(g, local[0]))
+        e = _plus(prop[1], g * local[1] + kf * UNDERFLOW[dtype])
         if const is not None:
-            R = R + gamma(k_const, dtype) * const
-        return _Var(T, self.space, R, dtype, self.kmax if kmax is None else int(kmax), self.ovf, self.guards)
+            e = e + gamma(k_const, dtype) * np.abs(_flat(const, shape))
+        return replace(self, A=A, b=np.asarray(b, dtype=np.float64), E=E, e=e, shape=shape, dtype=dtype,
+                       kmax=self.kmax if kmax is None else int(kmax))
 
 
 def _space_size(space) -> int:
@@ -99,7 +234,7 @@ def _space_size(space) -> int:
 
 
 def _embedding(space, target) -> np.ndarray:
-    """Row index in ``target`` of every variable of ``space`` (``space`` must be part of ``target``)."""
+    """Column index in ``target`` of every variable of ``space`` (``space`` must be part of ``target``)."""
     offsets, pos = {}, 0
     for t, n in target:
         offsets[t] = pos
@@ -107,11 +242,32 @@ def _embedding(space, target) -> np.ndarray:
     return np.concatenate([np.arange(offsets[t], offsets[t] + n) for t, n in space]) if space else np.zeros(0, int)
 
 
-def _embed_rows(A: np.ndarray, rows: np.ndarray, target) -> np.ndarray:
-    out = np.zeros((_space_size(target) + 1,) + A.shape[1:])
-    out[rows] = A[:-1]
-    out[-1] = A[-1]
-    return out
+def _embedded_history(v: _Var, cols: np.ndarray, width: int) -> dict:
+    """``v``'s overflow and float16 guards over a larger space (columns ``cols`` of ``width``)."""
+    ovf = None
+    if v.ovf is not None:
+        vec = np.zeros(width)
+        vec[cols] = v.ovf[0]
+        ovf = (vec, v.ovf[1])
+    guards = tuple(((_embed_cols(G, cols, width), g), limit) for (G, g), limit in v.guards)
+    return {"ovf": ovf, "guards": guards}
+
+
+def stacked(parts, shape=(-1,)) -> _Var:
+    """Tensors (``_Var`` over one space) and constants laid end to end as one flat tensor (the
+    operand of Concat, of a max over several tensors); constants become rows with no variable."""
+    ref = next(p for p in parts if isinstance(p, _Var))
+    rows = [p if isinstance(p, _Var) else None for p in parts]
+    sizes = [r.size if r is not None else int(np.size(p)) for r, p in zip(rows, parts)]
+    A = _stack([r.A if r is not None else n for r, n in zip(rows, sizes)])
+    E = _stack([r.E if r is not None and r.E is not None else n for r, n in zip(rows, sizes)])
+    b = np.concatenate([r.b if r is not None else np.asarray(p, dtype=np.float64).reshape(-1) for r, p in zip(rows, parts)])
+    has_e = any(r is not None and r.e is not None for r in rows)
+    e = np.concatenate([r.e if r is not None and r.e is not None else np.zeros(n) for r, n in zip(rows, sizes)]) \
+        if has_e else None
+    total = int(sum(sizes))
+    return _Var(A, b, (total,) if shape == (-1,) else shape, ref.space, E, e, ref.dtype,
+                max(r.kmax for r in rows if r is not None), ops=())
 
 
 def align(*vals):
@@ -122,102 +278,36 @@ def align(*vals):
     return [v.embed(target) if isinstance(v, _Var) else v for v in vals]
 
 
-def merge_history(result: _Var, inputs) -> None:
-    """Give ``result`` the overflow and float16 guards of the input-dependent ``inputs`` (which must
-    be over spaces within ``result``'s): an operator's result carries everything computed before it."""
-    ovf, guards = result.ovf, list(result.guards)
-    for v in inputs:
-        if not isinstance(v, _Var) or v is result or not set(v.space) <= set(result.space):
-            continue  # an activation's output starts a fresh space, and a fresh history
-        v = v.embed(result.space) if v.space != result.space else v
+def merge_history(result: _Var, inputs, label: str) -> None:
+    """Give ``result`` the overflow and float16 guards and the operator list of the input-dependent
+    ``inputs`` over spaces within ``result``'s (an operator's result carries everything computed
+    before it), and add ``label`` to its operators. An activation's output starts a fresh space
+    and a fresh history: no input is within it, nothing is added."""
+    ovf, guards, ops = result.ovf, list(result.guards), list(result.ops)
+    within = [v for v in inputs if isinstance(v, _Var) and v is not result and set(v.space) <= set(result.space)]
+    if not within:
+        return
+    for v in within:
+        if v.space != result.space:
+            cols = _embedding(v.space, result.space)
+            v = replace(v, **_embedded_history(v, cols, _space_size(result.space)))
         if v.ovf is not None:
             ovf = v.ovf if ovf is None else (np.maximum(ovf[0], v.ovf[0]), max(ovf[1], v.ovf[1]))
         guards.extend(g for g in v.guards if not any(g is h for h in guards))
-    result.ovf = ovf
-    result.guards = tuple(guards)
+        ops.extend(o for o in v.ops if o not in ops)
+    result.ovf, result.guards, result.ops = ovf, tuple(guards), tuple(ops) + (label,)
 
 
-def _nnz(W: np.ndarray, axis: int) -> np.ndarray:
-    """Non-zero terms per output of a contraction over ``axis`` (kept as a size-1 axis)."""
-    return np.count_nonzero(W, axis=axis, keepdims=True)
+def identity_var(n: int, shape, space, dtype: str) -> _Var:
+    """The identity over ``n`` fresh variables (the network input, an activation's outputs)."""
+    return _Var(identity(n), np.zeros(n), tuple(shape), tuple(space), None, None, dtype)
 
 
-def _const_row(shape_k: tuple[int, ...], c) -> np.ndarray:
-    """A basis tensor that is zero except for the constant row, which holds ``|c|`` broadcast."""
-    out = np.zeros(shape_k)
-    out[-1] = np.abs(np.broadcast_to(c, shape_k[1:]))
-    return out
-
-
-class _NodeError(Exception):
-    """Raised inside operator handlers; turned into a ModelError that names the node."""
-
-
-def _identity_basis(n: int, shape: tuple[int, ...]) -> np.ndarray:
-    T = np.zeros((n + 1, n))
-    T[:n] = np.eye(n)
-    return T.reshape((n + 1,) + tuple(shape))
-
-
-def _affine_of(v: _Var) -> tuple[np.ndarray, np.ndarray]:
-    k = v.T.shape[0]
-    flat = v.T.reshape(k, -1)
-    return np.ascontiguousarray(flat[:-1].T), flat[-1].copy()
-
-
-def _broadcast(v: _Var, shape: tuple[int, ...]) -> _Var:
-    """``v`` broadcast to ``shape`` (numpy rules: leading axes of size 1 are added first)."""
-    shape = tuple(shape)
-    if v.shape == shape:
-        return v
-    def grow(T):
-        T = T.reshape((T.shape[0],) + (1,) * (len(shape) - len(v.shape)) + v.shape)
-        return np.array(np.broadcast_to(T, (T.shape[0],) + shape))
-
-    return v.exact(grow)
-
-
-def _matmul_basis(T: np.ndarray, W: np.ndarray, var_left: bool) -> np.ndarray:
-    """``var @ W`` (``var_left``) or ``W @ var`` for a basis tensor ``T`` (basis axis first) with
-    numpy / ONNX MatMul semantics: a 1-D side is promoted to a matrix and the promoted axis
-    removed from the result; batch axes broadcast against each other, never against the basis."""
-    k, vs = T.shape[0], T.shape[1:]
-    if len(vs) == 0 or W.ndim == 0:
-        raise _NodeError("MatMul needs operands of rank 1 or more")
-    v2 = vs if len(vs) >= 2 else ((1,) + vs if var_left else vs + (1,))
-    W2 = W if W.ndim >= 2 else (W[:, None] if var_left else W[None, :])
-    nb = max(len(v2), W2.ndim) - 2
-    Tv = T.reshape((k,) + (1,) * (nb - (len(v2) - 2)) + v2)
-    Wb = W2.reshape((1,) * (nb - (W2.ndim - 2) + 1) + W2.shape)
-    out = np.matmul(Tv, Wb) if var_left else np.matmul(Wb, Tv)
-    if len(vs) == 1:
-        out = out.squeeze(-2 if var_left else -1)
-    if W.ndim == 1:
-        out = out.squeeze(-1 if var_left else -2)
-    return out
-
-
-def _conv2d(x: np.ndarray, w: np.ndarray, strides, pads, dil, group: int) -> np.ndarray:
-    """Cross-correlation of ``x`` (N, C, H, W) with ``w`` (M, C/group, kh, kw), ONNX semantics."""
-    n, c, h, wd = x.shape
-    m, cg, kh, kw = w.shape
-    if c != cg * group or m % group:
-        raise _NodeError(f"Conv: {c} input channels do not match weights {list(w.shape)} with group={group}")
-    sh, sw = strides
-    dh, dw = dil
-    pt, pl, pb, pr = pads
-    xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)))
-    ho = (h + pt + pb - dh * (kh - 1) - 1) // sh + 1
-    wo = (wd + pl + pr - dw * (kw - 1) - 1) // sw + 1
-    if ho <= 0 or wo <= 0:
-        raise _NodeError("Conv: output would be empty")
-    mg = m // group
-    out = np.zeros((n, m, ho, wo))
-    for gi in range(group):
-        xs = xp[:, gi * cg:(gi + 1) * cg]
-        ws = w[gi * mg:(gi + 1) * mg]
-        for i in range(kh):
-            for j in range(kw):
-                patch = xs[:, :, i * dh: i * dh + sh * (ho - 1) + 1: sh, j * dw: j * dw + sw * (wo - 1) + 1: sw]
-                out[:, gi * mg:(gi + 1) * mg] += np.einsum("nchw,mc->nmhw", patch, ws[:, :, i, j], optimize=True)
-    return out
+def note_magnitude(v: _Var, largest: float) -> None:
+    """Fold ``v``'s magnitude into its overflow guard: the largest element's coefficients (a sound
+    upper bound for non-negative input magnitudes), over its type's max ``largest``."""
+    MA, mb = v.mag
+    vec, const = col_max(MA) / largest, float(np.max(mb, initial=0.0)) / largest
+    if v.ovf is not None:
+        vec, const = np.maximum(vec, v.ovf[0]), max(const, v.ovf[1])
+    v.ovf = (np.asarray(vec, dtype=np.float64).reshape(-1), const)

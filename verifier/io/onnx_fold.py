@@ -8,6 +8,7 @@ import numpy as np
 
 from ..floatmodel import FOLD_SLACK
 from .onnx_basis import _FLOAT_TYPES, _INT_TYPES, _NodeError
+from .onnx_ops_index import pad_array, pad_params, slice_array, slice_params, split_arrays, split_sizes
 from .onnx_ops_shape import (
     axes_of,
     flatten_shape,
@@ -108,12 +109,40 @@ def _fold_shape_op(op: str, v: list, attrs: dict) -> np.ndarray:
     return np.reshape(v[0], new)
 
 
-def _fold_constant(op: str, vals: list, attrs: dict, opset: int, dtype: str | None = None) -> np.ndarray:
+def _fold_movement(op: str, v: list, attrs: dict, opset: int, n_outputs: int):
+    """Slice / Pad / Split / Expand of a constant (exact: values are only moved); None for other ops."""
+    a = np.asarray(v[0]) if v else None
+    if op == "Slice":
+        return slice_array(a, *slice_params(v, attrs, opset))
+    if op == "Pad":
+        per_axis, mode, value = pad_params(v, attrs, opset, a.ndim)
+        return pad_array(a, per_axis, mode, value)
+    if op == "Split":
+        axis = int(attrs.get("axis", 0)) % a.ndim
+        return split_arrays(a, axis, split_sizes(a.shape[axis], v, attrs, opset, n_outputs))
+    if op == "Expand":
+        shape = tuple(int(s) for s in np.asarray(v[1]).reshape(-1))
+        return np.array(np.broadcast_to(a, np.broadcast_shapes(a.shape, shape)))
+    if op == "ConstantOfShape":
+        from onnx import numpy_helper
+
+        value = numpy_helper.to_array(attrs["value"]) if "value" in attrs else np.zeros(1, np.float32)
+        fill = value.reshape(-1)[0]
+        out = np.full(tuple(int(s) for s in np.asarray(a).reshape(-1)), fill, dtype=value.dtype)
+        return out.astype(np.float64) if out.dtype.kind == "f" else out.astype(np.int64)
+    return None
+
+
+def _fold_constant(op: str, vals: list, attrs: dict, opset: int, dtype: str | None = None, n_outputs: int = 1):
     """Evaluate an operator whose inputs are all constants (shape arithmetic, weight preprocessing).
 
     Float arithmetic is done in ``dtype`` (the constants' own type, as onnxruntime folds it) and the
-    result kept as float64; integer ``Div`` truncates toward zero, as onnxruntime does."""
+    result kept as float64; integer ``Div`` truncates toward zero, as onnxruntime does. Split
+    gives a list of arrays."""
     v = vals
+    moved = _fold_movement(op, v, attrs, opset, n_outputs)
+    if moved is not None:
+        return moved
     if op == "Cast":
         return _cast_constant(np.asarray(v[0]), attrs.get("to"))
     if op in ("Identity", "Dropout"):
@@ -131,7 +160,8 @@ def _fold_constant(op: str, vals: list, attrs: dict, opset: int, dtype: str | No
     if op == "Gather":
         return np.take(v[0], np.asarray(v[1]).astype(np.int64), axis=int(attrs.get("axis", 0)))
     if op == "Concat":
-        return np.concatenate([np.atleast_1d(x) for x in v], axis=int(attrs.get("axis", 0)))
+        parts = [np.atleast_1d(x) for x in v if np.size(x) or np.ndim(x) > 1] or [np.atleast_1d(x) for x in v]
+        return np.concatenate(parts, axis=int(attrs.get("axis", 0)))
     if op == "Shape":
         return np.array(np.shape(v[0]), dtype=np.int64)
     raise _NodeError(f"{op} on constant inputs only is not supported")

@@ -1,5 +1,6 @@
-"""ONNX operator handlers for the activations: Relu, LeakyRelu, Clip, and Max / Min with a constant
-(a clip). Each closes the current affine layer through ``cv.activation`` (``io.onnx._GraphConverter``)."""
+"""ONNX operator handlers for the activations: Relu, LeakyRelu, Clip, Max / Min with a constant
+(a clip) and Max / Min of several input-dependent tensors (a max activation over windows of one
+element per operand). Each closes the current affine layer through ``cv.activation`` (``io.onnx._GraphConverter``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import numpy as np
 
 from ..floatmodel import UNDERFLOW, UNIT_ROUNDOFF
 from ..network import Activation
-from .onnx_basis import _broadcast, _NodeError, _Var
+from .onnx_basis import _NodeError, _Var, stacked
+from .onnx_ops_shape import broadcast_to
 
 
 def op_Relu(cv, node, vals, attrs):
@@ -40,27 +42,53 @@ def op_Clip(cv, node, vals, attrs):
 
 
 def _minmax(vals, which: str):
-    if len(vals) != 2:
-        raise _NodeError(f"{which} is supported with exactly two operands (one input-dependent, one constant)")
+    """``(x, c)`` for a Max / Min of one tensor and one constant, None if several operands depend
+    on the input (a max activation then, ``_max_of``)."""
+    if len(vals) == 1:
+        return vals[0], None
+    if sum(isinstance(v, _Var) for v in vals) > 1 or len(vals) > 2:
+        return None
     a, b = vals
-    if isinstance(a, _Var) and isinstance(b, _Var):
-        raise _NodeError(f"{which} of two input-dependent tensors is not supported")
     return (a, np.asarray(b, dtype=np.float64)) if isinstance(a, _Var) else (b, np.asarray(a, dtype=np.float64))
 
 
+def _max_of(cv, vals, negate: bool):
+    """``max`` (``min`` if ``negate``: ``-max(-a, -b)``) of several operands broadcast to one shape:
+    a max activation over windows of one element of each operand."""
+    shape = np.broadcast_shapes(*[v.shape if isinstance(v, _Var) else np.shape(v) for v in vals])
+    parts = []
+    for v in vals:
+        if isinstance(v, _Var):
+            v = broadcast_to(v, shape)
+            parts.append(v.negated() if negate else v)
+        else:
+            c = np.broadcast_to(np.asarray(v, dtype=np.float64), shape).reshape(-1)
+            parts.append(-c if negate else c)
+    n = int(np.prod(shape))
+    groups = np.arange(len(parts))[None, :] * n + np.arange(n)[:, None]
+    out = cv.activation(stacked(parts), Activation("max", groups=groups), shape)
+    return out.negated() if negate else out
+
+
 def op_Max(cv, node, vals, attrs):
-    x, c = _minmax(vals, "Max")
-    return _clip(cv, x, c, np.asarray(np.inf))
+    pair = _minmax(vals, "Max")
+    if pair is None:
+        return _max_of(cv, vals, negate=False)
+    x, c = pair
+    return x if c is None else _clip(cv, x, c, np.asarray(np.inf))
 
 
 def op_Min(cv, node, vals, attrs):
-    x, c = _minmax(vals, "Min")
-    return _clip(cv, x, np.asarray(-np.inf), c)
+    pair = _minmax(vals, "Min")
+    if pair is None:
+        return _max_of(cv, vals, negate=True)
+    x, c = pair
+    return x if c is None else _clip(cv, x, np.asarray(-np.inf), c)
 
 
 def _clip(cv, x: _Var, lo: np.ndarray, hi: np.ndarray) -> _Var:
     shape = np.broadcast_shapes(x.shape, lo.shape, hi.shape)
-    x = _broadcast(x, shape)
+    x = broadcast_to(x, shape)
     n = int(np.prod(shape))
     lo_v = np.broadcast_to(lo, shape).reshape(n).astype(np.float64)
     hi_v = np.broadcast_to(hi, shape).reshape(n).astype(np.float64)

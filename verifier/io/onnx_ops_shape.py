@@ -1,9 +1,13 @@
 """ONNX operator handlers for the operators that move values without rounding them (Reshape,
 Flatten, Squeeze, Unsqueeze, Transpose, Identity, Dropout, Shape), Cast, and Constant; and the shape
 logic they share with constant folding (``io.onnx_fold``): the target shape of Reshape / Flatten /
-Squeeze / Unsqueeze and the permutation of Transpose."""
+Squeeze / Unsqueeze and the permutation of Transpose. Data movement on an input-dependent tensor
+is a row selection (``_Var.take``) computed by applying the operator to the tensor of element
+indices (``moved``)."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 
@@ -83,9 +87,29 @@ def transpose_perm(rank: int, attrs: dict) -> list[int]:
     return list(range(rank))[::-1] if perm is None else [int(p) for p in perm]
 
 
+# ------------------------------------------------------------------ data movement on _Var
+def moved(v: _Var, fn, fill=0.0) -> _Var:
+    """``v`` moved as ``fn`` moves the elements of an array of ``v``'s shape (``fn`` maps the array
+    of element indices to the indices of the result, -1 for the constant ``fill``)."""
+    idx = np.asarray(fn(np.arange(v.size).reshape(v.shape)))
+    return v.take(idx.reshape(-1), idx.shape, fill)
+
+
+def broadcast_to(v: _Var, shape) -> _Var:
+    """``v`` broadcast to ``shape`` (numpy rules: leading axes of size 1 are added first)."""
+    shape = tuple(shape)
+    if v.shape == shape:
+        return v
+    return moved(v, lambda i: np.broadcast_to(i.reshape((1,) * (len(shape) - len(v.shape)) + v.shape), shape))
+
+
+def transposed(v: _Var, perm) -> _Var:
+    return moved(v, lambda i: np.transpose(i, perm))
+
+
 # ---------------------------------------------------------------------------- handlers
 def _reshaped(x: _Var, new: tuple[int, ...]) -> _Var:
-    return x.exact(lambda T: T.reshape((T.shape[0],) + tuple(new)))
+    return x.reshaped(new)
 
 
 def op_Constant(cv, node, vals, attrs):
@@ -135,8 +159,9 @@ def op_Cast(cv, node, vals, attrs):
                          "in a way that is not piecewise linear); only casts between float types are")
     target = _FLOAT_TYPES[to]
     if UNIT_ROUNDOFF[target] <= UNIT_ROUNDOFF[v.dtype] and LARGEST[target] >= LARGEST[v.dtype]:
-        return _Var(v.T, v.space, v.R, target, v.kmax)  # widening: exact
-    return v.rounded(v.T, v.err, v.mag, 1, target, kmax=0)
+        return replace(v, dtype=target)  # widening: exact
+    MA, mb = v.mag
+    return v.rounded(v.A, v.b, (v.E, v.e), (MA, mb), 1, dtype=target, kmax=0)
 
 
 def op_Flatten(cv, node, vals, attrs):
@@ -159,8 +184,7 @@ def op_Unsqueeze(cv, node, vals, attrs):
 
 
 def op_Transpose(cv, node, vals, attrs):
-    perm = transpose_perm(len(vals[0].shape), attrs)
-    return vals[0].exact(lambda T: T.transpose([0] + [p + 1 for p in perm]))
+    return transposed(vals[0], transpose_perm(len(vals[0].shape), attrs))
 
 
 def op_Shape(cv, node, vals, attrs):
@@ -170,14 +194,13 @@ def op_Shape(cv, node, vals, attrs):
     return shape[start:end]
 
 
-def op_Gather(cv, node, vals, attrs):
-    raise _NodeError("Gather on an input-dependent tensor is not supported")
-
-
-def op_Concat(cv, node, vals, attrs):
-    raise _NodeError("Concat of input-dependent tensors is not supported")
-
-
 HANDLERS = {"Constant": op_Constant, "Identity": op_Identity, "Dropout": op_Dropout, "Cast": op_Cast,
             "Flatten": op_Flatten, "Reshape": op_Reshape, "Squeeze": op_Squeeze, "Unsqueeze": op_Unsqueeze,
-            "Transpose": op_Transpose, "Shape": op_Shape, "Gather": op_Gather, "Concat": op_Concat}
+            "Transpose": op_Transpose, "Shape": op_Shape}
+
+
+def op_ConstantOfShape(cv, node, vals, attrs):
+    raise _NodeError("ConstantOfShape of an input-dependent shape is not supported")
+
+
+HANDLERS["ConstantOfShape"] = op_ConstantOfShape
