@@ -150,6 +150,7 @@ class _GraphConverter:
         self.fold = 0  # the current operator's largest constant fold depth (added to its rounding count)
         self.cdtype: dict[str, str] = {}  # float constants: the type onnxruntime holds (and folds) them in
         self.inferred = {vi.name: vi for vi in list(model.graph.value_info) + list(model.graph.output)}
+        self.meta_notes: list[str] = []
         self.label = ""  # the current node, as the layers record it ("Conv 'name'")
         self.layer_info: list[dict] = []  # per layer: its ONNX operators and shapes (``verifier info``)
         self.tensor_shapes: list[tuple[int, ...]] = []  # per network tensor: its ONNX shape
@@ -177,7 +178,7 @@ class _GraphConverter:
             output_name=out_name,
             meta={"opset": self.opset, "producer": self.model.producer_name, "n_nodes": len(g.node),
                   "input_dtype": in_dtype, "layer_info": tuple(self.layer_info),
-                  "tensor_shapes": tuple(self.tensor_shapes)},
+                  "tensor_shapes": tuple(self.tensor_shapes), "notes": tuple(self.meta_notes)},
         )
 
     def _read_initializers_and_input(self):
@@ -274,6 +275,11 @@ class _GraphConverter:
 
         return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
+    def distrust_inference(self) -> None:
+        """Stop comparing shapes with ONNX shape inference (where it is known to differ from onnxruntime)."""
+        self.inferred = {}
+        self.meta_notes.append("ONNX shape inference differs from onnxruntime (a ceil_mode pooling)")
+
     def consumed(self, name: str) -> bool:
         """Whether a node or the graph output reads the tensor ``name``."""
         return name in self._consumed
@@ -314,6 +320,8 @@ class _GraphConverter:
 
     def _check_output_shape(self, out: _Var) -> None:
         """The loaded output must have the shape the model declares (symbolic dimensions aside)."""
+        if self.meta_notes:  # the declared shape may be ONNX shape inference's, not onnxruntime's
+            return
         declared = self.graph.output[0].type.tensor_type.shape.dim
         dims = [d.dim_value if d.HasField("dim_value") else None for d in declared]
         if dims and (len(dims) != len(out.shape)

@@ -162,6 +162,14 @@ def pool_windows(in_shape, kernel, strides, pads, dil, ceil_mode: bool):
     return idx, ins, lead + tuple(O)
 
 
+def ceil_windows_dropped(in_shape, kernel, strides, pads, dil) -> bool:
+    """Whether ceil_mode drops a last window that would start in the end padding (onnxruntime
+    does, ONNX shape inference does not: the shapes it infers after such a pooling are wrong)."""
+    S, nd = in_shape[2:], len(in_shape) - 2
+    return any((conv_out_size(S[i], kernel[i], strides[i], pads[i], pads[nd + i], dil[i], True) - 1) * strides[i]
+               >= S[i] + pads[i] for i in range(nd))
+
+
 def window_map(idx: np.ndarray, weights: np.ndarray, n_in: int):
     """The sparse map whose row ``r`` has ``weights[r]`` at the valid slots of window ``idx[r]``."""
     rows = np.broadcast_to(np.arange(idx.shape[0])[:, None], idx.shape)

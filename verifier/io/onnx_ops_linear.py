@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..floatmodel import gamma
 from ..linalg import nnz_per_row
-from .onnx_basis import _flat, _NodeError, _plus, _Var
+from .onnx_basis import _apply, _flat, _NodeError, _plus, _Var
 from .onnx_maps import conv_map, conv_transpose_map, matmul_map
 from .onnx_ops_shape import broadcast_to, transposed
 
@@ -22,9 +23,7 @@ def _elementwise_linear(a, b, kind: str, fold: int = 0) -> _Var:
         a, b = broadcast_to(a, shape), broadcast_to(b, shape)
         if kind == "sub":
             b = b.negated()
-        (ma, va), (mb, vb) = a.mag, b.mag
-        return a.rounded(_plus(a.A, b.A), a.b + b.b, (_plus(a.E, b.E), _plus(a.e, b.e)), (_plus(ma, mb), va + vb), 1,
-                         kmax=max(a.kmax, b.kmax))
+        return _sum_of_tensors(a, b)
     if isinstance(a, _Var):
         v, c, negate_v, sign_c = a, b, False, (1.0 if kind == "add" else -1.0)
     else:
@@ -37,6 +36,21 @@ def _elementwise_linear(a, b, kind: str, fold: int = 0) -> _Var:
     MA, mb = v.mag
     return v.rounded(w.A, w.b + sign_c * _flat(c, shape), (v.E, v.e), (MA, mb), 1 + fold, const=c,
                      k_const=max(1, v.kmax + 1) + fold)
+
+
+def _sum_of_tensors(a: _Var, b: _Var) -> _Var:
+    """``a + b`` of two input-dependent tensors: one rounding on ``|a| + |b|``. onnxruntime may
+    instead fuse the addition into the contraction one side comes from (a Conv with a Sum input,
+    MatMul + Add -> Gemm with C), where the other side starts the accumulator and takes part in
+    all of its additions: that side is also counted with the contraction's ``kmax + 1`` roundings."""
+    (ma, va), (mb, vb) = a.mag, b.mag
+    out = a.rounded(_plus(a.A, b.A), a.b + b.b, (_plus(a.E, b.E), _plus(a.e, b.e)), (_plus(ma, mb), va + vb), 1,
+                    kmax=max(a.kmax, b.kmax))
+    for side, other in ((a, (mb, vb)), (b, (ma, va))):
+        if side.kmax > 0:
+            g = gamma(side.kmax + 1, out.dtype)
+            out.E, out.e = _plus(out.E, _apply(np.full(out.size, g), other[0])), out.e + g * other[1]
+    return out
 
 
 def op_Neg(cv, node, vals, attrs):
@@ -159,7 +173,7 @@ def _conv_attrs(attrs, nd: int, spatial, kernel, transpose: bool = False, out_sp
             else:
                 total = max(0, (-(-spatial[i] // strides[i]) - 1) * strides[i] + span - spatial[i])
             small, big = total // 2, total - total // 2
-            upper = auto_pad != "SAME_LOWER"
+            upper = auto_pad == "SAME_UPPER"  # NOTSET with output_shape: the larger half first, as onnxruntime
             begins.append(small if upper else big)
             ends.append(big if upper else small)
         pads = begins + ends

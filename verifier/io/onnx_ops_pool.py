@@ -13,7 +13,7 @@ import numpy as np
 
 from ..network import Activation
 from .onnx_basis import _NodeError, _Var
-from .onnx_maps import compact_windows, pool_windows, reduce_windows, window_map
+from .onnx_maps import ceil_windows_dropped, compact_windows, pool_windows, reduce_windows, window_map
 
 
 def _pool_attrs(attrs, nd: int, dilations: bool):
@@ -36,6 +36,15 @@ def _pool_attrs(attrs, nd: int, dilations: bool):
     return kernel, strides, pads, dil, bool(attrs.get("ceil_mode", 0))
 
 
+def _windows(cv, x: _Var, kernel, strides, pads, dil, ceil: bool):
+    """``pool_windows``; where ceil_mode drops a window, ONNX shape inference is no longer a
+    cross-check (it keeps the window that onnxruntime drops): the load-time comparison with
+    onnxruntime remains."""
+    if ceil and ceil_windows_dropped(x.shape, kernel, strides, pads, dil):
+        cv.distrust_inference()
+    return pool_windows(x.shape, kernel, strides, pads, dil, ceil)
+
+
 def _spatial(x: _Var, op: str) -> int:
     if len(x.shape) < 3:
         raise _NodeError(f"{op} expects an [N, C, ...] input with spatial axes (input shape {list(x.shape)})")
@@ -53,7 +62,7 @@ def op_AveragePool(cv, node, vals, attrs):
     x = vals[0]
     nd = _spatial(x, "AveragePool")
     kernel, strides, pads, dil, ceil = _pool_attrs(attrs, nd, dilations=False)
-    idx, inside, out_shape = pool_windows(x.shape, kernel, strides, pads, dil, ceil)
+    idx, inside, out_shape = _windows(cv, x, kernel, strides, pads, dil, ceil)
     if attrs.get("count_include_pad", 0):
         counts = np.sum(inside, axis=1)  # the pads count, the slots past the padded end do not
     else:
@@ -126,7 +135,7 @@ def op_MaxPool(cv, node, vals, attrs):
     x = vals[0]
     nd = _spatial(x, "MaxPool")
     kernel, strides, pads, dil, ceil = _pool_attrs(attrs, nd, dilations=True)
-    idx, _inside, out_shape = pool_windows(x.shape, kernel, strides, pads, dil, ceil)
+    idx, _inside, out_shape = _windows(cv, x, kernel, strides, pads, dil, ceil)
     return _max_windows(cv, node, x, idx, out_shape)
 
 
