@@ -27,7 +27,7 @@ import numpy as np
 from scipy import sparse
 
 from ..floatmodel import UNDERFLOW, gamma
-from ..linalg import absolute, as_weight, col_max, dense, is_sparse, scale_rows
+from ..linalg import SPARSE_MAX_DENSITY, SPARSE_MIN_SIZE, absolute, as_weight, col_max, dense, is_sparse, scale_rows
 
 _FLOAT_TYPES = {1: "float32", 10: "float16", 11: "float64", 16: "bfloat16"}
 _INT_TYPES = {2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64", 9: "bool", 12: "uint32",
@@ -39,15 +39,26 @@ class _NodeError(Exception):
 
 
 # ------------------------------------------------------------------------ matrix helpers
+def _norm(X):
+    """``linalg.as_weight`` without its copy for a float64 CSR array (every operator's result
+    passes here: dense when small or dense, CSR when large and sparse)."""
+    if is_sparse(X) and X.format == "csr" and X.dtype == np.float64:
+        size = X.shape[0] * X.shape[1]
+        if size < SPARSE_MIN_SIZE or X.nnz > SPARSE_MAX_DENSITY * size:
+            return X.toarray()
+        return X
+    return as_weight(X)
+
+
 def _apply(M, X):
     """``M @ X`` for ``M`` a matrix (dense or sparse) or a 1-D per-row scale, ``X`` a matrix, a
     vector or None (zero)."""
     if X is None:
         return None
     if isinstance(M, np.ndarray) and M.ndim == 1:
-        return M * X if isinstance(X, np.ndarray) and X.ndim == 1 else as_weight(scale_rows(X, M))
+        return M * X if isinstance(X, np.ndarray) and X.ndim == 1 else _norm(scale_rows(X, M))
     out = M @ X
-    return np.asarray(out) if np.ndim(out) == 1 else as_weight(out)
+    return np.asarray(out) if np.ndim(out) == 1 else _norm(out)
 
 
 def _plus(X, Y):
@@ -57,8 +68,8 @@ def _plus(X, Y):
     if Y is None:
         return X
     if is_sparse(X) and is_sparse(Y):
-        return as_weight(X + Y)
-    return as_weight(dense(X) + dense(Y)) if np.ndim(X) == 2 else X + Y
+        return _norm(X + Y)
+    return _norm(dense(X) + dense(Y)) if np.ndim(X) == 2 else X + Y
 
 
 def _select(X, idx: np.ndarray):
@@ -70,17 +81,17 @@ def _select(X, idx: np.ndarray):
     if valid.all():
         if idx.size == n_rows and np.array_equal(idx, np.arange(n_rows)):
             return X
-        return X[idx] if np.ndim(X) == 1 else as_weight(X[idx])
+        return X[idx] if np.ndim(X) == 1 else _norm(X[idx])
     if np.ndim(X) == 1:
         out = np.zeros(idx.size)
         out[valid] = X[idx[valid]]
         return out
     if is_sparse(X):
         S = sparse.csr_array((np.ones(int(valid.sum())), (np.flatnonzero(valid), idx[valid])), shape=(idx.size, n_rows))
-        return as_weight(S @ X)
+        return _norm(S @ X)
     out = np.zeros((idx.size, X.shape[1]))
     out[valid] = X[idx[valid]]
-    return as_weight(out)
+    return _norm(out)
 
 
 def _stack(parts):
@@ -90,8 +101,8 @@ def _stack(parts):
     width = next(p.shape[1] for p in parts if not isinstance(p, int))
     mats = [sparse.csr_array((p, width)) if isinstance(p, int) else p for p in parts]
     if any(is_sparse(m) for m in mats):
-        return as_weight(sparse.vstack([sparse.csr_array(m) if not is_sparse(m) else m for m in mats], format="csr"))
-    return as_weight(np.vstack(mats))
+        return _norm(sparse.vstack([sparse.csr_array(m) if not is_sparse(m) else m for m in mats], format="csr"))
+    return _norm(np.vstack(mats))
 
 
 def _embed_cols(X, cols: np.ndarray, width: int):
@@ -100,10 +111,10 @@ def _embed_cols(X, cols: np.ndarray, width: int):
         return None
     if is_sparse(X):
         X = X.tocsr()
-        return as_weight(sparse.csr_array((X.data, cols[X.indices], X.indptr), shape=(X.shape[0], width)))
+        return _norm(sparse.csr_array((X.data, cols[X.indices], X.indptr), shape=(X.shape[0], width)))
     out = np.zeros((X.shape[0], width))
     out[:, cols] = X
-    return as_weight(out)
+    return _norm(out)
 
 
 def _flat(c, shape) -> np.ndarray:
@@ -117,7 +128,7 @@ def is_finite(X) -> bool:
 
 def identity(n: int):
     """The identity over ``n`` variables, as ``as_weight`` stores it."""
-    return as_weight(sparse.eye_array(n, format="csr"))
+    return _norm(sparse.eye_array(n, format="csr"))
 
 
 # ---------------------------------------------------------------------------- the tensor
@@ -178,7 +189,7 @@ class _Var:
                        shape=tuple(shape))
 
     def negated(self) -> _Var:
-        return replace(self, A=as_weight(-self.A), b=-self.b)
+        return replace(self, A=_norm(-self.A), b=-self.b)
 
     def embed(self, space) -> _Var:
         """The same tensor over a larger ``space`` (zero columns for the new variables)."""
