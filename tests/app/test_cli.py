@@ -320,6 +320,45 @@ def test_info_describes_leaky_and_clip(tmp_path):
     assert acts == ["LeakyRelu(alpha=0.1)".replace("Relu", "ReLU"), "Clip(0, 6)", "none (output)"]
 
 
+def _dag_model(tmp_path) -> Path:
+    """Conv -> Relu -> MaxPool, a residual block (Conv -> Relu -> Conv, Add the pooled tensor,
+    Relu), then Flatten -> Gemm."""
+    g = GraphBuilder(seed=3)
+    h = g.op("Relu", [g.op("Conv", ["x", g.weight((2, 1, 3, 3), 0.5)], pads=[1, 1, 1, 1], name="stem")])
+    p = g.op("MaxPool", [h], kernel_shape=[2, 2], strides=[2, 2], name="pool")
+    r = g.op("Relu", [g.op("Conv", [p, g.weight((2, 2, 3, 3), 0.5)], pads=[1, 1, 1, 1], name="inner")])
+    r = g.op("Conv", [r, g.weight((2, 2, 3, 3), 0.5)], pads=[1, 1, 1, 1], name="res")
+    r = g.op("Relu", [g.op("Add", [r, p], name="skip")])
+    g.gemm(g.op("Flatten", [r]), 8, 3, out="y")
+    return save(tmp_path, g.model([tensor("x", [1, 1, 4, 4])], [tensor("y", [1, 3])]))
+
+
+def test_info_json_describes_the_dag(tmp_path):
+    r = run("info", _dag_model(tmp_path), "--json")
+    assert r.exit_code == 0, r.output
+    data = last_json(r.stdout)
+    assert data["dag"] is True
+    stem, pool, inner, res, out = data["layers"]
+    assert [x["name"] for x in stem["reads"]] == ["input"] and stem["reads"][0]["shape"] == [1, 1, 4, 4]
+    assert stem["output_shape"] == [1, 2, 4, 4] and stem["onnx_ops"] == ["Conv 'stem'", "Relu 'Relu_node_0'"]
+    assert pool["activation_kind"] == "max" and pool["windows"] == {"count": 8, "max_size": 4}
+    assert (pool["outputs"], pool["outputs_after_activation"], pool["output_shape"]) == (32, 8, [1, 2, 2, 2])
+    assert [x["name"] for x in inner["reads"]] == ["layer 1"]
+    assert [(x["name"], x["shape"]) for x in res["reads"]] == [("layer 1", [1, 2, 2, 2]), ("layer 2", [1, 2, 2, 2])]
+    assert res["inputs"] == 16 and res["onnx_ops"] == ["Conv 'res'", "Add 'skip'", "Relu 'Relu_node_2'"]
+    assert out["activation"] == "none (output)" and out["output_shape"] == [1, 3]
+    assert out["onnx_ops"][-1].startswith("Gemm") and out["weights"]["nonzeros"] == 24
+
+
+def test_info_text_shows_reads_shapes_windows_and_operators(tmp_path):
+    r = run("info", _dag_model(tmp_path))
+    assert r.exit_code == 0, r.output
+    out = r.stdout
+    assert re.search(r"layers\s+5 \(a DAG", out), out
+    assert re.search(r"^\s+1\s+layer 0\s+32 -> 32\s+\[1, 2, 2, 2\]\s+Max over 8 windows of up to 4\s+MaxPool$", out, re.MULTILINE), out
+    assert re.search(r"^\s+3\s+layer 1, layer 2\s+16 -> 8\s+\[1, 2, 2, 2\]\s+ReLU\s+Conv, Add, Relu$", out, re.MULTILINE), out
+
+
 # ------------------------------------------------------------------------- real processes
 def _proc(args: list, cwd: Path = REPO) -> subprocess.CompletedProcess:
     return subprocess.run([str(a) for a in args], cwd=cwd, capture_output=True, text=True, timeout=120,

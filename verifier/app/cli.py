@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import VerifierError
 from ..results import EXIT_USAGE
-from .render import StatusLine, print_result
+from .render import StatusLine, info_summary, print_info, print_result
 
 EXIT_HELP = """\b
 Exit codes:
@@ -119,31 +119,17 @@ def verify(model: str, spec: str, timeout: float | None, solver: str, as_json: b
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 def info(model: str, as_json: bool) -> None:
-    """Describe MODEL: shapes, layers, activations, parameters and neurons."""
+    """Describe MODEL: shapes, layers (the tensors each reads, shapes, activation, ONNX operators),
+    parameters and neurons."""
     from ..onnx_loader import load_model
 
     t = time.perf_counter()
     net = load_model(model)
-    layers = []
-    for k, layer in enumerate(net.layers):
-        layers.append({"index": k, "inputs": layer.n_in, "outputs": layer.n_out,
-                       "activation": layer.activation.describe() if layer.activation else "none (output)"})
-    summary = {"model": model, "input_shape": list(net.input_shape), "output_shape": list(net.output_shape),
-               "inputs": net.n_inputs, "outputs": net.n_outputs, "layers": layers,
-               "parameters": net.n_parameters, "neurons": net.n_neurons, "opset": net.meta.get("opset"),
-               "load_s": round(time.perf_counter() - t, 4)}
+    summary = info_summary(net, model, time.perf_counter() - t)
     if as_json:
         click.echo(json.dumps(summary))
-        return
-    click.echo(f"model        {model}")
-    click.echo(f"input shape  {list(net.input_shape)}  ({net.n_inputs} values)")
-    click.echo(f"output shape {list(net.output_shape)}  ({net.n_outputs} values)")
-    click.echo(f"opset        {net.meta.get('opset')}")
-    click.echo("layers:")
-    for entry in layers:
-        click.echo(f"  {entry['index']:>3}  affine {entry['inputs']:>5} -> {entry['outputs']:<5}  {entry['activation']}")
-    click.echo(f"parameters   {net.n_parameters}")
-    click.echo(f"neurons      {net.n_neurons} (with an activation)")
+    else:
+        print_info(summary)
 
 
 def _parse_vector(text: str, what: str) -> np.ndarray:

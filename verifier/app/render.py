@@ -155,3 +155,70 @@ def print_summary(rows: list[dict]) -> None:
         click.echo(fmt.format(*c))
 
 
+
+
+# --------------------------------------------------------------------------------- info
+def _tensor_name(t: int) -> str:
+    return "input" if t == 0 else f"layer {t - 1}"
+
+
+def _layer_entry(net, k: int) -> dict:
+    """``verifier info``'s description of layer ``k``: what it reads, its shapes, its activation
+    and the ONNX operators composed into it (when the network comes from the loader)."""
+    from ..linalg import is_sparse
+
+    layer = net.layers[k]
+    shapes = net.meta.get("tensor_shapes") or ()
+    info = (net.meta.get("layer_info") or ())[k] if k < len(net.meta.get("layer_info") or ()) else {}
+    act = layer.activation
+    reads = [{"tensor": t, "name": _tensor_name(t), "size": net.tensor_size(t),
+              "shape": list(shapes[t]) if t < len(shapes) else [net.tensor_size(t)]} for t in net.sources(k)]
+    out_shape = info.get("out_shape", info.get("shape", net.output_shape if act is None else (layer.n_post,)))
+    entry = {"index": k, "inputs": layer.n_in, "outputs": layer.n_out, "outputs_after_activation": layer.n_post,
+             "reads": reads, "pre_activation_shape": list(info.get("shape", (layer.n_out,))),
+             "output_shape": list(out_shape), "activation": act.describe() if act else "none (output)",
+             "activation_kind": act.kind if act else None,
+             "weights": {"nonzeros": int(layer.weight.nnz if is_sparse(layer.weight) else np.count_nonzero(layer.weight)),
+                         "sparse": is_sparse(layer.weight)},
+             "onnx_ops": list(info.get("ops", ()))}
+    if act is not None and act.kind == "max":
+        entry["windows"] = {"count": int(act.groups.shape[0]), "max_size": int(act.groups.shape[1])}
+    return entry
+
+
+def info_summary(net, model: str, load_s: float) -> dict:
+    """What ``verifier info`` reports about a loaded network (its ``--json`` object)."""
+    return {"model": model, "input_shape": list(net.input_shape), "output_shape": list(net.output_shape),
+            "inputs": net.n_inputs, "outputs": net.n_outputs, "dag": not net.is_chain,
+            "layers": [_layer_entry(net, k) for k in range(len(net.layers))],
+            "parameters": net.n_parameters, "neurons": net.n_neurons, "opset": net.meta.get("opset"),
+            "load_s": round(load_s, 4)}
+
+
+def _op_types(labels) -> str:
+    """``Conv 'a', Conv 'b', Add 'c'`` -> ``Conv x2, Add`` (the operators behind a layer)."""
+    types = [str(label).split(" ", 1)[0] for label in labels]
+    runs: list[list] = []
+    for t in types:
+        if runs and runs[-1][0] == t:
+            runs[-1][1] += 1
+        else:
+            runs.append([t, 1])
+    return ", ".join(t if n == 1 else f"{t} x{n}" for t, n in runs)
+
+
+def print_info(summary: dict) -> None:
+    s = summary
+    click.echo(f"model        {s['model']}")
+    click.echo(f"input shape  {s['input_shape']}  ({s['inputs']} values)")
+    click.echo(f"output shape {s['output_shape']}  ({s['outputs']} values)")
+    click.echo(f"opset        {s['opset']}")
+    kind = "a DAG: layers read the input or earlier layers' outputs" if s["dag"] else "a chain"
+    click.echo(f"layers       {len(s['layers'])} ({kind})")
+    click.echo(f"  {'#':>3}  {'reads':<22} {'in':>6} -> {'pre':<6} {'output shape':<18} {'activation':<34} onnx")
+    for e in s["layers"]:
+        reads = ", ".join(r["name"] for r in e["reads"])
+        click.echo(f"  {e['index']:>3}  {reads:<22} {e['inputs']:>6} -> {e['outputs']:<6} "
+                   f"{e['output_shape']!s:<18} {e['activation']:<34} {_op_types(e['onnx_ops'])}".rstrip())
+    click.echo(f"parameters   {s['parameters']}")
+    click.echo(f"neurons      {s['neurons']} (with an activation)")
