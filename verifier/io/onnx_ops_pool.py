@@ -128,6 +128,10 @@ def _max_windows(cv, node, x: _Var, idx: np.ndarray, out_shape):
     groups = compact_windows(idx)
     if groups.shape[1] == 1:
         return x.take(groups[:, 0], out_shape)
+    used = np.unique(groups[groups >= 0])
+    if used.size < x.size:  # elements no window reads (strides past the kernel): no pre-activation
+        x = x.take(used, (used.size,))
+        groups = np.where(groups >= 0, np.searchsorted(used, np.maximum(groups, 0)), -1)
     return cv.activation(x, Activation("max", groups=groups), out_shape)
 
 
