@@ -214,6 +214,15 @@ def test_average_pool_2d(tmp_path, kernel, strides, pads, ceil, include):
     differential(tmp_path, g, [1, 1, 8, 7], opset=13)
 
 
+@pytest.mark.parametrize("op", ["AveragePool", "MaxPool"])
+@pytest.mark.parametrize("auto_pad", ["SAME_UPPER", "SAME_LOWER", "VALID"])
+def test_pooling_auto_pad(tmp_path, op, auto_pad):
+    g = GraphBuilder(12)
+    h = g.op("Conv", ["x", g.weight((2, 1, 2, 2), 0.5)])
+    g.op(op, [h], out="y", kernel_shape=[3, 2], strides=[2, 2], auto_pad=auto_pad)
+    differential(tmp_path, g, [1, 1, 7, 6], opset=13)
+
+
 @pytest.mark.parametrize("ceil,include", [(0, 0), (1, 0), (1, 1)])
 def test_average_pool_1d(tmp_path, ceil, include):
     g = GraphBuilder(13)

@@ -14,25 +14,18 @@ import numpy as np
 from ..network import Activation
 from .onnx_basis import _NodeError, _Var
 from .onnx_maps import ceil_windows_dropped, compact_windows, pool_windows, reduce_windows, window_map
+from .onnx_ops_linear import _conv_attrs
 
 
-def _pool_attrs(attrs, nd: int, dilations: bool):
+def _pool_attrs(attrs, x: _Var, nd: int, dilations: bool):
+    """kernel, strides, pads (begins then ends, auto_pad resolved as for Conv), dilations, ceil_mode."""
     kernel = [int(k) for k in attrs.get("kernel_shape", [])]
     if len(kernel) != nd:
         raise _NodeError(f"kernel_shape {kernel} does not match the {nd} spatial axes")
-    strides = [int(s) for s in attrs.get("strides", [1] * nd)]
-    dil = [int(d) for d in attrs.get("dilations", [1] * nd)] if dilations else [1] * nd
-    if not dilations and "dilations" in attrs and any(int(d) != 1 for d in attrs["dilations"]):
+    if not dilations and any(int(d) != 1 for d in attrs.get("dilations", [])):
         raise _NodeError("AveragePool dilations are not supported")
-    pads = [int(p) for p in attrs.get("pads", [0] * (2 * nd))]
-    auto_pad = attrs.get("auto_pad", b"NOTSET")
-    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
-    if auto_pad not in ("NOTSET", "VALID"):
-        raise _NodeError(f"pooling with auto_pad={auto_pad} is not supported (explicit pads are)")
-    if auto_pad == "VALID":
-        pads = [0] * (2 * nd)
-    if len(strides) != nd or len(dil) != nd or len(pads) != 2 * nd:
-        raise _NodeError("strides / dilations / pads do not match the spatial axes")
+    strides, dil, pads = _conv_attrs(attrs if dilations else {k: v for k, v in attrs.items() if k != "dilations"},
+                                     nd, x.shape[2:], kernel)
     return kernel, strides, pads, dil, bool(attrs.get("ceil_mode", 0))
 
 
@@ -61,7 +54,7 @@ def _mean_of_windows(x: _Var, idx: np.ndarray, counts: np.ndarray, out_shape, fo
 def op_AveragePool(cv, node, vals, attrs):
     x = vals[0]
     nd = _spatial(x, "AveragePool")
-    kernel, strides, pads, dil, ceil = _pool_attrs(attrs, nd, dilations=False)
+    kernel, strides, pads, dil, ceil = _pool_attrs(attrs, x, nd, dilations=False)
     idx, inside, out_shape = _windows(cv, x, kernel, strides, pads, dil, ceil)
     if attrs.get("count_include_pad", 0):
         counts = np.sum(inside, axis=1)  # the pads count, the slots past the padded end do not
@@ -138,7 +131,7 @@ def _max_windows(cv, node, x: _Var, idx: np.ndarray, out_shape):
 def op_MaxPool(cv, node, vals, attrs):
     x = vals[0]
     nd = _spatial(x, "MaxPool")
-    kernel, strides, pads, dil, ceil = _pool_attrs(attrs, nd, dilations=True)
+    kernel, strides, pads, dil, ceil = _pool_attrs(attrs, x, nd, dilations=True)
     idx, _inside, out_shape = _windows(cv, x, kernel, strides, pads, dil, ceil)
     return _max_windows(cv, node, x, idx, out_shape)
 
