@@ -437,3 +437,33 @@ def test_unsupported_operators_are_all_named(tmp_path):
         load_model(save(tmp_path, model))
     for part in ("soft", "Softmax", "erf", "Erf", "MaxPool", "ConvTranspose"):
         assert part in str(info.value)
+
+
+# ============================================================ layer break before a costly composition
+def _conv_conv(g: GraphBuilder) -> None:
+    h = relu_conv(g, "x", 1, 3, pads=[1, 1, 1, 1])
+    h = g.op("Conv", [h, g.weight((3, 3, 3, 3), 0.4)], pads=[1, 1, 1, 1])
+    h = g.op("Conv", [h, g.weight((3, 3, 3, 3), 0.4), g.const(g.randn((3,)))], pads=[1, 1, 1, 1])
+    g.op("Flatten", [g.op("Relu", [h])], out="y")
+
+
+def test_convolutions_compose_into_one_layer_when_cheap(tmp_path):
+    g = GraphBuilder(28)
+    _conv_conv(g)
+    net = differential(tmp_path, g, [1, 1, 6, 6])
+    assert [layer.activation.kind if layer.activation else None for layer in net.layers] == ["relu", "relu", None]
+
+
+def test_a_costly_composition_becomes_a_layer_break(tmp_path, monkeypatch):
+    """Beyond the composition budget the tensor before the contraction ends a layer with the
+    identity (Clip(-inf, inf)); the network still computes the same function."""
+    import verifier.io.onnx_basis as basis
+
+    monkeypatch.setattr(basis, "COMPOSE_MIN_PRODUCTS", 100)
+    monkeypatch.setattr(basis, "COMPOSE_MAX_RATIO", 2.0)
+    g = GraphBuilder(28)
+    _conv_conv(g)
+    net = differential(tmp_path, g, [1, 1, 16, 16], n=40, low=-3.0, high=3.0)  # large enough to be sparse
+    kinds = [layer.activation.describe() if layer.activation else None for layer in net.layers]
+    assert kinds == ["ReLU", "Clip(-inf, inf)", "ReLU", None]
+    assert net.meta["layer_info"][1]["ops"][-1].startswith("(layer break before Conv")

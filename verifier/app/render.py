@@ -197,7 +197,7 @@ def info_summary(net, model: str, load_s: float) -> dict:
 
 def _op_types(labels) -> str:
     """``Conv 'a', Conv 'b', Add 'c'`` -> ``Conv x2, Add`` (the operators behind a layer)."""
-    types = [str(label).split(" ", 1)[0] for label in labels]
+    types = [str(label) if str(label).startswith("(") else str(label).split(" ", 1)[0] for label in labels]
     runs: list[list] = []
     for t in types:
         if runs and runs[-1][0] == t:

@@ -37,6 +37,7 @@ from .onnx_basis import (  # noqa: F401 - re-exported: the names of this module 
     _NodeError,
     _Var,
     align,
+    composition_costly,
     identity_var,
     is_finite,
     merge_history,
@@ -284,7 +285,7 @@ class _GraphConverter:
         """Whether a node or the graph output reads the tensor ``name``."""
         return name in self._consumed
 
-    def _close_layer(self, v: _Var, act: Activation | None) -> Layer:
+    def _close_layer(self, v: _Var, act: Activation | None, ops: tuple = ()) -> Layer:
         """The affine layer computing ``v`` from the tensors of its space, followed by ``act``."""
         from scipy import sparse
 
@@ -293,8 +294,7 @@ class _GraphConverter:
         err_b = v.e if v.e is not None else np.zeros(v.size)
         guards = tuple((G, g, limit) for (G, g), limit in v.guards)
         layer = Layer(v.A, v.b, act, err_w, err_b, guards, v.ovf, sources=tuple(t for t, _ in v.space))
-        ops = v.ops + ((self.label,) if act is not None else ())
-        self.layer_info.append({"ops": ops, "shape": v.shape})
+        self.layer_info.append({"ops": v.ops + tuple(ops), "shape": v.shape})
         return layer
 
     def _note_magnitude(self, v: _Var) -> None:
@@ -308,7 +308,23 @@ class _GraphConverter:
         (a new network tensor, of shape ``out_shape`` if the activation changes it)."""
         if act is None:
             return v
-        layer = self._close_layer(v, act)
+        return self._new_layer(v, act, out_shape, (self.label,))
+
+    def compose_or_split(self, v: _Var, M) -> _Var:
+        """``v``, or, where composing the contraction ``M`` onto it would cost far more products than
+        both hold (``onnx_basis.composition_costly``), the identity over ``v`` after a layer break: a
+        layer ending in the identity (Clip(-inf, inf), every neuron stable). The break sits before a
+        contraction, which onnxruntime fuses nothing across; the contraction then starts a layer."""
+        if not composition_costly(M, v.A):
+            return v
+        n = v.size
+        identity = Activation("clip", lo=np.full(n, -np.inf), hi=np.full(n, np.inf))
+        out = self._new_layer(v, identity, None, (f"(layer break before {self.label})",))
+        out.kmax, out.ops = v.kmax, (self.label,)
+        return out
+
+    def _new_layer(self, v: _Var, act: Activation, out_shape, ops: tuple) -> _Var:
+        layer = self._close_layer(v, act, ops)
         self.layers.append(layer)
         shape = v.shape if out_shape is None else tuple(out_shape)
         n = layer.n_post

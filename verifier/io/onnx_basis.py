@@ -27,7 +27,7 @@ import numpy as np
 from scipy import sparse
 
 from ..floatmodel import UNDERFLOW, gamma
-from ..linalg import SPARSE_MAX_DENSITY, SPARSE_MIN_SIZE, absolute, as_weight, col_max, dense, is_sparse, scale_rows
+from ..linalg import SPARSE_MAX_DENSITY, SPARSE_MIN_SIZE, absolute, as_weight, dense, is_sparse
 
 _FLOAT_TYPES = {1: "float32", 10: "float16", 11: "float64", 16: "bfloat16"}
 _INT_TYPES = {2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64", 9: "bool", 12: "uint32",
@@ -50,13 +50,45 @@ def _norm(X):
     return as_weight(X)
 
 
+def _scale_rows(X, s: np.ndarray):
+    """``diag(s) @ X`` for a dense or CSR ``X`` (CSR: the stored values scaled in place of a product)."""
+    if not is_sparse(X):
+        return s[:, None] * X
+    X = X.tocsr()
+    return sparse.csr_array((X.data * np.repeat(s, np.diff(X.indptr)), X.indices, X.indptr), shape=X.shape)
+
+
+def _col_max_abs(X) -> np.ndarray:
+    """Largest ``|entry|`` per column (0 for an empty column)."""
+    if X is None:
+        return 0.0
+    if not is_sparse(X):
+        return np.abs(X).max(axis=0, initial=0.0)
+    X = X.tocsr()
+    out = np.zeros(X.shape[1])
+    np.maximum.at(out, X.indices, np.abs(X.data))
+    return out
+
+
+def _is_identity(X) -> bool:
+    """Whether ``X`` is the identity matrix (a tensor right after an activation)."""
+    n = X.shape[0]
+    if X.shape[1] != n:
+        return False
+    if not is_sparse(X):
+        return n <= 512 and np.array_equal(X, np.eye(n))
+    X = X.tocsr()
+    return (X.nnz == n and np.array_equal(X.indptr, np.arange(n + 1)) and np.array_equal(X.indices, np.arange(n))
+            and bool(np.all(X.data == 1.0)))
+
+
 def _apply(M, X):
     """``M @ X`` for ``M`` a matrix (dense or sparse) or a 1-D per-row scale, ``X`` a matrix, a
     vector or None (zero)."""
     if X is None:
         return None
     if isinstance(M, np.ndarray) and M.ndim == 1:
-        return M * X if isinstance(X, np.ndarray) and X.ndim == 1 else _norm(scale_rows(X, M))
+        return M * X if isinstance(X, np.ndarray) and X.ndim == 1 else _norm(_scale_rows(X, M))
     out = M @ X
     return np.asarray(out) if np.ndim(out) == 1 else _norm(out)
 
@@ -204,17 +236,23 @@ class _Var:
                const=None, k_const: int = 0) -> _Var:
         """The result of a rounding operator ``y = M x + c`` (``M`` a matrix or a per-element scale,
         ``c`` a constant broadcast to ``shape``): ``k`` rounding steps per output on the magnitudes
-        ``|M| |x| (+ |c| if local_c)``, see ``rounded``."""
+        ``|M| |x| (+ |c| if local_c)``, see ``rounded``. On a tensor that is the identity over its
+        variables (right after an activation) the map is the result, with no product."""
         absM = np.abs(M) if isinstance(M, np.ndarray) else absolute(M)
-        A, b = _apply(M, self.A), _apply(M, self.b)
-        MA, mb = self.mag
+        if self.E is None and M.ndim == 2 and _is_identity(self.A):
+            A, prop_A, local_A = _norm(M), None, _norm(absM)
+        else:
+            A, prop_A = _apply(M, self.A), _apply(absM, self.E)
+            local_A = _plus(_apply(absM, absolute(self.A)), prop_A)  # |M| (|A| + E)
+        b = _apply(M, self.b)
+        mb = np.abs(self.b) if self.e is None else np.abs(self.b) + self.e
         local_b = _apply(absM, mb)
         if c is not None:
             cf = _flat(c, shape)
             b = b + cf
             if local_c:
                 local_b = local_b + np.abs(cf)
-        return self.rounded(A, b, (_apply(absM, self.E), _apply(absM, self.e)), (_apply(absM, MA), local_b), k,
+        return self.rounded(A, b, (prop_A, _apply(absM, self.e)), (local_A, local_b), k,
                             shape=shape, kmax=kmax, const=const, k_const=k_const)
 
     def rounded(self, A, b, prop, local, k, *, shape=None, dtype: str | None = None, kmax: int | None = None,
@@ -309,6 +347,27 @@ def merge_history(result: _Var, inputs, label: str) -> None:
     result.ovf, result.guards, result.ops = ovf, tuple(guards), tuple(ops) + (label,)
 
 
+#: a contraction composed onto a sparse tensor costs ``sum_k (non-zeros of column k of M) x
+#: (non-zeros of row k of A)`` products; beyond both limits the loader breaks the layer instead
+COMPOSE_MIN_PRODUCTS = 5e7
+COMPOSE_MAX_RATIO = 16.0
+
+
+def composition_costly(M, A) -> bool:
+    """Whether ``M @ A`` (a contraction on a tensor of sparse ``A``) costs far more products than
+    ``M`` and ``A`` have non-zeros (a convolution on a convolution: the receptive fields multiply)."""
+    if not is_sparse(A) or (isinstance(M, np.ndarray) and M.ndim == 1):
+        return False
+    if is_sparse(M):
+        M = M.tocsr()
+        col_nnz, nnz_m = np.bincount(M.indices, minlength=M.shape[1]), M.nnz
+    else:
+        col_nnz = np.count_nonzero(M, axis=0)
+        nnz_m = int(col_nnz.sum())
+    products = float(col_nnz @ np.diff(A.tocsr().indptr))
+    return products > COMPOSE_MIN_PRODUCTS and products > COMPOSE_MAX_RATIO * (nnz_m + A.nnz)
+
+
 def identity_var(n: int, shape, space, dtype: str) -> _Var:
     """The identity over ``n`` fresh variables (the network input, an activation's outputs)."""
     return _Var(identity(n), np.zeros(n), tuple(shape), tuple(space), None, None, dtype)
@@ -317,8 +376,9 @@ def identity_var(n: int, shape, space, dtype: str) -> _Var:
 def note_magnitude(v: _Var, largest: float) -> None:
     """Fold ``v``'s magnitude into its overflow guard: the largest element's coefficients (a sound
     upper bound for non-negative input magnitudes), over its type's max ``largest``."""
-    MA, mb = v.mag
-    vec, const = col_max(MA) / largest, float(np.max(mb, initial=0.0)) / largest
+    mb = np.abs(v.b) if v.e is None else np.abs(v.b) + v.e
+    # max_i (|A| + E)_ij <= max_i |A_ij| + max_i E_ij: an upper bound, as the guard needs
+    vec, const = (_col_max_abs(v.A) + _col_max_abs(v.E)) / largest, float(np.max(mb, initial=0.0)) / largest
     if v.ovf is not None:
         vec, const = np.maximum(vec, v.ovf[0]), max(const, v.ovf[1])
     v.ovf = (np.asarray(vec, dtype=np.float64).reshape(-1), const)

@@ -19,6 +19,14 @@ def _coo(rows, cols, vals, shape):
     return as_weight(sparse.csr_array((vals[keep], (rows[keep], cols[keep])), shape=shape))
 
 
+def _csr_sorted(rows, cols, vals, shape):
+    """The sparse map of entries given in non-decreasing row order (built directly, no sort)."""
+    keep = vals != 0
+    rows, cols, vals = rows[keep], cols[keep], vals[keep]
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=shape[0]))])
+    return as_weight(sparse.csr_array((vals, cols, indptr), shape=shape))
+
+
 # ------------------------------------------------------------------------------- MatMul
 def matmul_map(vshape: tuple[int, ...], W: np.ndarray, var_left: bool, scale: float = 1.0):
     """``x @ W`` (``var_left``) or ``W @ x`` for a tensor ``x`` of shape ``vshape`` with numpy /
@@ -90,16 +98,18 @@ def conv_map(in_shape, w: np.ndarray, strides, pads, dil, group: int):
         raise _NodeError("Conv: output would be empty")
     sp = _combine([_spatial_table(S[i], K[i], strides[i], pads[i], dil[i], O[i]) for i in range(nd)], S)
     P, Q, nS = sp.shape[0], sp.shape[1], int(np.prod(S))
+    # entries in the order (out channel, out position, in channel, kernel offset): rows sorted
     m = np.arange(Mo)[:, None, None, None]
-    cg = np.arange(Cg)[None, :, None, None]
+    cg = np.arange(Cg)[None, None, :, None]
     chan = (m // (Mo // group)) * Cg + cg
-    rows = m * P + np.arange(P)[None, None, :, None]
-    cols = np.where(sp[None, None] < 0, -1, chan * nS + sp[None, None])
-    vals = w.reshape(Mo, Cg, 1, Q)
-    full = (Mo, Cg, P, Q)
+    rows = m * P + np.arange(P)[None, :, None, None]
+    spb = sp[None, :, None, :]
+    cols = np.where(spb < 0, -1, chan * nS + spb)
+    vals = w.reshape(Mo, 1, Cg, Q)
+    full = (Mo, P, Cg, Q)
     r, c, v = (np.broadcast_to(x, full).reshape(-1) for x in (rows, cols, vals))
     v = np.where(c < 0, 0.0, v)
-    return _coo(r, np.maximum(c, 0), v.astype(np.float64), (Mo * P, C * nS)), (1, Mo) + O
+    return _csr_sorted(r, np.maximum(c, 0), v.astype(np.float64), (Mo * P, C * nS)), (1, Mo) + O
 
 
 def conv_transpose_map(in_shape, w: np.ndarray, strides, pads, dil, group: int, out_spatial):
@@ -175,7 +185,7 @@ def window_map(idx: np.ndarray, weights: np.ndarray, n_in: int):
     rows = np.broadcast_to(np.arange(idx.shape[0])[:, None], idx.shape)
     valid = idx >= 0
     vals = np.broadcast_to(np.asarray(weights, dtype=np.float64).reshape(-1, 1), idx.shape)
-    return _coo(rows[valid], idx[valid], vals[valid], (idx.shape[0], n_in))
+    return _csr_sorted(rows[valid], idx[valid], vals[valid], (idx.shape[0], n_in))
 
 
 def compact_windows(idx: np.ndarray) -> np.ndarray:

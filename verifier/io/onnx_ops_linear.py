@@ -91,10 +91,10 @@ def op_Div(cv, node, vals, attrs):
     return _scaled(a, b, 2 + cv.fold, reciprocal=True)
 
 
-def _contraction(v: _Var, M, shape, extra: int, fold: int, c=None) -> _Var:
+def _contraction(cv, v: _Var, M, shape, extra: int, c=None) -> _Var:
     """A contraction ``M x (+ c)``: the non-zero products per output plus ``extra`` roundings."""
-    k = nnz_per_row(M).reshape(shape) + extra + fold
-    return v.linear(M, shape, k, c, kmax=int(np.max(k, initial=0)))
+    k = nnz_per_row(M).reshape(shape) + extra + cv.fold
+    return cv.compose_or_split(v, M).linear(M, shape, k, c, kmax=int(np.max(k, initial=0)))
 
 
 def op_MatMul(cv, node, vals, attrs):
@@ -105,7 +105,7 @@ def op_MatMul(cv, node, vals, attrs):
         raise _NodeError("MatMul of two input-dependent tensors is not supported (one side must be a constant)")
     v, W, left = (a, b, True) if isinstance(a, _Var) else (b, a, False)
     M, shape = matmul_map(v.shape, np.asarray(W, dtype=np.float64), left)
-    return _contraction(v, M, shape, 0, cv.fold)
+    return _contraction(cv, v, M, shape, 0)
 
 
 def op_Gemm(cv, node, vals, attrs):
@@ -131,7 +131,7 @@ def op_Gemm(cv, node, vals, attrs):
         c = beta * np.asarray(c, dtype=np.float64)
     # the non-zero products, the bias, and the scaling by alpha (beta * C is a folded constant)
     extra = (0 if c is None else 1) + (alpha != 1.0) + (0 if c is None or beta == 1.0 else 1)
-    return _contraction(v, M, shape, extra, cv.fold, c)
+    return _contraction(cv, v, M, shape, extra, c)
 
 
 def op_BatchNormalization(cv, node, vals, attrs):
@@ -205,7 +205,7 @@ def op_Conv(cv, node, vals, attrs):
     # per output channel: its non-zero weights (a border output has fewer terms: counted as all)
     k = np.count_nonzero(w.reshape(w.shape[0], -1), axis=1).reshape((1, -1) + (1,) * nd) + (b is not None) + cv.fold
     c = None if b is None else np.asarray(b, dtype=np.float64).reshape((1, -1) + (1,) * nd)
-    return x.linear(M, shape, k, c, kmax=int(np.max(k, initial=0)))
+    return cv.compose_or_split(x, M).linear(M, shape, k, c, kmax=int(np.max(k, initial=0)))
 
 
 def op_ConvTranspose(cv, node, vals, attrs):
@@ -221,7 +221,7 @@ def op_ConvTranspose(cv, node, vals, attrs):
                        - pads[i] - pads[nd + i] for i in range(nd)]
     M, shape = conv_transpose_map(x.shape, w, strides, pads, dil, group, out_spatial)
     c = None if b is None else np.asarray(b, dtype=np.float64).reshape((1, -1) + (1,) * nd)
-    return _contraction(x, M, shape, int(b is not None), cv.fold, c)
+    return _contraction(cv, x, M, shape, int(b is not None), c)
 
 
 HANDLERS = {"Neg": op_Neg, "Add": op_Add, "Sub": op_Sub, "Mul": op_Mul, "Div": op_Div, "MatMul": op_MatMul,

@@ -44,11 +44,11 @@ def _spatial(x: _Var, op: str) -> int:
     return len(x.shape) - 2
 
 
-def _mean_of_windows(x: _Var, idx: np.ndarray, counts: np.ndarray, out_shape, fold: int) -> _Var:
+def _mean_of_windows(cv, x: _Var, idx: np.ndarray, counts: np.ndarray, out_shape) -> _Var:
     """The window sums of ``x`` over ``idx`` (-1 = left out) divided by ``counts``."""
     terms = np.sum(idx >= 0, axis=1)
     M = window_map(idx, 1.0 / counts, x.size)
-    return x.linear(M, out_shape, (terms + 1 + fold).reshape(out_shape))
+    return cv.compose_or_split(x, M).linear(M, out_shape, (terms + 1 + cv.fold).reshape(out_shape))
 
 
 def op_AveragePool(cv, node, vals, attrs):
@@ -62,14 +62,14 @@ def op_AveragePool(cv, node, vals, attrs):
         counts = np.sum(idx >= 0, axis=1)
     if np.any(np.sum(idx >= 0, axis=1) == 0):
         raise _NodeError("an AveragePool window lies entirely in the padding")
-    return _mean_of_windows(x, idx, counts, out_shape, cv.fold)
+    return _mean_of_windows(cv, x, idx, counts, out_shape)
 
 
 def op_GlobalAveragePool(cv, node, vals, attrs):
     x = vals[0]
     nd = _spatial(x, "GlobalAveragePool")
     idx, kept = reduce_windows(x.shape, range(2, 2 + nd))
-    return _mean_of_windows(x, idx, np.full(idx.shape[0], idx.shape[1]), kept, cv.fold)
+    return _mean_of_windows(cv, x, idx, np.full(idx.shape[0], idx.shape[1]), kept)
 
 
 def _reduce_axes(vals, attrs, opset: int, op: str, input_from: int):
@@ -100,9 +100,9 @@ def _reduce(cv, vals, attrs, op: str, input_from: int, mean: bool):
     shape = kept if attrs.get("keepdims", 1) else tuple(s for i, s in enumerate(x.shape) if i not in reduced)
     n = idx.shape[1]
     if mean:
-        return _mean_of_windows(x, idx, np.full(idx.shape[0], n), shape, cv.fold)
+        return _mean_of_windows(cv, x, idx, np.full(idx.shape[0], n), shape)
     M = window_map(idx, np.ones(idx.shape[0]), x.size)
-    return x.linear(M, shape, n + cv.fold)
+    return cv.compose_or_split(x, M).linear(M, shape, n + cv.fold)
 
 
 def op_ReduceMean(cv, node, vals, attrs):
