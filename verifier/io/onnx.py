@@ -27,6 +27,7 @@ import numpy as np
 
 from ..errors import ModelError
 from ..floatmodel import FOLD_SLACK, LARGEST
+from ..linalg import all_finite
 from ..network import Activation, Layer, Network
 from . import onnx_ops_act, onnx_ops_linear, onnx_ops_shape
 from .onnx_basis import (  # noqa: F401 - re-exported: the names of this module before the split
@@ -223,7 +224,7 @@ class _GraphConverter:
         self._check_output_shape(out)
         self.layers.append(self._close_layer(out, None))
         for k, layer in enumerate(self.layers):
-            if not (np.all(np.isfinite(layer.weight)) and np.all(np.isfinite(layer.bias))):
+            if not (all_finite(layer.weight) and all_finite(layer.bias)):
                 raise ModelError(f"{self.path}: layer {k} has NaN or infinite weights after folding constants")
         return out
 
