@@ -107,3 +107,27 @@ def test_max_rows_are_the_documented_ones():
     assert only_max.n_constraints == expected_rows
     assert int(np.count_nonzero(only_max.is_eq)) == int(np.count_nonzero(b.lower[0] >= 0)) + \
         int(np.count_nonzero((b.lower[0] < 0) & (b.upper[0] > 0))) + n_x + len(live)
+
+
+def test_windows_sharing_their_single_candidate_share_its_variable():
+    """Two windows whose only remaining candidate is the same pre-activation output the same variable;
+    a layer reading both gets one merged coefficient (here ``y_0 - y_1``, exactly 0, drops out)."""
+    from verifier.network import Activation, Layer, Network
+
+    def layer(W, b, act=None, sources=None):
+        W = np.asarray(W, dtype=np.float64)
+        return Layer(W, np.asarray(b, dtype=np.float64), act, np.zeros(W.shape), np.zeros(W.shape[0]), sources=sources)
+
+    net = Network((layer([[1.0, 0.5], [1.0, 0.5], [0.5, -1.0]], [1.0, -1.0, 0.0],
+                         Activation("max", groups=np.array([[0, 1], [1, 0], [2, 1]]))),
+                   layer([[1.0, -1.0, 0.0], [1.0, 1.0, -1.0]], [0.0, -0.5], Activation("relu")),
+                   layer([[1.0, 2.0], [-1.0, 0.5]], [0.0, 0.1], None)), (1, 2), (1, 2))
+    lo, hi = -0.5 * np.ones(2), 0.5 * np.ones(2)
+    b = symbolic_bounds(net, lo, hi)
+    rem = remaining(b.lower[0], b.upper[0], net.layers[0].activation.groups)
+    assert rem[0] == rem[1] == [0] and len(rem[2]) == 2
+    milp = encode(net, b, lo, hi)
+    rows = np.split(milp.indices, milp.indptr[1:-1])
+    assert all(r.size == np.unique(r).size for r in rows)  # no variable twice in a row
+    assert milp.n_binaries == expected_binaries(net, b)
+    check_exact(net, milp, lo, hi, n_grid=101, n_fixed=4)
