@@ -85,3 +85,30 @@ def test_worthwhile_needs_few_inputs_and_triangle_kinds():
     wide = Network((Layer(np.ones((4, 100)), np.zeros(4), Activation("max", groups=np.array([[0, 1], [2, 3]]))),
                     Layer(np.ones((1, 2)), np.zeros(1))), (1, 100), (1, 1))
     assert not triangle.worthwhile(wide)
+
+
+def test_sparse_weights_triangle_lp_matches_the_relaxed_big_m():
+    """A 64-input layer of 64 channels of a 1-D convolution (4096 x 64, stored sparse): the triangle LP
+    matches the relaxed big-M LP and stays below sampled forward passes."""
+    from scipy import sparse
+
+    from tests.helpers.dag import conv1d_matrix
+    from verifier.linalg import is_sparse
+
+    rng = np.random.default_rng(7)
+    n, ch = 64, 64
+    W0 = sparse.vstack([conv1d_matrix(n, rng.standard_normal(3)) for _ in range(ch)]).tocsr()
+    zero = W0 * 0.0
+    net = Network((Layer(W0, 0.1 * rng.standard_normal(n * ch), Activation("relu"), zero, np.zeros(n * ch)),
+                   Layer(rng.standard_normal((2, n * ch)) / 64, np.zeros(2), None, np.zeros((2, n * ch)), np.zeros(2))),
+                  (1, n), (1, 2))
+    assert is_sparse(net.layers[0].weight) and triangle.worthwhile(net)
+    x0 = rng.uniform(-1, 1, n)
+    lo, hi = x0 - 0.1, x0 + 0.1
+    ay, ax, rhs = np.array([[1.0, -1.0]]), np.zeros((1, n)), np.zeros(1)
+    v_big, v_small, small, _, t_lo = _both(net, lo, hi, ay, ax, rhs)
+    assert v_small >= t_lo - 1e-8 * (1 + abs(t_lo))
+    assert small.n_vars > n + 1  # unstable neurons: the relaxation is exercised
+    assert v_small == pytest.approx(v_big, abs=1e-8 * (1 + abs(v_big)))
+    xs = rng.uniform(lo, hi, size=(2000, n))
+    assert v_small <= float((dag_forward(net, xs) @ ay.T).min()) + 1e-9
