@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from .bounds import LayerBounds, interval_bounds, linear_bounds, margin_tau, rounding_errors, symbolic_bounds
-from .budget import Deadline
+from .budget import Deadline, Expired
 from .errors import VerifierError
 from .io.onnx import compare_with_onnxruntime, load_model
 from .io.replay import (
@@ -48,6 +48,7 @@ from .search.disjunct import (
     decide_disjunct,
     disjunct_problem,
 )
+from .search.fixed_inputs import FixedInputs
 from .search.input_split import BabOutcome, BabSettings, BabStats, input_split, lp_refutes
 from .spec import Case, Constraints, Spec
 
@@ -85,6 +86,11 @@ class Options:
     input_split_max_inputs: int = 12  # auto: input splitting for networks with at most this many inputs
     jobs: int = 1  # processes per instance: branch-and-bound workers, or CBC solves side by side
     parallel_after: int = 300  # sub-boxes explored in-process before the rest goes to the workers
+    fold_fixed_inputs: bool = True  # inputs with lower == upper become constants (``search.fixed_inputs``)
+    #: ``time.perf_counter()`` at which the instance started (e.g. before the caller loaded the
+    #: model): the timeout counts from there. None: from the ``verify`` call (which loads a model
+    #: given as a path inside its budget)
+    started: float | None = None
     progress: Callable[[str], None] | None = field(default=None, compare=False)  # status-line sink
 
     def choose_strategy(self, network: Network) -> str:
@@ -105,6 +111,11 @@ class _Run:
     solver: Solver
     deadline: Deadline
     stats: dict = field(default_factory=dict)
+    #: for one case whose fixed inputs are folded: what was folded and the run over the whole input
+    fixed: FixedInputs | None = None
+    parent: _Run | None = None
+    #: case index -> (run, case) over that case's free inputs (``_case_view``)
+    views: dict = field(default_factory=dict)
 
     def out_of_time(self) -> bool:
         return self.deadline.expired()
@@ -119,15 +130,37 @@ def verify(model: Network | str | os.PathLike, spec: Spec | str | os.PathLike, t
     model bytes the loader kept: the file may be gone since), and in the network's own float32
     forward pass when it was built in memory; ``stats["oracle"]`` says which.
     """
-    t0 = time.perf_counter()
+    t_call = time.perf_counter()
     opts = options or Options()
     if timeout is not None:
         opts = replace(opts, timeout=timeout)
     if solver is not None:
         opts = replace(opts, solver=solver)
     solver_obj = get_solver(opts.solver)
+    t0 = t_call if opts.started is None else min(opts.started, t_call)
     deadline = Deadline(None if opts.timeout is None else t0 + opts.timeout, opts.timeout)
+    try:
+        run = _start(model, spec, opts, t0, solver_obj, deadline)
+    except Expired as exc:  # loading took the whole budget
+        return Result(UNKNOWN, None, f"timeout after {opts.timeout:g} s (during {exc.phase})",
+                      time.perf_counter() - t0, {"timed_out": True, "load_s": round(time.perf_counter() - t0, 4)})
+    try:
+        result = _verify(run)
+    except Expired as exc:
+        result = _timeout(run, exc.phase)
+    _full_counterexample(run, result)
+    result.time_s = time.perf_counter() - t0
+    result.stats["replay_calls"] = run.oracle.calls
+    if run.oracle.name == ONNXRUNTIME:
+        result.stats["onnxruntime_calls"] = run.oracle.calls
+    result.stats["float_model"] = float_model(run.oracle.name)
+    return result
+
+
+def _start(model, spec, opts: Options, t0: float, solver_obj: Solver, deadline: Deadline) -> _Run:
+    """Load the model and the spec (within the deadline: ``Expired`` otherwise) and set up the run."""
     network = model if isinstance(model, Network) else load_model(model)
+    deadline.check("loading the model")
     oracle = _oracle_for(network)
     spec = spec if isinstance(spec, Spec) else load_spec(spec)
     spec = spec.bind(network.n_inputs, network.n_outputs)
@@ -140,13 +173,36 @@ def verify(model: Network | str | os.PathLike, spec: Spec | str | os.PathLike, t
     run.stats.update({"oracle": oracle.name, "solver": solver_name(opts.solver), "cases": len(spec.cases),
                       "disjuncts": sum(len(c.unsafe) for c in spec.cases),
                       "load_s": round(time.perf_counter() - t0, 4)})
-    result = _verify(run)
-    result.time_s = time.perf_counter() - t0
-    result.stats["replay_calls"] = run.oracle.calls
-    if run.oracle.name == ONNXRUNTIME:
-        result.stats["onnxruntime_calls"] = run.oracle.calls
-    result.stats["float_model"] = float_model(run.oracle.name)
-    return result
+    deadline.check("loading the model")
+    return run
+
+
+def _case_view(run: _Run, ci: int, case: Case) -> tuple[_Run, Case]:
+    """The run and the case over the free inputs of case ``ci`` (the inputs its box leaves free):
+    the fixed ones folded into the network (``search.fixed_inputs``), computed once per case.
+    Without fixed inputs: ``run`` and ``case`` themselves."""
+    if ci not in run.views:
+        fixed = FixedInputs.of_box(case.lower, case.upper, run.oracle.dtype) if run.options.fold_fixed_inputs else None
+        if fixed is None:
+            run.views[ci] = (run, case)
+        else:
+            view = replace(run, network=fixed.network(run.network), oracle=fixed.oracle(run.oracle), fixed=fixed,
+                           parent=run)
+            run.views[ci] = (view, fixed.case(case))
+            run.stats.setdefault("fixed_inputs", {})[ci] = int(fixed.fixed.size)
+    return run.views[ci]
+
+
+def _full_counterexample(run: _Run, result: Result) -> None:
+    """A counterexample found over a case's free inputs, with the fixed inputs put back (the replay
+    already ran on the full input: ``ReducedCase``); checked once more on the full case."""
+    cex = result.counterexample
+    if cex is None or cex.case_index not in run.views or run.views[cex.case_index][0].fixed is None:
+        return
+    x = run.views[cex.case_index][0].fixed.expand(cex.input)
+    if not run.spec.cases[cex.case_index].violated_at(x, cex.output):  # cannot happen: the replay judged x
+        raise AssertionError("a counterexample over the free inputs does not violate the full case")
+    result.counterexample = Counterexample(x, cex.output, cex.case_index)
 
 
 def _oracle_for(network: Network) -> OnnxOracle | NetworkOracle:
@@ -166,11 +222,12 @@ def _verify(run: _Run) -> Result:
     # 1. cheap falsification on every case and disjunct
     if run.options.falsify:
         t = time.perf_counter()
-        for ci, case in enumerate(run.spec.cases):
+        for ci, full_case in enumerate(run.spec.cases):
+            crun, case = _case_view(run, ci, full_case)
             for cons in case.unsafe:
                 if run.out_of_time():
                     return _timeout(run, "falsification")
-                cex = _attack(run, ci, case, cons)
+                cex = _attack(crun, ci, case, cons)
                 if cex is not None:
                     run.stats["falsify_s"] = round(time.perf_counter() - t, 4)
                     run.stats["found_by"] = "falsification"
@@ -181,10 +238,11 @@ def _verify(run: _Run) -> Result:
     open_reasons: list[str] = []
     counts = {"proved_by_bounds": 0, "proved_by_lp": 0, "proved_by_milp": 0, "undecided": 0}
     run.stats["disjunct_outcomes"] = counts
-    for ci, case in enumerate(run.spec.cases):
+    for ci, full_case in enumerate(run.spec.cases):
         if run.out_of_time():
             return _timeout(run, "bounds")
-        outcome = _prove_case(run, ci, case, counts, open_reasons)
+        crun, case = _case_view(run, ci, full_case)
+        outcome = _prove_case(crun, ci, case, counts, open_reasons)
         if isinstance(outcome, Result):
             return outcome
     run.stats["proof_from_bounds_only"] = (counts["proved_by_milp"] == 0 and counts["proved_by_lp"] == 0
@@ -207,12 +265,15 @@ def _attack(run: _Run, ci: int, case: Case, cons: Constraints, start: np.ndarray
                        deadline=run.deadline, case_index=ci)
 
 
-def case_bounds(network: Network, case: Case, method: str) -> tuple[LayerBounds, LayerBounds]:
-    """(interval bounds, bounds used for encoding) of one input box."""
+def case_bounds(network: Network, case: Case, method: str, deadline: Deadline | None = None
+                ) -> tuple[LayerBounds, LayerBounds]:
+    """(interval bounds, bounds used for encoding) of one input box (``Expired`` past ``deadline``)."""
+    deadline = Deadline.coerce(deadline)
     ib = interval_bounds(network, case.lower, case.upper)
     if method == "interval":
         return ib, ib
-    return ib, symbolic_bounds(network, case.lower, case.upper)
+    deadline.check("bounds")
+    return ib, symbolic_bounds(network, case.lower, case.upper, deadline=deadline)
 
 
 def margin_for(bounds: LayerBounds, options: Options) -> float:
@@ -222,7 +283,7 @@ def margin_for(bounds: LayerBounds, options: Options) -> float:
 
 def _prove_case(run: _Run, ci: int, case: Case, counts: dict, open_reasons: list[str]) -> Result | None:
     t = time.perf_counter()
-    ib, bnds = case_bounds(run.network, case, run.options.bounds)
+    ib, bnds = case_bounds(run.network, case, run.options.bounds, run.deadline)
     run.stats.setdefault("unstable_interval", []).append(ib.n_unstable(run.network))
     run.stats.setdefault("unstable_used", []).append(bnds.n_unstable(run.network))
     run.stats["bounds_method"] = bnds.method
@@ -233,6 +294,7 @@ def _prove_case(run: _Run, ci: int, case: Case, counts: dict, open_reasons: list
 
     todo = []
     for di, cons in enumerate(case.unsafe):
+        run.deadline.check("bounds")
         if _ruled_out_by_bounds(run.network, bnds, case, cons):
             counts["proved_by_bounds"] += 1
         else:
@@ -251,8 +313,10 @@ def _prove_case(run: _Run, ci: int, case: Case, counts: dict, open_reasons: list
         return _timeout(run, "LP checks")
     if not todo:
         return None
+    run.deadline.check("LP checks")
     t = time.perf_counter()
     milp = encode(run.network, bnds, case.lower, case.upper)
+    run.deadline.check("MILP encoding")
     run.stats["encode_s"] = round(run.stats.get("encode_s", 0.0) + time.perf_counter() - t, 4)
 
     def problem(di: int) -> MILP:  # built when solved: each copy holds the whole MILP
@@ -427,7 +491,9 @@ def _input_split_case(run: _Run, ci: int, case: Case, todo: list[int], counts: d
             progress(out.stats, len(out.open_boxes))
         rem = deadline.remaining()
         wall_deadline = None if rem is None else time.time() + rem  # worker processes: wall clock
-        par = run_boxes(run.network, run.oracle, case, disjuncts, out.open_boxes, jobs, settings, wall_deadline, ci)
+        base = run.parent or run  # workers get the whole network and its oracle, and fold the fixed inputs
+        par = run_boxes(base.network, base.oracle, case, disjuncts, out.open_boxes, jobs, settings, wall_deadline, ci,
+                        fixed=run.fixed)
         par.stats.merge(out.stats)
         if out.reason and par.status == "holds":  # boxes the in-process phase left undecided
             par = BabOutcome("unknown", None, out.reason, par.stats)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..activations import backward, kinks_inside, relaxation
+from ..budget import Deadline
 from ..layer_bounds import LayerBounds, check_box, layer_error, next_input, pad, rounding_errors
 from ..network import Network
 from .interval import _checked, _interval_step
@@ -77,8 +78,9 @@ def backsubstitute(network: Network, k: int, C: np.ndarray, d: np.ndarray, in_lo
 
 
 def symbolic_bounds(network: Network, lower: np.ndarray, upper: np.ndarray,
-                    start: LayerBounds | None = None) -> LayerBounds:
-    """Back-substitution bounds, intersected with interval (or ``start``) bounds layer by layer."""
+                    start: LayerBounds | None = None, deadline: Deadline | None = None) -> LayerBounds:
+    """Back-substitution bounds, intersected with interval (or ``start``) bounds layer by layer.
+    ``deadline``: checked before each layer (``budget.Expired`` once it has passed)."""
     lo_in, hi_in = check_box(lower, upper, network.n_inputs)
     los: list[np.ndarray] = []
     his: list[np.ndarray] = []
@@ -87,6 +89,8 @@ def symbolic_bounds(network: Network, lower: np.ndarray, upper: np.ndarray,
     tl, tu, te = [lo_in], [hi_in], [np.zeros(lo_in.size)]  # per tensor: bounds and own rounding
     influence = np.zeros(lo_in.size)
     for k, layer in enumerate(network.layers):
+        if deadline is not None:
+            deadline.check("bounds")
         zl, zu = network.gather(k, tl), network.gather(k, tu)
         e_k = layer_error(network, k, zl, zu, network.gather(k, te))
         relax.errors.append(e_k)
