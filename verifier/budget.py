@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 
-clock = time.perf_counter
+clock = time.perf_counter  # the one clock (tests may replace it: every reader looks it up here)
 
 
 class Expired(Exception):
