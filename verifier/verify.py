@@ -51,6 +51,7 @@ from .search.disjunct import (
 )
 from .search.fixed_inputs import FixedInputs
 from .search.input_split import BabOutcome, BabSettings, BabStats, input_split, lp_refutes
+from .search.side_by_side import solve_side_by_side
 from .spec import Case, Constraints, Spec
 
 
@@ -369,63 +370,18 @@ def _book(run: _Run, problem: MILP, out: DisjunctOutcome, counts: dict, open_rea
 
 def _milps_side_by_side(run: _Run, todo: list[int], problem: Callable[[int], MILP],
                         decide: Callable[..., DisjunctOutcome], counts: dict, open_reasons: list[str]) -> Result | None:
-    """``--jobs N`` on the MILP path: N CBC processes solve the disjuncts' MILPs at once.
-
-    Each solve takes the next disjunct and a fair share of the time left (the same share rule as
-    one at a time, times the number of solves running side by side). Outcomes are booked in this
-    thread (``decide`` with the solved outcome: the replay and the attack are not thread-safe), in
-    the order they finish; a confirmed counterexample cancels the solves still running.
-    """
-    import queue
-    import threading
-    from concurrent.futures import ThreadPoolExecutor
-
+    """``--jobs N`` on the MILP path (``search.side_by_side``): outcomes booked here as they finish."""
     jobs = min(run.options.jobs, len(todo))
-    pending = list(todo)
-    lock = threading.Lock()
-    cancel = threading.Event()
-    results: queue.SimpleQueue = queue.SimpleQueue()
-
-    def worker() -> list:
-        done = []
-        while not cancel.is_set():
-            with lock:
-                if not pending:
-                    break
-                n_left = len(pending)  # this one included
-                di = pending.pop(0)
-            if run.deadline.expired():
-                done.append((di, None, None))
-                continue
-            rounds = -(-n_left // jobs)  # solves this worker can still expect to run
-            prob = problem(di)
-            done.append((di, prob, run.solver.solve(prob, run.deadline.share(rounds), cancel=cancel)))
-            results.put(done[-1])
-        return done
-
     run.stats["milps_side_by_side"] = jobs
-    with ThreadPoolExecutor(jobs) as pool:
-        futures = [pool.submit(worker) for _ in range(jobs)]
-        try:
-            while True:
-                try:
-                    di, prob, out = results.get(timeout=0.05)
-                except queue.Empty:
-                    if any(f.done() and f.exception() is not None for f in futures):
-                        break  # a worker failed: stop the others, then f.result() below raises it
-                    if all(f.done() for f in futures) and results.empty():
-                        break
-                    continue
-                _record_size(run, prob)
-                found = _book(run, prob, decide(di, prob, solved=out), counts, open_reasons)
-                if found is not None:
-                    return found
-        finally:
-            cancel.set()  # leaving the pool waits for the (killed) solves to return
-    outcomes = [o for f in futures for o in f.result()]
-    if any(out is None for _, _, out in outcomes):
-        return _timeout(run, "MILP")
-    return None
+
+    def book(di: int, prob: MILP, out) -> Result | None:
+        _record_size(run, prob)
+        return _book(run, prob, decide(di, prob, solved=out), counts, open_reasons)
+
+    found, unsolved = solve_side_by_side(todo, jobs, problem, run.solver, run.deadline, book)
+    if found is not None:
+        return found
+    return _timeout(run, "MILP") if unsolved else None
 
 
 def _lp_check(run: _Run, case: Case, bnds: LayerBounds, todo: list[int], counts: dict) -> list[int] | None:
