@@ -67,3 +67,38 @@ def test_input_split_over_the_free_inputs_of_a_dag_net(kind):
         if expected == "violated":  # judged on the full input; the counterexample is over the free ones
             x = fixed.expand(out.counterexample.input)
             assert dag_forward(net, x, np.float32)[0] >= t
+
+
+# ------------------------------------------------------------------ the disjunct decision on a DAG
+class _Problem:
+    """What ``decide_disjunct`` reads of a solved MILP: where the input variables are."""
+
+    def __init__(self, n: int) -> None:
+        self.input_vars = np.arange(n)
+
+
+@pytest.mark.parametrize("kind", sorted(BUILDERS))
+def test_disjunct_decision_on_dag_nets(kind):
+    from verifier.milp.solvers import SolveOutcome
+    from verifier.search.disjunct import COUNTEREXAMPLE, OPEN, PROVED, decide_disjunct
+
+    net = BUILDERS[kind](2, n_in=2)
+    lower, upper = -np.ones(2), np.ones(2)
+    top = _max_on_grid(net, lower, upper, [0, 1])
+    oracle, rng = NetworkOracle(net), np.random.default_rng(0)
+
+    def decide(t: float, status: str, x=None):
+        case = make_spec(lower, upper, [[f"y0 >= {t!r}"]]).bind(2, 2).cases[0]
+        values = None if x is None else np.asarray(x, dtype=np.float64)
+        solved = SolveOutcome(status, values, "fake", 0.0)
+        return decide_disjunct(net, case, case.unsafe[0], None, 1e-5, "cbc", None, oracle, rng,
+                               problem=_Problem(2), solved=solved)
+
+    assert decide(top + 0.05, "infeasible").kind == PROVED
+    # a solver point that does not replay: the nearby attack on the DAG finds the violation
+    corners = np.array([[-1.0, -1.0], [-1.0, 1.0], [1.0, -1.0], [1.0, 1.0]])
+    start = corners[np.argmin(net.forward(corners)[:, 0])]
+    assert net.forward(start)[0] < top - 0.05
+    out = decide(top - 0.05, "feasible", x=start)
+    assert out.kind == COUNTEREXAMPLE and dag_forward(net, out.counterexample.input, np.float32)[0] >= top - 0.05
+    assert decide(top + 0.05, "feasible", x=[0.0, 0.0]).kind == OPEN  # nothing replays above the maximum
