@@ -116,8 +116,10 @@ class _Run:
     #: for one case whose fixed inputs are folded: what was folded and the run over the whole input
     fixed: FixedInputs | None = None
     parent: _Run | None = None
-    #: case index -> (run, case) over that case's free inputs (``_case_view``)
+    #: case index -> (run, case) over that case's free inputs (``_case_view``: the last case only)
     views: dict = field(default_factory=dict)
+    #: case index -> the fixed inputs folded for it
+    folded: dict = field(default_factory=dict)
 
     def out_of_time(self) -> bool:
         return self.deadline.expired()
@@ -181,9 +183,11 @@ def _start(model, spec, opts: Options, t0: float, solver_obj: Solver, deadline: 
 
 def _case_view(run: _Run, ci: int, case: Case) -> tuple[_Run, Case]:
     """The run and the case over the free inputs of case ``ci`` (the inputs its box leaves free):
-    the fixed ones folded into the network (``search.fixed_inputs``), computed once per case.
-    Without fixed inputs: ``run`` and ``case`` themselves."""
+    the fixed ones folded into the network (``search.fixed_inputs``). Without fixed inputs: ``run``
+    and ``case`` themselves. Only the last case's view is kept (each holds a reduced first layer;
+    a spec may have many boxes); what was fixed is remembered per case for the counterexample."""
     if ci not in run.views:
+        run.views.clear()
         fixed = FixedInputs.of_box(case.lower, case.upper, run.oracle.dtype) if run.options.fold_fixed_inputs else None
         if fixed is None:
             run.views[ci] = (run, case)
@@ -191,6 +195,7 @@ def _case_view(run: _Run, ci: int, case: Case) -> tuple[_Run, Case]:
             view = replace(run, network=fixed.network(run.network), oracle=fixed.oracle(run.oracle), fixed=fixed,
                            parent=run)
             run.views[ci] = (view, fixed.case(case))
+            run.folded[ci] = fixed
             run.stats.setdefault("fixed_inputs", {})[ci] = int(fixed.fixed.size)
     return run.views[ci]
 
@@ -199,9 +204,9 @@ def _full_counterexample(run: _Run, result: Result) -> None:
     """A counterexample found over a case's free inputs, with the fixed inputs put back (the replay
     already ran on the full input: ``ReducedCase``); checked once more on the full case."""
     cex = result.counterexample
-    if cex is None or cex.case_index not in run.views or run.views[cex.case_index][0].fixed is None:
+    if cex is None or cex.case_index not in run.folded:
         return
-    x = run.views[cex.case_index][0].fixed.expand(cex.input)
+    x = run.folded[cex.case_index].expand(cex.input)
     if not run.spec.cases[cex.case_index].violated_at(x, cex.output):  # cannot happen: the replay judged x
         raise AssertionError("a counterexample over the free inputs does not violate the full case")
     result.counterexample = Counterexample(x, cex.output, cex.case_index)

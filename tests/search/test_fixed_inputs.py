@@ -161,3 +161,26 @@ def test_parallel_input_split_expands_counterexamples(tmp_path, onnx_model):
         check_counterexample(model, spec.bind(8, 2), x, res.counterexample.output)
     else:
         np.testing.assert_array_equal(res.counterexample.output, dag_forward(net, x, np.float32))
+
+
+@pytest.mark.parametrize("falsify", [True, False])
+def test_several_boxes_each_fold_their_own_inputs(falsify):
+    net = random_network(2, RELU, widths=(6, 10, 10, 2))
+    cands = [_box(6, free, seed) for seed, free in zip(range(10, 16), ([0, 1], [3], [2, 5]) * 2)]
+    tops = [float(net.forward(np.random.default_rng(0).uniform(lo, hi, (40000, 6)))[:, 0].max()) for lo, hi in cands]
+    order = np.argsort(tops)
+    boxes = [cands[i] for i in order[-3:]]  # the box reaching highest comes last
+    t = (tops[order[-2]] + tops[order[-1]]) / 2  # holds on the first two boxes, not on the last
+    assert tops[order[-1]] - tops[order[-2]] > 0.05, "the boxes must differ clearly"
+    spec = make_spec([b[0] for b in boxes], [b[1] for b in boxes], [[f"y0 >= {t!r}"]])
+    res = verify(net, spec, options=Options(timeout=60, falsify=falsify, strategy="milp"))
+    assert res.status == "violated", res.reason
+    assert res.stats["fixed_inputs"] == {k: 6 - int(np.count_nonzero(b[1] > b[0])) for k, b in enumerate(boxes)}
+    if not falsify:  # the first two boxes were proved (their views dropped) before the last one
+        counts = res.stats["disjunct_outcomes"]
+        assert counts["proved_by_bounds"] + counts["proved_by_milp"] + counts["proved_by_lp"] == 2
+    cex = res.counterexample
+    assert cex.case_index == 2 and cex.input.size == 6
+    lo, hi = boxes[2]
+    assert np.all(lo <= cex.input) and np.all(cex.input <= hi) and cex.output[0] >= t
+    np.testing.assert_array_equal(cex.output, dag_forward(net, cex.input, np.float32))
