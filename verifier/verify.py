@@ -5,6 +5,10 @@ either by sound bounds or by the solver's infeasibility verdict on the region en
 margin ``tau``; it answers *violated* only with an input that the replay oracle confirms
 (onnxruntime on the ONNX model; for a network built in memory, its own float32 forward pass);
 everything else (time-out, solver error, a solver point that does not replay) is *unknown* with the reason.
+
+Each input box is handled over its free inputs: inputs with ``lower == upper`` are folded into the
+network's biases first (``search.fixed_inputs``; their float rounding stays counted) and put back
+into a counterexample before it is reported. Every phase watches one ``Deadline``, loading included.
 """
 
 from __future__ import annotations
