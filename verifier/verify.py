@@ -39,7 +39,7 @@ from .io.spec_file import load_spec
 from .milp.encoding import MILP, encode
 from .milp.solvers import Solver, get_solver, solver_name
 from .network import Network
-from .result import HOLDS, UNKNOWN, VIOLATED, Result
+from .result import HOLDS, UNKNOWN, VIOLATED, DisjunctOutcomes, Result, RunStats
 from .search.disjunct import (
     CASE_ATTACK,
     COUNTEREXAMPLE,
@@ -116,7 +116,7 @@ class _Run:
     rng: np.random.Generator
     solver: Solver
     deadline: Deadline
-    stats: dict = field(default_factory=dict)
+    stats: RunStats = field(default_factory=RunStats)
     #: for one case whose fixed inputs are folded: what was folded and the run over the whole input
     fixed: FixedInputs | None = None
     parent: _Run | None = None
@@ -136,7 +136,7 @@ def verify(model: Network | str | os.PathLike, spec: Spec | str | os.PathLike, t
     ``timeout`` and ``solver``, when given, override the corresponding fields of ``options``.
     Counterexamples are replayed in onnxruntime when the network came from an ONNX model (from the
     model bytes the loader kept: the file may be gone since), and in the network's own float32
-    forward pass when it was built in memory; ``stats["oracle"]`` says which.
+    forward pass when it was built in memory; ``stats.oracle`` says which.
     """
     t_call = budget.clock()
     opts = options or Options()
@@ -151,17 +151,17 @@ def verify(model: Network | str | os.PathLike, spec: Spec | str | os.PathLike, t
         run = _start(model, spec, opts, t0, solver_obj, deadline)
     except Expired as exc:  # loading took the whole budget
         return Result(UNKNOWN, None, f"timeout after {opts.timeout:g} s (during {exc.phase})",
-                      budget.clock() - t0, {"timed_out": True, "load_s": round(budget.clock() - t0, 4)})
+                      budget.clock() - t0, RunStats(timed_out=True, load_s=round(budget.clock() - t0, 4)))
     try:
         result = _verify(run)
     except Expired as exc:
         result = _timeout(run, exc.phase)
     _full_counterexample(run, result)
     result.time_s = budget.clock() - t0
-    result.stats["replay_calls"] = run.oracle.calls
+    result.stats.replay_calls = run.oracle.calls
     if run.oracle.name == ONNXRUNTIME:
-        result.stats["onnxruntime_calls"] = run.oracle.calls
-    result.stats["float_model"] = float_model(run.oracle.name)
+        result.stats.onnxruntime_calls = run.oracle.calls
+    result.stats.float_model = float_model(run.oracle.name)
     return result
 
 
@@ -178,9 +178,9 @@ def _start(model, spec, opts: Options, t0: float, solver_obj: Solver, deadline: 
         compare_with_onnxruntime(network, run.oracle, [p for c in spec.cases
                                                        for p in (0.5 * (c.lower + c.upper),
                                                                  run.rng.uniform(c.lower, c.upper))])
-    run.stats.update({"oracle": oracle.name, "solver": solver_name(opts.solver), "cases": len(spec.cases),
-                      "disjuncts": sum(len(c.unsafe) for c in spec.cases),
-                      "load_s": round(budget.clock() - t0, 4)})
+    st = run.stats
+    st.oracle, st.solver, st.cases = oracle.name, solver_name(opts.solver), len(spec.cases)
+    st.disjuncts, st.load_s = sum(len(c.unsafe) for c in spec.cases), round(budget.clock() - t0, 4)
     deadline.check("loading the model")
     return run
 
@@ -200,7 +200,9 @@ def _case_view(run: _Run, ci: int, case: Case) -> tuple[_Run, Case]:
                            parent=run)
             run.views[ci] = (view, fixed.case(case))
             run.folded[ci] = fixed
-            run.stats.setdefault("fixed_inputs", {})[ci] = int(fixed.fixed.size)
+            if run.stats.fixed_inputs is None:
+                run.stats.fixed_inputs = {}
+            run.stats.fixed_inputs[ci] = int(fixed.fixed.size)
     return run.views[ci]
 
 
@@ -240,33 +242,30 @@ def _verify(run: _Run) -> Result:
                     return _timeout(run, "falsification")
                 cex = _attack(crun, ci, case, cons)
                 if cex is not None:
-                    run.stats["falsify_s"] = round(time.perf_counter() - t, 4)
-                    run.stats["found_by"] = "falsification"
+                    run.stats.falsify_s = round(time.perf_counter() - t, 4)
+                    run.stats.found_by = "falsification"
                     return Result(VIOLATED, cex, None, stats=run.stats)
-        run.stats["falsify_s"] = round(time.perf_counter() - t, 4)
+        run.stats.falsify_s = round(time.perf_counter() - t, 4)
         if run.out_of_time():
             return _timeout(run, "falsification")
 
     # 2. bounds, then one MILP per disjunct that the bounds cannot rule out
-    open_reasons: list[str] = []
-    counts = {"proved_by_bounds": 0, "proved_by_lp": 0, "proved_by_milp": 0, "undecided": 0}
-    run.stats["disjunct_outcomes"] = counts
+    tally = run.stats.disjunct_outcomes = DisjunctOutcomes()
     for ci, full_case in enumerate(run.spec.cases):
         if run.out_of_time():
             return _timeout(run, "bounds")
         crun, case = _case_view(run, ci, full_case)
-        outcome = _prove_case(crun, ci, case, counts, open_reasons)
+        outcome = _prove_case(crun, ci, case, tally)
         if isinstance(outcome, Result):
             return outcome
-    run.stats["proof_from_bounds_only"] = (counts["proved_by_milp"] == 0 and counts["proved_by_lp"] == 0
-                                           and counts["undecided"] == 0)
-    if open_reasons:
-        return Result(UNKNOWN, None, "; ".join(dict.fromkeys(open_reasons)), stats=run.stats)
+    run.stats.proof_from_bounds_only = tally.proved_by_milp == 0 and tally.proved_by_lp == 0 and tally.undecided == 0
+    if tally.reason:
+        return Result(UNKNOWN, None, tally.reason, stats=run.stats)
     return Result(HOLDS, None, None, stats=run.stats)
 
 
 def _timeout(run: _Run, phase: str) -> Result:
-    run.stats["timed_out"] = True
+    run.stats.timed_out = True
     return Result(UNKNOWN, None, f"timeout after {run.options.timeout:g} s (during {phase})", stats=run.stats)
 
 
@@ -294,34 +293,34 @@ def margin_for(bounds: LayerBounds, options: Options) -> float:
     return margin_tau(bounds, options.margin_abs, options.margin_rel)
 
 
-def _prove_case(run: _Run, ci: int, case: Case, counts: dict, open_reasons: list[str]) -> Result | None:
+def _prove_case(run: _Run, ci: int, case: Case, tally: DisjunctOutcomes) -> Result | None:
     t = time.perf_counter()
     ib, bnds = case_bounds(run.network, case, run.options.bounds, run.deadline)
-    run.stats.setdefault("unstable_interval", []).append(ib.n_unstable(run.network))
-    run.stats.setdefault("unstable_used", []).append(bnds.n_unstable(run.network))
-    run.stats["bounds_method"] = bnds.method
+    run.stats.append("unstable_interval", ib.n_unstable(run.network))
+    run.stats.append("unstable_used", bnds.n_unstable(run.network))
+    run.stats.bounds_method = bnds.method
     tau = margin_for(bnds, run.options)
-    run.stats["margin_tau"] = tau
+    run.stats.margin_tau = tau
     _record_float_error(run, bnds, case)
-    run.stats["bounds_s"] = round(run.stats.get("bounds_s", 0.0) + time.perf_counter() - t, 4)
+    run.stats.add_time("bounds_s", time.perf_counter() - t)
 
     todo = []
     for di, cons in enumerate(case.unsafe):
         run.deadline.check("bounds")
         if _ruled_out_by_bounds(run.network, bnds, case, cons):
-            counts["proved_by_bounds"] += 1
+            tally.count("proved_by_bounds")
         else:
             todo.append(di)
     if not todo:
         return None
 
     strategy = run.options.choose_strategy(run.network)
-    run.stats["strategy"] = strategy
+    run.stats.strategy = strategy
     if strategy == "input-split":
-        return _input_split_case(run, ci, case, todo, counts, open_reasons)
+        return _input_split_case(run, ci, case, todo, tally)
 
     bnds = _tighten_for_milp(run, case, bnds)
-    todo = _lp_check(run, case, bnds, todo, counts)
+    todo = _lp_check(run, case, bnds, todo, tally)
     if todo is None:
         return _timeout(run, "LP checks")
     if not todo:
@@ -330,7 +329,7 @@ def _prove_case(run: _Run, ci: int, case: Case, counts: dict, open_reasons: list
     t = time.perf_counter()
     milp = encode(run.network, bnds, case.lower, case.upper)
     run.deadline.check("MILP encoding")
-    run.stats["encode_s"] = round(run.stats.get("encode_s", 0.0) + time.perf_counter() - t, 4)
+    run.stats.add_time("encode_s", time.perf_counter() - t)
 
     def problem(di: int) -> MILP:  # built when solved: each copy holds the whole MILP
         return disjunct_problem(run.network, milp, case.unsafe[di], tau)
@@ -341,7 +340,7 @@ def _prove_case(run: _Run, ci: int, case: Case, counts: dict, open_reasons: list
                                solved=solved)
 
     if run.options.jobs > 1 and len(todo) > 1 and getattr(run.solver, "cancellable", True):
-        return _milps_side_by_side(run, todo, problem, decide, counts, open_reasons)
+        return _milps_side_by_side(run, todo, problem, decide, tally)
     for k, di in enumerate(todo):
         if run.out_of_time():
             return _timeout(run, "MILP")
@@ -349,43 +348,41 @@ def _prove_case(run: _Run, ci: int, case: Case, counts: dict, open_reasons: list
         # may hold the counterexample)
         prob = problem(di)
         _record_size(run, prob)
-        found = _book(run, prob, decide(di, prob, time_limit=run.deadline.share(len(todo) - k)), counts,
-                      open_reasons)
+        found = _book(run, prob, decide(di, prob, time_limit=run.deadline.share(len(todo) - k)), tally)
         if found is not None:
             return found
     return None
 
 
-def _book(run: _Run, problem: MILP, out: DisjunctOutcome, counts: dict, open_reasons: list[str]) -> Result | None:
+def _book(run: _Run, problem: MILP, out: DisjunctOutcome, tally: DisjunctOutcomes) -> Result | None:
     """Book one disjunct's decision: a violated Result (confirmed point), or None."""
-    run.stats["solve_s"] = round(run.stats.get("solve_s", 0.0) + out.solve.time_s, 4)
-    run.stats["solved_by"] = out.solve.solver
+    run.stats.add_time("solve_s", out.solve.time_s)
+    run.stats.solved_by = out.solve.solver
     if out.kind == PROVED:
-        counts["proved_by_milp"] += 1
+        tally.count("proved_by_milp")
         return None
     if out.kind == COUNTEREXAMPLE:
-        run.stats["found_by"] = "milp"
+        run.stats.found_by = "milp"
         return Result(VIOLATED, out.counterexample, None, stats=run.stats)
-    counts["undecided"] += 1
     if out.kind == TIMEOUT:
-        run.stats["timed_out"] = True
+        run.stats.timed_out = True
         limit = "the time limit was" if run.options.timeout is None else f"{run.options.timeout:g} s were"
-        open_reasons.append(f"timeout: {limit} not enough to close the MILPs (up to {problem.n_binaries} binaries)")
+        tally.count("undecided", f"timeout: {limit} not enough to close the MILPs (up to {problem.n_binaries} binaries)")
         return None
     assert out.kind == OPEN or out.reason is not None
-    open_reasons.append(out.reason or "undecided")
+    tally.count("undecided", out.reason or "undecided")
     return None
 
 
 def _milps_side_by_side(run: _Run, todo: list[int], problem: Callable[[int], MILP],
-                        decide: Callable[..., DisjunctOutcome], counts: dict, open_reasons: list[str]) -> Result | None:
+                        decide: Callable[..., DisjunctOutcome], tally: DisjunctOutcomes) -> Result | None:
     """``--jobs N`` on the MILP path (``search.side_by_side``): outcomes booked here as they finish."""
     jobs = min(run.options.jobs, len(todo))
-    run.stats["milps_side_by_side"] = jobs
+    run.stats.milps_side_by_side = jobs
 
     def book(di: int, prob: MILP, out) -> Result | None:
         _record_size(run, prob)
-        return _book(run, prob, decide(di, prob, solved=out), counts, open_reasons)
+        return _book(run, prob, decide(di, prob, solved=out), tally)
 
     found, unsolved = solve_side_by_side(todo, jobs, problem, run.solver, run.deadline, book)
     if found is not None:
@@ -393,7 +390,7 @@ def _milps_side_by_side(run: _Run, todo: list[int], problem: Callable[[int], MIL
     return _timeout(run, "MILP") if unsolved else None
 
 
-def _lp_check(run: _Run, case: Case, bnds: LayerBounds, todo: list[int], counts: dict) -> list[int] | None:
+def _lp_check(run: _Run, case: Case, bnds: LayerBounds, todo: list[int], tally: DisjunctOutcomes) -> list[int] | None:
     """Drop the disjuncts whose worst row the LP relaxation proves positive (None: out of time)."""
     from .milp.solvers.highs import highs_available
 
@@ -406,10 +403,10 @@ def _lp_check(run: _Run, case: Case, bnds: LayerBounds, todo: list[int], counts:
             return None
         budget = run.deadline.share(3 * (len(todo) - k))  # leave most of the time to the MILPs
         if lp_refutes(run.network, bnds, case.lower, case.upper, case.unsafe[di], budget):
-            counts["proved_by_lp"] += 1
+            tally.count("proved_by_lp")
         else:
             still.append(di)
-    run.stats["lp_check_s"] = round(run.stats.get("lp_check_s", 0.0) + time.perf_counter() - t, 4)
+    run.stats.add_time("lp_check_s", time.perf_counter() - t)
     return still
 
 
@@ -429,14 +426,13 @@ def _tighten_for_milp(run: _Run, case: Case, bnds: LayerBounds) -> LayerBounds:
         return bnds
     t = time.perf_counter()
     tight = lp_bounds(run.network, case.lower, case.upper, start=bnds, deadline=run.deadline.child(1 / 3))
-    run.stats["lp_tightening_s"] = round(run.stats.get("lp_tightening_s", 0.0) + time.perf_counter() - t, 4)
-    run.stats.setdefault("unstable_after_lp", []).append(tight.n_unstable(run.network))
-    run.stats["bounds_method"] = "lp"
+    run.stats.add_time("lp_tightening_s", time.perf_counter() - t)
+    run.stats.append("unstable_after_lp", tight.n_unstable(run.network))
+    run.stats.bounds_method = "lp"
     return tight
 
 
-def _input_split_case(run: _Run, ci: int, case: Case, todo: list[int], counts: dict,
-                      open_reasons: list[str]) -> Result | None:
+def _input_split_case(run: _Run, ci: int, case: Case, todo: list[int], tally: DisjunctOutcomes) -> Result | None:
     settings = BabSettings(solver=run.solver, margin_abs=run.options.margin_abs,
                            margin_rel=run.options.margin_rel, seed=run.options.seed)
     deadline = run.deadline
@@ -466,23 +462,25 @@ def _input_split_case(run: _Run, ci: int, case: Case, todo: list[int], counts: d
         if out.reason and par.status == "holds":  # boxes the in-process phase left undecided
             par = BabOutcome("unknown", None, out.reason, par.stats)
         out = par
-        run.stats["parallel_jobs"] = jobs
-    bab = run.stats.setdefault("bab", BabStats().as_dict())
+        run.stats.parallel_jobs = jobs
+    if run.stats.bab is None:
+        run.stats.bab = BabStats().as_dict()
+    bab = run.stats.bab
     for k, v in out.stats.as_dict().items():
         bab[k] = max(bab[k], v) if k in ("max_depth", "milp_binaries_max") else round(bab[k] + v, 4)
     if out.status == "violated":
-        run.stats["found_by"] = "branch and bound"
+        run.stats.found_by = "branch and bound"
         return Result(VIOLATED, out.counterexample, None, stats=run.stats)
     if out.status == "holds":
         key = "proved_by_milp" if out.stats.proved_by_milp else ("proved_by_lp" if out.stats.proved_by_lp
                                                                  else "proved_by_bounds")
-        counts[key] += len(todo)
+        setattr(tally, key, getattr(tally, key) + len(todo))
         return None
-    counts["undecided"] += len(todo)
+    tally.undecided += len(todo)
     if out.reason and out.reason.startswith("timeout"):
-        run.stats["timed_out"] = True
+        run.stats.timed_out = True
         return Result(UNKNOWN, None, f"{out.reason} (limit {run.options.timeout:g} s)", stats=run.stats)
-    open_reasons.append(out.reason or "branch and bound left sub-boxes undecided")
+    tally.open_reasons.append(out.reason or "branch and bound left sub-boxes undecided")
     return None
 
 
@@ -499,13 +497,13 @@ def _record_float_error(run: _Run, bounds: LayerBounds, case: Case) -> None:
     """The float rounding bounds used on this box: the largest per-neuron ``e_k`` and output error."""
     errs = rounding_errors(run.network, bounds, case.lower, case.upper)
     hidden = max((float(np.max(e)) for e in errs[:-1] if e.size), default=0.0)
-    run.stats["float_error_max_hidden"] = max(run.stats.get("float_error_max_hidden", 0.0), hidden)
-    run.stats["float_error_max_output"] = max(run.stats.get("float_error_max_output", 0.0), float(np.max(errs[-1])))
+    run.stats.raise_to("float_error_max_hidden", hidden)
+    run.stats.raise_to("float_error_max_output", float(np.max(errs[-1])))
 
 
 def _record_size(run: _Run, milp: MILP) -> None:
     size = milp.size()
-    best = run.stats.get("milp")
+    best = run.stats.milp
     if best is None or size["binaries"] > best["binaries"]:
-        run.stats["milp"] = size
-    run.stats["milps_solved"] = run.stats.get("milps_solved", 0) + 1
+        run.stats.milp = size
+    run.stats.milps_solved = (run.stats.milps_solved or 0) + 1
