@@ -10,7 +10,8 @@ instance (``wall_s``) and its worker's start-up time (``worker_startup_s``).
         --filter 'prop_[34]' --jobs 1 --json-out benchmarks/results/acas34.json
 
 Prints one line per instance and a summary table: solved (holds / violated), unknown, wrong,
-median and total time, MILP sizes; and one row per network when a benchmark has several.
+median and total time, MILP sizes, the largest peak memory of an instance (worker and solver
+processes, sampled every 0.2 s); and one row per network when a benchmark has several.
 """
 
 from __future__ import annotations
@@ -57,17 +58,17 @@ def row(o: Outcome) -> dict:
 
 def print_table(rows: list[dict], first: str = "benchmark") -> None:
     print(f"{first:<28} {'n':>4} {'solved':>6} {'holds':>6} {'viol':>5} {'unk':>5} {'wrong':>6} {'median_s':>9} "
-          f"{'total_s':>9} {'med_bin':>8} {'max_bin':>8}")
+          f"{'total_s':>9} {'med_bin':>8} {'max_bin':>8} {'max_MiB':>8}")
     for s in rows:
         print(f"{s['benchmark']:<28} {s['instances']:>4} {s['solved']:>6} {s['holds']:>6} {s['violated']:>5} "
               f"{s['unknown']:>5} {s['wrong']:>6} {s['median_s']:>9} {s['total_s']:>9} "
-              f"{s['median_binaries']!s:>8} {s['max_binaries']!s:>8}")
+              f"{s['median_binaries']!s:>8} {s['max_binaries']!s:>8} {s.get('max_rss_mb')!s:>8}")
 
 
 def show(o: Outcome) -> None:
     flag = "  WRONG" if o.wrong else ""
     print(f"{o.task.onnx:<36} {o.task.vnnlib:<22} {o.status:<9} exp={o.task.expected or 'unknown':<9} "
-          f"{o.time_s:7.2f}s bin={milp_size(o).get('binaries')}{flag}", flush=True)
+          f"{o.time_s:7.2f}s bin={milp_size(o).get('binaries')} rss={o.peak_rss_mb}MiB{flag}", flush=True)
 
 
 def main() -> int:

@@ -19,8 +19,18 @@ synthetic data that this script generates itself from fixed seeds, then exported
     (opset 13: min and max are scalar initializer inputs).
 
 The three graphs deliberately use the three common ways of writing an affine layer in ONNX, so
-that a loader is exercised on all of them. Every exported file is replayed in onnxruntime and
-compared with the numpy forward pass before it is kept.
+that a loader is exercised on all of them. Two more networks are not chains of dense layers
+(``dag_models.py``, trained the same way):
+
+``conv_maxpool_detector.onnx``
+    8x8 grey images -> ``Conv`` 3x3 (4 channels) -> ``Relu`` -> ``MaxPool`` 2x2 -> ``Flatten``
+    -> ``Gemm`` 64 -> 16 -> ``Relu`` -> ``Gemm`` 16 -> 3: horizontal bar / vertical bar / none.
+``residual_stopping_distance.onnx``
+    ReLU, 4 -> 16 -> 16 -> 16 with a skip connection (``Add`` of two input-dependent tensors)
+    -> 1: a car's stopping distance.
+
+Every exported file is replayed in onnxruntime and compared with the numpy forward pass before
+it is kept.
 """
 
 from __future__ import annotations
@@ -28,6 +38,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import itertools
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -522,14 +533,18 @@ def render_readme(built: list[Built]) -> str:
         "decay, decoupled weight decay), export with `onnx.helper`.",
         "",
         "Common format: ONNX opset 13 (IR version 8), float32 weights, one input named `input` of",
-        "shape `[1, n]`, one output named `output` of shape `[1, m]`, fully-connected layers",
-        "followed by one elementwise activation kind per network.",
+        "shape `[1, n]` (`[1, 1, 8, 8]` for the image network), one output named `output` of shape",
+        "`[1, m]`. The first three are chains of fully-connected layers with one elementwise",
+        "activation kind each; the last two are a convolution + max-pool stack and a residual",
+        "network (`dag_models.py`). Specs index a multi-dimensional input flattened in C order",
+        "(`x[8*r + c]` is pixel (r, c)).",
         "",
-        "Rebuild (from the repository root, well under a minute on 2 CPU cores):",
+        "Rebuild (from the repository root, about 20 s on one CPU core):",
         "",
         "```sh",
         "python models/build_models.py              # rewrites models/*.onnx and this README",
         "python models/build_models.py --save-data  # also writes the training data to models/data/",
+        "python models/write_specs.py               # rewrites the specs of the last two networks",
         "python models/check_specs.py               # re-establishes the verdicts of specs/*",
         "```",
         "",
@@ -553,7 +568,7 @@ def render_readme(built: list[Built]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Build all networks, write the README, optionally save the training data."""
+    """Build all five networks, write the README, optionally save the training data."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out-dir", type=Path, default=MODELS_DIR,
                         help="where to write the .onnx files and README.md (default: models/)")
@@ -561,8 +576,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="also write each network's training and test data to OUT_DIR/data/NAME.npz")
     args = parser.parse_args(argv)
     args.out_dir.mkdir(parents=True, exist_ok=True)
+    sys.modules.setdefault("build_models", sys.modules[__name__])  # dag_models imports from here
+    import dag_models
+
     built = []
-    for builder in (build_collision, build_leaky, build_clipped):
+    for builder in (build_collision, build_leaky, build_clipped, dag_models.build_conv,
+                    dag_models.build_residual):
         t0 = time.perf_counter()
         b = builder(args.out_dir)
         built.append(b)

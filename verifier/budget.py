@@ -7,13 +7,25 @@ fraction of it to a sub-step asks the deadline instead: ``remaining()``, ``expir
 ends after ``fraction`` of what is left, never after its parent).
 
 Wall-clock deadlines for other processes (``search/parallel.py``) are derived from ``remaining()``.
+
+A phase that cannot return a partial answer (bounds in the middle of a network) calls
+``deadline.check(phase)``, which raises ``Expired``; ``verify`` turns it into *unknown* (timeout
+during that phase). Phases that can stop cleanly test ``expired()`` and return what they have.
 """
 
 from __future__ import annotations
 
 import time
 
-clock = time.perf_counter
+clock = time.perf_counter  # the one clock (tests may replace it: every reader looks it up here)
+
+
+class Expired(Exception):
+    """The deadline passed during ``phase`` (raised by ``Deadline.check``)."""
+
+    def __init__(self, phase: str) -> None:
+        super().__init__(f"deadline passed during {phase}")
+        self.phase = phase
 
 
 class Deadline:
@@ -54,6 +66,11 @@ class Deadline:
 
     def expired(self) -> bool:
         return self.at is not None and clock() >= self.at
+
+    def check(self, phase: str) -> None:
+        """Raise ``Expired(phase)`` if the deadline has passed."""
+        if self.expired():
+            raise Expired(phase)
 
     def share(self, n: int) -> float | None:
         """A fair share of what is left among ``n`` jobs still to run (this one included)."""

@@ -86,3 +86,7 @@ def scale_rows(W, s: np.ndarray):
 def columns(W, mask: np.ndarray):
     """The columns ``mask`` (boolean) of ``W`` (same kind as ``W``)."""
     return W[:, np.flatnonzero(mask)] if is_sparse(W) else W[:, mask]
+
+
+def all_finite(W) -> bool:
+    return bool(np.all(np.isfinite(W.data if is_sparse(W) else W)))

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 
 import numpy as np
@@ -30,6 +31,122 @@ class Counterexample:
 
 
 
+@dataclass
+class DisjunctOutcomes:
+    """How the (case, disjunct) pairs of a run were settled; ``open_reasons`` say why the undecided
+    ones stayed open (in order, duplicates kept once when reported)."""
+
+    proved_by_bounds: int = 0
+    proved_by_lp: int = 0
+    proved_by_milp: int = 0
+    undecided: int = 0
+    open_reasons: list[str] = field(default_factory=list)
+
+    def count(self, key: str, reason: str | None = None) -> None:
+        setattr(self, key, getattr(self, key) + 1)
+        if reason:
+            self.open_reasons.append(reason)
+
+    @property
+    def reason(self) -> str | None:
+        return "; ".join(dict.fromkeys(self.open_reasons)) or None
+
+    def to_json(self) -> dict:
+        return {"proved_by_bounds": self.proved_by_bounds, "proved_by_lp": self.proved_by_lp,
+                "proved_by_milp": self.proved_by_milp, "undecided": self.undecided}
+
+
+@dataclass
+class RunStats(Mapping):
+    """Timings, sizes and facts of one run (``Result.stats``). Unset fields (None) are left out of
+    the JSON. Reading it as a mapping (``stats["bounds_s"]``, ``stats.get(...)``) gives the JSON
+    view's values, as the stats dict of earlier versions did."""
+
+    oracle: str | None = None  # "onnxruntime" or the network's own float32 forward pass
+    solver: str | None = None
+    cases: int | None = None
+    disjuncts: int | None = None
+    load_s: float | None = None
+    fixed_inputs: dict[int, int] | None = None  # case -> inputs folded as constants
+    strategy: str | None = None
+    bounds_method: str | None = None
+    margin_tau: float | None = None
+    unstable_interval: list[int] | None = None  # per case: unstable neurons under interval bounds
+    unstable_used: list[int] | None = None  # ... under the bounds used
+    unstable_after_lp: list[int] | None = None
+    falsify_s: float | None = None
+    bounds_s: float | None = None
+    lp_check_s: float | None = None
+    lp_tightening_s: float | None = None
+    encode_s: float | None = None
+    solve_s: float | None = None
+    found_by: str | None = None  # falsification / milp / branch and bound
+    solved_by: str | None = None
+    disjunct_outcomes: DisjunctOutcomes | None = None
+    proof_from_bounds_only: bool | None = None
+    timed_out: bool | None = None
+    milps_side_by_side: int | None = None
+    parallel_jobs: int | None = None
+    bab: dict | None = None  # branch-and-bound counters (BabStats)
+    milp: dict | None = None  # the largest MILP: variables / binaries / constraints
+    milps_solved: int | None = None
+    float_error_max_hidden: float | None = None
+    float_error_max_output: float | None = None
+    replay_calls: int | None = None
+    onnxruntime_calls: int | None = None
+    float_model: dict | None = None
+    #: anything else (from a stats mapping with keys this version does not know)
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, value: RunStats | Mapping | None) -> RunStats:
+        if isinstance(value, RunStats):
+            return value
+        known = {f.name for f in fields(cls)} - {"extra"}
+        value = dict(value or {})
+        out = cls(**{k: v for k, v in value.items() if k in known})
+        out.extra = {k: v for k, v in value.items() if k not in known}
+        return out
+
+    def add_time(self, name: str, seconds: float) -> None:
+        """Accumulate a phase time (seconds, rounded to 0.1 ms)."""
+        setattr(self, name, round((getattr(self, name) or 0.0) + seconds, 4))
+
+    def append(self, name: str, value) -> None:
+        if getattr(self, name) is None:
+            setattr(self, name, [])
+        getattr(self, name).append(value)
+
+    def raise_to(self, name: str, value: float) -> None:
+        """Keep the largest value seen."""
+        old = getattr(self, name)
+        setattr(self, name, value if old is None else max(old, value))
+
+    def _view(self) -> dict:
+        """The set fields as plain values (nested records as dicts), plus ``extra``."""
+        out = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if f.name == "extra" or v is None:
+                continue
+            out[f.name] = v.to_json() if hasattr(v, "to_json") else v
+        out.update(self.extra)
+        return out
+
+    def to_json(self) -> dict:
+        return _jsonable(self._view())
+
+    # the mapping view (compatibility with the stats dict of earlier versions)
+    def __getitem__(self, key: str):
+        return self._view()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._view())
+
+    def __len__(self) -> int:
+        return len(self._view())
+
+
 #: process exit codes of ``verifier verify`` (documented in --help and the README)
 EXIT_CODES = {HOLDS: 0, VIOLATED: 1, UNKNOWN: 3}
 EXIT_USAGE = 2
@@ -38,13 +155,17 @@ EXIT_USAGE = 2
 @dataclass
 class Result:
     """``status`` is holds / violated / unknown; ``counterexample`` is set only when violated
-    (confirmed by onnxruntime); ``reason`` explains an unknown; ``stats`` are timings and sizes."""
+    (confirmed by onnxruntime); ``reason`` explains an unknown; ``stats`` are timings and sizes
+    (``RunStats``; a mapping given here is converted)."""
 
     status: str
     counterexample: Counterexample | None = None
     reason: str | None = None
     time_s: float = 0.0
-    stats: dict = field(default_factory=dict)
+    stats: RunStats = field(default_factory=RunStats)
+
+    def __post_init__(self) -> None:
+        self.stats = RunStats.of(self.stats)
 
     @property
     def exit_code(self) -> int:
@@ -52,7 +173,7 @@ class Result:
 
     @property
     def timed_out(self) -> bool:
-        return self.status == UNKNOWN and bool(self.stats.get("timed_out"))
+        return self.status == UNKNOWN and bool(self.stats.timed_out)
 
     def to_json(self) -> dict:
         cex = None
@@ -60,7 +181,7 @@ class Result:
             cex = {"input": [float(v) for v in self.counterexample.input],
                    "output": [float(v) for v in self.counterexample.output]}
         return {"result": self.status, "reason": self.reason, "counterexample": cex,
-                "time_s": round(self.time_s, 4), "stats": _jsonable(self.stats)}
+                "time_s": round(self.time_s, 4), "stats": self.stats.to_json()}
 
     def vnncomp_text(self) -> str:
         """The VNN-COMP result file: sat + witness / unsat / unknown / timeout."""

@@ -5,6 +5,10 @@ either by sound bounds or by the solver's infeasibility verdict on the region en
 margin ``tau``; it answers *violated* only with an input that the replay oracle confirms
 (onnxruntime on the ONNX model; for a network built in memory, its own float32 forward pass);
 everything else (time-out, solver error, a solver point that does not replay) is *unknown* with the reason.
+
+Each input box is handled over its free inputs: inputs with ``lower == upper`` are folded into the
+network's biases first (``search.fixed_inputs``; their float rounding stays counted) and put back
+into a counterexample before it is reported. Every phase watches one ``Deadline``, loading included.
 """
 
 from __future__ import annotations
@@ -17,8 +21,9 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from . import budget
 from .bounds import LayerBounds, interval_bounds, linear_bounds, margin_tau, rounding_errors, symbolic_bounds
-from .budget import Deadline
+from .budget import Deadline, Expired
 from .errors import VerifierError
 from .io.onnx import compare_with_onnxruntime, load_model
 from .io.replay import (
@@ -34,7 +39,7 @@ from .io.spec_file import load_spec
 from .milp.encoding import MILP, encode
 from .milp.solvers import Solver, get_solver, solver_name
 from .network import Network
-from .result import HOLDS, UNKNOWN, VIOLATED, Result
+from .result import HOLDS, UNKNOWN, VIOLATED, DisjunctOutcomes, Result, RunStats
 from .search.disjunct import (
     CASE_ATTACK,
     COUNTEREXAMPLE,
@@ -48,7 +53,9 @@ from .search.disjunct import (
     decide_disjunct,
     disjunct_problem,
 )
+from .search.fixed_inputs import FixedInputs
 from .search.input_split import BabOutcome, BabSettings, BabStats, input_split, lp_refutes
+from .search.side_by_side import solve_side_by_side
 from .spec import Case, Constraints, Spec
 
 
@@ -85,6 +92,11 @@ class Options:
     input_split_max_inputs: int = 12  # auto: input splitting for networks with at most this many inputs
     jobs: int = 1  # processes per instance: branch-and-bound workers, or CBC solves side by side
     parallel_after: int = 300  # sub-boxes explored in-process before the rest goes to the workers
+    fold_fixed_inputs: bool = True  # inputs with lower == upper become constants (``search.fixed_inputs``)
+    #: ``time.perf_counter()`` (``budget.clock``) at which the instance started (e.g. before the caller loaded the
+    #: model): the timeout counts from there. None: from the ``verify`` call (which loads a model
+    #: given as a path inside its budget)
+    started: float | None = None
     progress: Callable[[str], None] | None = field(default=None, compare=False)  # status-line sink
 
     def choose_strategy(self, network: Network) -> str:
@@ -104,7 +116,14 @@ class _Run:
     rng: np.random.Generator
     solver: Solver
     deadline: Deadline
-    stats: dict = field(default_factory=dict)
+    stats: RunStats = field(default_factory=RunStats)
+    #: for one case whose fixed inputs are folded: what was folded and the run over the whole input
+    fixed: FixedInputs | None = None
+    parent: _Run | None = None
+    #: case index -> (run, case) over that case's free inputs (``_case_view``: the last case only)
+    views: dict = field(default_factory=dict)
+    #: case index -> the fixed inputs folded for it
+    folded: dict = field(default_factory=dict)
 
     def out_of_time(self) -> bool:
         return self.deadline.expired()
@@ -117,17 +136,39 @@ def verify(model: Network | str | os.PathLike, spec: Spec | str | os.PathLike, t
     ``timeout`` and ``solver``, when given, override the corresponding fields of ``options``.
     Counterexamples are replayed in onnxruntime when the network came from an ONNX model (from the
     model bytes the loader kept: the file may be gone since), and in the network's own float32
-    forward pass when it was built in memory; ``stats["oracle"]`` says which.
+    forward pass when it was built in memory; ``stats.oracle`` says which.
     """
-    t0 = time.perf_counter()
+    t_call = budget.clock()
     opts = options or Options()
     if timeout is not None:
         opts = replace(opts, timeout=timeout)
     if solver is not None:
         opts = replace(opts, solver=solver)
     solver_obj = get_solver(opts.solver)
+    t0 = t_call if opts.started is None else min(opts.started, t_call)
     deadline = Deadline(None if opts.timeout is None else t0 + opts.timeout, opts.timeout)
+    try:
+        run = _start(model, spec, opts, t0, solver_obj, deadline)
+    except Expired as exc:  # loading took the whole budget
+        return Result(UNKNOWN, None, f"timeout after {opts.timeout:g} s (during {exc.phase})",
+                      budget.clock() - t0, RunStats(timed_out=True, load_s=round(budget.clock() - t0, 4)))
+    try:
+        result = _verify(run)
+    except Expired as exc:
+        result = _timeout(run, exc.phase)
+    _full_counterexample(run, result)
+    result.time_s = budget.clock() - t0
+    result.stats.replay_calls = run.oracle.calls
+    if run.oracle.name == ONNXRUNTIME:
+        result.stats.onnxruntime_calls = run.oracle.calls
+    result.stats.float_model = float_model(run.oracle.name)
+    return result
+
+
+def _start(model, spec, opts: Options, t0: float, solver_obj: Solver, deadline: Deadline) -> _Run:
+    """Load the model and the spec (within the deadline: ``Expired`` otherwise) and set up the run."""
     network = model if isinstance(model, Network) else load_model(model)
+    deadline.check("loading the model")
     oracle = _oracle_for(network)
     spec = spec if isinstance(spec, Spec) else load_spec(spec)
     spec = spec.bind(network.n_inputs, network.n_outputs)
@@ -137,16 +178,44 @@ def verify(model: Network | str | os.PathLike, spec: Spec | str | os.PathLike, t
         compare_with_onnxruntime(network, run.oracle, [p for c in spec.cases
                                                        for p in (0.5 * (c.lower + c.upper),
                                                                  run.rng.uniform(c.lower, c.upper))])
-    run.stats.update({"oracle": oracle.name, "solver": solver_name(opts.solver), "cases": len(spec.cases),
-                      "disjuncts": sum(len(c.unsafe) for c in spec.cases),
-                      "load_s": round(time.perf_counter() - t0, 4)})
-    result = _verify(run)
-    result.time_s = time.perf_counter() - t0
-    result.stats["replay_calls"] = run.oracle.calls
-    if run.oracle.name == ONNXRUNTIME:
-        result.stats["onnxruntime_calls"] = run.oracle.calls
-    result.stats["float_model"] = float_model(run.oracle.name)
-    return result
+    st = run.stats
+    st.oracle, st.solver, st.cases = oracle.name, solver_name(opts.solver), len(spec.cases)
+    st.disjuncts, st.load_s = sum(len(c.unsafe) for c in spec.cases), round(budget.clock() - t0, 4)
+    deadline.check("loading the model")
+    return run
+
+
+def _case_view(run: _Run, ci: int, case: Case) -> tuple[_Run, Case]:
+    """The run and the case over the free inputs of case ``ci`` (the inputs its box leaves free):
+    the fixed ones folded into the network (``search.fixed_inputs``). Without fixed inputs: ``run``
+    and ``case`` themselves. Only the last case's view is kept (each holds a reduced first layer;
+    a spec may have many boxes); what was fixed is remembered per case for the counterexample."""
+    if ci not in run.views:
+        run.views.clear()
+        fixed = FixedInputs.of_box(case.lower, case.upper, run.oracle.dtype) if run.options.fold_fixed_inputs else None
+        if fixed is None:
+            run.views[ci] = (run, case)
+        else:
+            view = replace(run, network=fixed.network(run.network), oracle=fixed.oracle(run.oracle), fixed=fixed,
+                           parent=run)
+            run.views[ci] = (view, fixed.case(case))
+            run.folded[ci] = fixed
+            if run.stats.fixed_inputs is None:
+                run.stats.fixed_inputs = {}
+            run.stats.fixed_inputs[ci] = int(fixed.fixed.size)
+    return run.views[ci]
+
+
+def _full_counterexample(run: _Run, result: Result) -> None:
+    """A counterexample found over a case's free inputs, with the fixed inputs put back (the replay
+    already ran on the full input: ``ReducedCase``); checked once more on the full case."""
+    cex = result.counterexample
+    if cex is None or cex.case_index not in run.folded:
+        return
+    x = run.folded[cex.case_index].expand(cex.input)
+    if not run.spec.cases[cex.case_index].violated_at(x, cex.output):  # cannot happen: the replay judged x
+        raise AssertionError("a counterexample over the free inputs does not violate the full case")
+    result.counterexample = Counterexample(x, cex.output, cex.case_index)
 
 
 def _oracle_for(network: Network) -> OnnxOracle | NetworkOracle:
@@ -166,36 +235,37 @@ def _verify(run: _Run) -> Result:
     # 1. cheap falsification on every case and disjunct
     if run.options.falsify:
         t = time.perf_counter()
-        for ci, case in enumerate(run.spec.cases):
+        for ci, full_case in enumerate(run.spec.cases):
+            crun, case = _case_view(run, ci, full_case)
             for cons in case.unsafe:
                 if run.out_of_time():
                     return _timeout(run, "falsification")
-                cex = _attack(run, ci, case, cons)
+                cex = _attack(crun, ci, case, cons)
                 if cex is not None:
-                    run.stats["falsify_s"] = round(time.perf_counter() - t, 4)
-                    run.stats["found_by"] = "falsification"
+                    run.stats.falsify_s = round(time.perf_counter() - t, 4)
+                    run.stats.found_by = "falsification"
                     return Result(VIOLATED, cex, None, stats=run.stats)
-        run.stats["falsify_s"] = round(time.perf_counter() - t, 4)
+        run.stats.falsify_s = round(time.perf_counter() - t, 4)
+        if run.out_of_time():
+            return _timeout(run, "falsification")
 
     # 2. bounds, then one MILP per disjunct that the bounds cannot rule out
-    open_reasons: list[str] = []
-    counts = {"proved_by_bounds": 0, "proved_by_lp": 0, "proved_by_milp": 0, "undecided": 0}
-    run.stats["disjunct_outcomes"] = counts
-    for ci, case in enumerate(run.spec.cases):
+    tally = run.stats.disjunct_outcomes = DisjunctOutcomes()
+    for ci, full_case in enumerate(run.spec.cases):
         if run.out_of_time():
             return _timeout(run, "bounds")
-        outcome = _prove_case(run, ci, case, counts, open_reasons)
+        crun, case = _case_view(run, ci, full_case)
+        outcome = _prove_case(crun, ci, case, tally)
         if isinstance(outcome, Result):
             return outcome
-    run.stats["proof_from_bounds_only"] = (counts["proved_by_milp"] == 0 and counts["proved_by_lp"] == 0
-                                           and counts["undecided"] == 0)
-    if open_reasons:
-        return Result(UNKNOWN, None, "; ".join(dict.fromkeys(open_reasons)), stats=run.stats)
+    run.stats.proof_from_bounds_only = tally.proved_by_milp == 0 and tally.proved_by_lp == 0 and tally.undecided == 0
+    if tally.reason:
+        return Result(UNKNOWN, None, tally.reason, stats=run.stats)
     return Result(HOLDS, None, None, stats=run.stats)
 
 
 def _timeout(run: _Run, phase: str) -> Result:
-    run.stats["timed_out"] = True
+    run.stats.timed_out = True
     return Result(UNKNOWN, None, f"timeout after {run.options.timeout:g} s (during {phase})", stats=run.stats)
 
 
@@ -207,12 +277,15 @@ def _attack(run: _Run, ci: int, case: Case, cons: Constraints, start: np.ndarray
                        deadline=run.deadline, case_index=ci)
 
 
-def case_bounds(network: Network, case: Case, method: str) -> tuple[LayerBounds, LayerBounds]:
-    """(interval bounds, bounds used for encoding) of one input box."""
+def case_bounds(network: Network, case: Case, method: str, deadline: Deadline | None = None
+                ) -> tuple[LayerBounds, LayerBounds]:
+    """(interval bounds, bounds used for encoding) of one input box (``Expired`` past ``deadline``)."""
+    deadline = Deadline.coerce(deadline)
     ib = interval_bounds(network, case.lower, case.upper)
     if method == "interval":
         return ib, ib
-    return ib, symbolic_bounds(network, case.lower, case.upper)
+    deadline.check("bounds")
+    return ib, symbolic_bounds(network, case.lower, case.upper, deadline=deadline)
 
 
 def margin_for(bounds: LayerBounds, options: Options) -> float:
@@ -220,40 +293,43 @@ def margin_for(bounds: LayerBounds, options: Options) -> float:
     return margin_tau(bounds, options.margin_abs, options.margin_rel)
 
 
-def _prove_case(run: _Run, ci: int, case: Case, counts: dict, open_reasons: list[str]) -> Result | None:
+def _prove_case(run: _Run, ci: int, case: Case, tally: DisjunctOutcomes) -> Result | None:
     t = time.perf_counter()
-    ib, bnds = case_bounds(run.network, case, run.options.bounds)
-    run.stats.setdefault("unstable_interval", []).append(ib.n_unstable(run.network))
-    run.stats.setdefault("unstable_used", []).append(bnds.n_unstable(run.network))
-    run.stats["bounds_method"] = bnds.method
+    ib, bnds = case_bounds(run.network, case, run.options.bounds, run.deadline)
+    run.stats.append("unstable_interval", ib.n_unstable(run.network))
+    run.stats.append("unstable_used", bnds.n_unstable(run.network))
+    run.stats.bounds_method = bnds.method
     tau = margin_for(bnds, run.options)
-    run.stats["margin_tau"] = tau
+    run.stats.margin_tau = tau
     _record_float_error(run, bnds, case)
-    run.stats["bounds_s"] = round(run.stats.get("bounds_s", 0.0) + time.perf_counter() - t, 4)
+    run.stats.add_time("bounds_s", time.perf_counter() - t)
 
     todo = []
     for di, cons in enumerate(case.unsafe):
+        run.deadline.check("bounds")
         if _ruled_out_by_bounds(run.network, bnds, case, cons):
-            counts["proved_by_bounds"] += 1
+            tally.count("proved_by_bounds")
         else:
             todo.append(di)
     if not todo:
         return None
 
     strategy = run.options.choose_strategy(run.network)
-    run.stats["strategy"] = strategy
+    run.stats.strategy = strategy
     if strategy == "input-split":
-        return _input_split_case(run, ci, case, todo, counts, open_reasons)
+        return _input_split_case(run, ci, case, todo, tally)
 
     bnds = _tighten_for_milp(run, case, bnds)
-    todo = _lp_check(run, case, bnds, todo, counts)
+    todo = _lp_check(run, case, bnds, todo, tally)
     if todo is None:
         return _timeout(run, "LP checks")
     if not todo:
         return None
+    run.deadline.check("LP checks")
     t = time.perf_counter()
     milp = encode(run.network, bnds, case.lower, case.upper)
-    run.stats["encode_s"] = round(run.stats.get("encode_s", 0.0) + time.perf_counter() - t, 4)
+    run.deadline.check("MILP encoding")
+    run.stats.add_time("encode_s", time.perf_counter() - t)
 
     def problem(di: int) -> MILP:  # built when solved: each copy holds the whole MILP
         return disjunct_problem(run.network, milp, case.unsafe[di], tau)
@@ -264,7 +340,7 @@ def _prove_case(run: _Run, ci: int, case: Case, counts: dict, open_reasons: list
                                solved=solved)
 
     if run.options.jobs > 1 and len(todo) > 1 and getattr(run.solver, "cancellable", True):
-        return _milps_side_by_side(run, todo, problem, decide, counts, open_reasons)
+        return _milps_side_by_side(run, todo, problem, decide, tally)
     for k, di in enumerate(todo):
         if run.out_of_time():
             return _timeout(run, "MILP")
@@ -272,96 +348,49 @@ def _prove_case(run: _Run, ci: int, case: Case, counts: dict, open_reasons: list
         # may hold the counterexample)
         prob = problem(di)
         _record_size(run, prob)
-        found = _book(run, prob, decide(di, prob, time_limit=run.deadline.share(len(todo) - k)), counts,
-                      open_reasons)
+        found = _book(run, prob, decide(di, prob, time_limit=run.deadline.share(len(todo) - k)), tally)
         if found is not None:
             return found
     return None
 
 
-def _book(run: _Run, problem: MILP, out: DisjunctOutcome, counts: dict, open_reasons: list[str]) -> Result | None:
+def _book(run: _Run, problem: MILP, out: DisjunctOutcome, tally: DisjunctOutcomes) -> Result | None:
     """Book one disjunct's decision: a violated Result (confirmed point), or None."""
-    run.stats["solve_s"] = round(run.stats.get("solve_s", 0.0) + out.solve.time_s, 4)
-    run.stats["solved_by"] = out.solve.solver
+    run.stats.add_time("solve_s", out.solve.time_s)
+    run.stats.solved_by = out.solve.solver
     if out.kind == PROVED:
-        counts["proved_by_milp"] += 1
+        tally.count("proved_by_milp")
         return None
     if out.kind == COUNTEREXAMPLE:
-        run.stats["found_by"] = "milp"
+        run.stats.found_by = "milp"
         return Result(VIOLATED, out.counterexample, None, stats=run.stats)
-    counts["undecided"] += 1
     if out.kind == TIMEOUT:
-        run.stats["timed_out"] = True
+        run.stats.timed_out = True
         limit = "the time limit was" if run.options.timeout is None else f"{run.options.timeout:g} s were"
-        open_reasons.append(f"timeout: {limit} not enough to close the MILPs (up to {problem.n_binaries} binaries)")
+        tally.count("undecided", f"timeout: {limit} not enough to close the MILPs (up to {problem.n_binaries} binaries)")
         return None
     assert out.kind == OPEN or out.reason is not None
-    open_reasons.append(out.reason or "undecided")
+    tally.count("undecided", out.reason or "undecided")
     return None
 
 
 def _milps_side_by_side(run: _Run, todo: list[int], problem: Callable[[int], MILP],
-                        decide: Callable[..., DisjunctOutcome], counts: dict, open_reasons: list[str]) -> Result | None:
-    """``--jobs N`` on the MILP path: N CBC processes solve the disjuncts' MILPs at once.
-
-    Each solve takes the next disjunct and a fair share of the time left (the same share rule as
-    one at a time, times the number of solves running side by side). Outcomes are booked in this
-    thread (``decide`` with the solved outcome: the replay and the attack are not thread-safe), in
-    the order they finish; a confirmed counterexample cancels the solves still running.
-    """
-    import queue
-    import threading
-    from concurrent.futures import ThreadPoolExecutor
-
+                        decide: Callable[..., DisjunctOutcome], tally: DisjunctOutcomes) -> Result | None:
+    """``--jobs N`` on the MILP path (``search.side_by_side``): outcomes booked here as they finish."""
     jobs = min(run.options.jobs, len(todo))
-    pending = list(todo)
-    lock = threading.Lock()
-    cancel = threading.Event()
-    results: queue.SimpleQueue = queue.SimpleQueue()
+    run.stats.milps_side_by_side = jobs
 
-    def worker() -> list:
-        done = []
-        while not cancel.is_set():
-            with lock:
-                if not pending:
-                    break
-                n_left = len(pending)  # this one included
-                di = pending.pop(0)
-            if run.deadline.expired():
-                done.append((di, None, None))
-                continue
-            rounds = -(-n_left // jobs)  # solves this worker can still expect to run
-            prob = problem(di)
-            done.append((di, prob, run.solver.solve(prob, run.deadline.share(rounds), cancel=cancel)))
-            results.put(done[-1])
-        return done
+    def book(di: int, prob: MILP, out) -> Result | None:
+        _record_size(run, prob)
+        return _book(run, prob, decide(di, prob, solved=out), tally)
 
-    run.stats["milps_side_by_side"] = jobs
-    with ThreadPoolExecutor(jobs) as pool:
-        futures = [pool.submit(worker) for _ in range(jobs)]
-        try:
-            while True:
-                try:
-                    di, prob, out = results.get(timeout=0.05)
-                except queue.Empty:
-                    if any(f.done() and f.exception() is not None for f in futures):
-                        break  # a worker failed: stop the others, then f.result() below raises it
-                    if all(f.done() for f in futures) and results.empty():
-                        break
-                    continue
-                _record_size(run, prob)
-                found = _book(run, prob, decide(di, prob, solved=out), counts, open_reasons)
-                if found is not None:
-                    return found
-        finally:
-            cancel.set()  # leaving the pool waits for the (killed) solves to return
-    outcomes = [o for f in futures for o in f.result()]
-    if any(out is None for _, _, out in outcomes):
-        return _timeout(run, "MILP")
-    return None
+    found, unsolved = solve_side_by_side(todo, jobs, problem, run.solver, run.deadline, book)
+    if found is not None:
+        return found
+    return _timeout(run, "MILP") if unsolved else None
 
 
-def _lp_check(run: _Run, case: Case, bnds: LayerBounds, todo: list[int], counts: dict) -> list[int] | None:
+def _lp_check(run: _Run, case: Case, bnds: LayerBounds, todo: list[int], tally: DisjunctOutcomes) -> list[int] | None:
     """Drop the disjuncts whose worst row the LP relaxation proves positive (None: out of time)."""
     from .milp.solvers.highs import highs_available
 
@@ -374,10 +403,10 @@ def _lp_check(run: _Run, case: Case, bnds: LayerBounds, todo: list[int], counts:
             return None
         budget = run.deadline.share(3 * (len(todo) - k))  # leave most of the time to the MILPs
         if lp_refutes(run.network, bnds, case.lower, case.upper, case.unsafe[di], budget):
-            counts["proved_by_lp"] += 1
+            tally.count("proved_by_lp")
         else:
             still.append(di)
-    run.stats["lp_check_s"] = round(run.stats.get("lp_check_s", 0.0) + time.perf_counter() - t, 4)
+    run.stats.add_time("lp_check_s", time.perf_counter() - t)
     return still
 
 
@@ -397,14 +426,13 @@ def _tighten_for_milp(run: _Run, case: Case, bnds: LayerBounds) -> LayerBounds:
         return bnds
     t = time.perf_counter()
     tight = lp_bounds(run.network, case.lower, case.upper, start=bnds, deadline=run.deadline.child(1 / 3))
-    run.stats["lp_tightening_s"] = round(run.stats.get("lp_tightening_s", 0.0) + time.perf_counter() - t, 4)
-    run.stats.setdefault("unstable_after_lp", []).append(tight.n_unstable(run.network))
-    run.stats["bounds_method"] = "lp"
+    run.stats.add_time("lp_tightening_s", time.perf_counter() - t)
+    run.stats.append("unstable_after_lp", tight.n_unstable(run.network))
+    run.stats.bounds_method = "lp"
     return tight
 
 
-def _input_split_case(run: _Run, ci: int, case: Case, todo: list[int], counts: dict,
-                      open_reasons: list[str]) -> Result | None:
+def _input_split_case(run: _Run, ci: int, case: Case, todo: list[int], tally: DisjunctOutcomes) -> Result | None:
     settings = BabSettings(solver=run.solver, margin_abs=run.options.margin_abs,
                            margin_rel=run.options.margin_rel, seed=run.options.seed)
     deadline = run.deadline
@@ -427,28 +455,32 @@ def _input_split_case(run: _Run, ci: int, case: Case, todo: list[int], counts: d
             progress(out.stats, len(out.open_boxes))
         rem = deadline.remaining()
         wall_deadline = None if rem is None else time.time() + rem  # worker processes: wall clock
-        par = run_boxes(run.network, run.oracle, case, disjuncts, out.open_boxes, jobs, settings, wall_deadline, ci)
+        base = run.parent or run  # workers get the whole network and its oracle, and fold the fixed inputs
+        par = run_boxes(base.network, base.oracle, case, disjuncts, out.open_boxes, jobs, settings, wall_deadline, ci,
+                        fixed=run.fixed)
         par.stats.merge(out.stats)
         if out.reason and par.status == "holds":  # boxes the in-process phase left undecided
             par = BabOutcome("unknown", None, out.reason, par.stats)
         out = par
-        run.stats["parallel_jobs"] = jobs
-    bab = run.stats.setdefault("bab", BabStats().as_dict())
+        run.stats.parallel_jobs = jobs
+    if run.stats.bab is None:
+        run.stats.bab = BabStats().as_dict()
+    bab = run.stats.bab
     for k, v in out.stats.as_dict().items():
         bab[k] = max(bab[k], v) if k in ("max_depth", "milp_binaries_max") else round(bab[k] + v, 4)
     if out.status == "violated":
-        run.stats["found_by"] = "branch and bound"
+        run.stats.found_by = "branch and bound"
         return Result(VIOLATED, out.counterexample, None, stats=run.stats)
     if out.status == "holds":
         key = "proved_by_milp" if out.stats.proved_by_milp else ("proved_by_lp" if out.stats.proved_by_lp
                                                                  else "proved_by_bounds")
-        counts[key] += len(todo)
+        setattr(tally, key, getattr(tally, key) + len(todo))
         return None
-    counts["undecided"] += len(todo)
+    tally.undecided += len(todo)
     if out.reason and out.reason.startswith("timeout"):
-        run.stats["timed_out"] = True
+        run.stats.timed_out = True
         return Result(UNKNOWN, None, f"{out.reason} (limit {run.options.timeout:g} s)", stats=run.stats)
-    open_reasons.append(out.reason or "branch and bound left sub-boxes undecided")
+    tally.open_reasons.append(out.reason or "branch and bound left sub-boxes undecided")
     return None
 
 
@@ -465,13 +497,13 @@ def _record_float_error(run: _Run, bounds: LayerBounds, case: Case) -> None:
     """The float rounding bounds used on this box: the largest per-neuron ``e_k`` and output error."""
     errs = rounding_errors(run.network, bounds, case.lower, case.upper)
     hidden = max((float(np.max(e)) for e in errs[:-1] if e.size), default=0.0)
-    run.stats["float_error_max_hidden"] = max(run.stats.get("float_error_max_hidden", 0.0), hidden)
-    run.stats["float_error_max_output"] = max(run.stats.get("float_error_max_output", 0.0), float(np.max(errs[-1])))
+    run.stats.raise_to("float_error_max_hidden", hidden)
+    run.stats.raise_to("float_error_max_output", float(np.max(errs[-1])))
 
 
 def _record_size(run: _Run, milp: MILP) -> None:
     size = milp.size()
-    best = run.stats.get("milp")
+    best = run.stats.milp
     if best is None or size["binaries"] > best["binaries"]:
-        run.stats["milp"] = size
-    run.stats["milps_solved"] = run.stats.get("milps_solved", 0) + 1
+        run.stats.milp = size
+    run.stats.milps_solved = (run.stats.milps_solved or 0) + 1

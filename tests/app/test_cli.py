@@ -177,25 +177,30 @@ def test_vnncomp_out_unsat_and_unknown(files, tmp_path):
     assert out.read_text() == "unknown\n"
 
 
-def test_vnncomp_out_timeout(files, tmp_path, monkeypatch):
-    import verifier.solve as solve_mod
-    from verifier.solve import SolveOutcome
+def test_vnncomp_out_timeout(files, tmp_path):
+    """A solver that times out (registered under a name, as a program embedding the CLI would)."""
+    from tests.helpers.solvers import FakeSolver
+    from verifier.milp.solvers import SolveOutcome, register_solver
 
-    real = solve_mod.solve
-
-    def fake(milp, time_limit=None, solver="cbc", relax=False, maximize=False, **kw):
+    def fake(milp, time_limit=None, solver="cbc", cancel=None):
         return SolveOutcome("timeout", None, solver, 0.0, "time limit")
 
-    for name, mod in list(sys.modules.items()):
-        if name.startswith("verifier") and getattr(mod, "solve", None) is real:
-            monkeypatch.setattr(mod, "solve", fake)
-    out = tmp_path / "r.txt"
-    spec = tmp_path / "p.toml"
-    spec.write_text(HOLDS_TOML.replace("y0 >= 1.01", "y0 >= 0.76"))
-    r = run("verify", files["cancel"], spec, "--vnncomp-out", out, "--timeout", "50")
-    assert r.exit_code == 3, r.output
-    assert "timeout" in r.stdout
-    assert out.read_text() == "timeout\n"
+    register_solver("always-timeout", lambda: FakeSolver(fake, "always-timeout"))
+    try:
+        out = tmp_path / "r.txt"
+        spec = tmp_path / "p.toml"
+        spec.write_text(HOLDS_TOML.replace("y0 >= 1.01", "y0 >= 0.76"))
+        r = run("verify", files["cancel"], spec, "--vnncomp-out", out, "--timeout", "50", "--solver", "always-timeout")
+        assert r.exit_code == 3, r.output
+        assert "timeout" in r.stdout
+        assert out.read_text() == "timeout\n"
+    finally:
+        register_solver("always-timeout", None)
+
+
+def test_unknown_solver_name_is_a_usage_error(files):
+    r = run("verify", files["cancel"], files["unknown"], "--solver", "gurobi")
+    assert r.exit_code == 2 and "not a solver" in r.output and "cbc, highs" in r.output
 
 
 def test_vnncomp_out_unwritable(files, tmp_path):

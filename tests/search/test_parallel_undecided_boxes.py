@@ -21,7 +21,8 @@ def test_undecided_boxes_are_not_lost_when_the_search_goes_parallel(monkeypatch)
             return "solver error: injected (this sub-box stays undecided)"
         return orig(*args, **kwargs)
 
-    def sequential_run_boxes(net, oracle, case, disjuncts, boxes, jobs, settings, wall_deadline, ci=0):
+    def sequential_run_boxes(net, oracle, case, disjuncts, boxes, jobs, settings, wall_deadline, ci=0, fixed=None):
+        assert fixed is None  # no fixed inputs in this spec
         return bab.input_split(net, case, disjuncts, oracle, settings, None, ci, boxes=boxes)
 
     monkeypatch.setattr(bab, "milp_box", first_milp_fails)

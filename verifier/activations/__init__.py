@@ -19,7 +19,8 @@ Elementwise kinds map pre-activation ``i`` to output ``i``. A kind with ``ELEMEN
 (``maxpool``: max over windows) has ``n_outputs`` outputs of its own and provides, instead of the
 elementwise defaults below, ``carry`` (a per-candidate error to the outputs), ``backprop`` (the
 vector-Jacobian product for falsification), ``backward`` (its relaxation substituted into a
-linear function, for back-substitution) and ``milp_rows`` (its MILP rows).
+linear function, for back-substitution), ``milp_rows`` (its MILP rows) and ``triangle_rows``
+(its step in the compact triangle LP, if ``TRIANGLE``).
 
 To add a kind: write its module with these functions and add it to ``REGISTRY``.
 """
@@ -108,6 +109,19 @@ def relaxation(act, l: np.ndarray, u: np.ndarray, adaptive: bool = True
 
 def big_m_rows(act, V, R, l, u, xv, yv, index) -> None:
     REGISTRY[act.kind].big_m_rows(act, V, R, l, u, xv, yv, index)
+
+
+def milp_rows(act, V, R, l, u, x_of) -> tuple[np.ndarray, np.ndarray]:
+    """MILP rows of a kind that is not elementwise, over its pre-activation bounds ``[l, u]``:
+    ``x_of(idx)`` gives variables ``x = p`` of the pre-activations ``idx`` (call it once per
+    index); returns (variable index or -1, constant) per output."""
+    return REGISTRY[act.kind].milp_rows(act, V, R, l, u, x_of)
+
+
+def triangle_rows(act, P, p, R, l, u, col, vmag):
+    """The compact triangle LP's step through a kind that is not elementwise (see
+    ``maxpool.triangle_rows`` for the arguments and the result)."""
+    return REGISTRY[act.kind].triangle_rows(act, P, p, R, l, u, col, vmag)
 
 
 def in_triangle_lp(act) -> bool:

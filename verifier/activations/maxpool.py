@@ -23,7 +23,18 @@ Exact: ``y >= x_i`` for all ``i`` gives ``y >= max x_i``; the selected ``i`` (``
 ``y <= x_i``, so ``y = x_i = max``; for the others the row reads ``y <= x_i + U - l_i``, which
 holds for every feasible point because ``y <= U`` and ``x_i >= l_i``. Conversely the maximiser's
 binary set to one satisfies every row, so the rows describe exactly ``y = max``. Dropped
-candidates are below ``x_{i*} <= y`` and need no row.
+candidates are below ``x_{i*} <= y`` and need no row. (This rests on ``l_i <= x_i <= u_i``, which
+the encoder's pre-activation variables ``x = p + d`` carry as their bounds, and ``L <= y <= U``
+as the bounds of ``y``.) A window with one remaining candidate is ``y = x_{i*}``: its output is
+that candidate's variable, no row. A candidate shared by overlapping windows has one variable.
+
+Triangle LP (``triangle_rows``; ``x_i`` within radius ``R_i`` of its expression ``P_i v + p_i``):
+``y >= x_i`` for every remaining candidate, ``L <= y <= U``, and the big-M rows relaxed with the
+binaries projected out. With ``0 <= a_i <= 1``, ``sum a_i = 1`` the relaxed rows say
+``(y - x_i) / (U - l_i) <= 1 - a_i``; such ``a`` exist iff ``sum_i (y - x_i) / (U - l_i) <= k - 1``
+(each term is at most 1 by the bounds). Every point of the real max satisfies it: the maximiser's
+term is 0, the others are at most 1. ``U - l_i > 0`` for every remaining candidate of a window
+with ``k >= 2`` (``U`` exceeds ``L``, and a candidate other than ``i*`` has ``u_i > L >= l_i``).
 """
 
 from __future__ import annotations
@@ -32,7 +43,7 @@ import numpy as np
 
 DEFAULT_REL_ERROR = 0.0  # max is exact in floating point
 DEFAULT_ABS_ERROR = 0.0
-TRIANGLE = False  # the compact triangle LP is for elementwise kinds; the big-M MILP covers max
+TRIANGLE = True  # the compact triangle LP covers max windows (``triangle_rows``)
 ELEMENTWISE = False
 
 
@@ -135,3 +146,73 @@ def backward(act, lines, L: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndar
     const = Lp @ c_up + Ln @ c_lo
     mag = Lp @ np.abs(c_up) - Ln @ np.abs(c_lo)
     return out, const, mag
+
+
+def milp_rows(act, V, R, l: np.ndarray, u: np.ndarray, x_of) -> tuple[np.ndarray, np.ndarray]:
+    """The big-M rows of the module docstring (``V`` / ``R``: ``milp.model``'s builders; ``x_of(idx)``
+    gives variables ``x = p + d`` of the pre-activations ``idx``). Returns (variable, constant 0) per output."""
+    keep, star, U = candidates(act, l, u)
+    xv = np.full(np.size(l), -1, dtype=np.int64)
+    need = np.unique(act.groups[keep])  # every remaining candidate, once (windows may overlap)
+    xv[need] = x_of(need)
+    out = xv[star]  # one candidate left: y = x_{i*}
+    live = np.flatnonzero(keep.sum(axis=1) >= 2)
+    if live.size:
+        m = live.size
+        jj, slot = np.nonzero(keep[live])  # pairs (window, remaining candidate)
+        cand = act.groups[live][jj, slot]
+        yv = V.new(l[star[live]], U[live])
+        out[live] = yv
+        a = V.new(np.zeros(jj.size), np.ones(jj.size), integer=True)
+        one, pairs = np.ones(jj.size), np.arange(jj.size)
+        R.add_coo(m, jj, a, one, np.ones(m), True)  # sum_i a_i = 1
+        R.add_coo(jj.size, np.concatenate([pairs, pairs]), np.concatenate([xv[cand], yv[jj]]),
+                  np.concatenate([one, -one]), np.zeros(jj.size), False)  # x_i - y <= 0
+        M = U[live][jj] - l[cand]
+        R.add_coo(jj.size, np.concatenate([pairs, pairs, pairs]), np.concatenate([yv[jj], xv[cand], a]),
+                  np.concatenate([one, -one, M]), M, False)  # y - x_i + M a_i <= M
+    return out, np.zeros(out.size)
+
+
+def triangle_rows(act, P: np.ndarray, p: np.ndarray, R: np.ndarray, l: np.ndarray, u: np.ndarray, col: int,
+                  vmag: np.ndarray):
+    """The triangle LP's rows (module docstring) of a max layer whose pre-activations lie within
+    ``R`` of ``P v + p`` (``v``: the LP's basis, ``col`` columns so far, magnitudes ``vmag``).
+
+    Returns ``(E, e, r, rows, lb, ub)``: the outputs within ``r`` of ``E v + e`` over the basis
+    grown by one column per window with two or more remaining candidates (its ``y``, bounded by
+    ``[lb, ub]``), and the rows ``[coef | rhs]`` of ``coef . v <= rhs`` over the grown basis.
+    """
+    keep, star, U = candidates(act, l, u)
+    live = np.flatnonzero(keep.sum(axis=1) >= 2)
+    m = live.size
+    width = col + m
+    E = np.zeros((star.size, width))
+    E[:, :col] = P[star]  # one candidate left: y = x_{i*}, with its radius
+    e, r = p[star].copy(), R[star].copy()
+    if m == 0:
+        return E, e, r, [], np.zeros(0), np.zeros(0)
+    cols = col + np.arange(m)
+    E[live], e[live], r[live] = 0.0, 0.0, 0.0  # max is exact in floating point
+    E[live, cols] = 1.0
+    jj, slot = np.nonzero(keep[live])
+    cand = act.groups[live][jj, slot]
+    Pc = np.zeros((jj.size, width))
+    Pc[:, :col] = P[cand]
+    Pc[np.arange(jj.size), cols[jj]] = -1.0
+    rows = [np.hstack([Pc, (-p[cand] + R[cand])[:, None]])]  # y >= x_i >= P_i v + p_i - R_i
+    Pc[np.arange(jj.size), cols[jj]] = 0.0
+    # sum_i w_i (y - x_i) <= k - 1 with w_i = 1 / (U - l_i) and x_i <= P_i v + p_i + R_i
+    w = 1.0 / (U[live][jj] - l[cand])
+    agg = np.zeros((m, width))
+    np.add.at(agg, jj, -w[:, None] * Pc)
+    S = np.bincount(jj, w, m)
+    agg[np.arange(m), cols] = S
+    k = np.bincount(jj, minlength=m).astype(np.float64)
+    rhs = (k - 1.0) * (1.0 + 2.0 ** -40) + np.bincount(jj, w * (p[cand] + R[cand]), m)
+    # float64 rounding of the weighted sums (gamma_{k+2} of the magnitudes summed)
+    y_mag = np.maximum(np.abs(l[star[live]]), np.abs(U[live]))
+    terms = S * y_mag + np.bincount(jj, w * (np.abs(Pc[:, :col]) @ vmag[:col] + np.abs(p[cand]) + R[cand]), m)
+    rhs = rhs + (k + 2.0) * 2.0 ** -52 * terms
+    rows.append(np.hstack([agg, rhs[:, None]]))
+    return E, e, r, rows, l[star[live]], U[live]

@@ -58,6 +58,19 @@ class _Group(click.Group):
             _fail(f"internal error: {type(exc).__name__}: {exc}", EXIT_INTERNAL)
 
 
+class _SolverName(click.ParamType):
+    """A solver name: the built-in ones or one registered in this process (checked when parsed)."""
+
+    name = "solver"
+
+    def convert(self, value, param, ctx):
+        from ..milp.solvers import solver_names
+
+        if value not in solver_names():
+            self.fail(f"{value!r} is not a solver; choose one of: {', '.join(solver_names())}", param, ctx)
+        return value
+
+
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_HELP)
 @click.version_option(package_name="relu-verifier", prog_name="verifier")
 def main() -> None:
@@ -73,8 +86,9 @@ def main() -> None:
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Seconds for the whole run, loading included; past it the answer is unknown.")
-@click.option("--solver", type=click.Choice(["cbc", "highs"]), default="cbc", show_default=True,
-              help="MILP solver: CBC bundled with PuLP, or HiGHS (highspy).")
+@click.option("--solver", type=_SolverName(), default="cbc", show_default=True,
+              help="MILP solver: cbc (CBC bundled with PuLP) or highs (HiGHS, highspy); or a name given "
+                   "with verifier.milp.solvers.register_solver by a program that calls this CLI.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object as the last line of stdout.")
 @click.option("--vnncomp-out", type=click.Path(dir_okay=False), default=None,
               help="Also write the VNN-COMP result file (sat + witness / unsat / unknown / timeout).")

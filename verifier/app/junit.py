@@ -14,8 +14,19 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 
-PASS, FAIL, ERROR, SKIP = "pass", "fail", "error", "skip"
+
+class CaseOutcome(StrEnum):
+    """A JUnit test case's outcome (the report format's vocabulary, mapped from ``CheckState``)."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    ERROR = "error"  # the check could not run (model or spec rejected)
+    SKIP = "skip"  # an allowed unknown
+
+
+PASS, FAIL, ERROR, SKIP = CaseOutcome.PASS, CaseOutcome.FAIL, CaseOutcome.ERROR, CaseOutcome.SKIP
 
 
 @dataclass(frozen=True)
@@ -25,7 +36,7 @@ class Case:
 
     name: str
     time_s: float
-    outcome: str
+    outcome: CaseOutcome
     message: str = ""
     details: str = ""
     kind: str = ""  # failure type, e.g. WrongVerdict / Unknown

@@ -36,17 +36,17 @@ def print_result(result: Result, model: str, spec: str, quiet: bool) -> None:
         return
     s = result.stats
     parts = [f"time {result.time_s:.2f} s"]
-    if "unstable_used" in s:
-        parts.append(f"unstable neurons {sum(s['unstable_used'])} with {s.get('bounds_method')} bounds "
-                     f"(interval: {sum(s['unstable_interval'])})")
-    if "disjunct_outcomes" in s:
-        d = s["disjunct_outcomes"]
-        parts.append(f"disjuncts: {d['proved_by_bounds']} proved by bounds, {d.get('proved_by_lp', 0)} by LP, "
-                     f"{d['proved_by_milp']} by MILP, {d['undecided']} undecided")
-    if "milp" in s:
-        m = s["milp"]
+    if s.unstable_used is not None:
+        parts.append(f"unstable neurons {sum(s.unstable_used)} with {s.bounds_method} bounds "
+                     f"(interval: {sum(s.unstable_interval or [])})")
+    if s.disjunct_outcomes is not None:
+        d = s.disjunct_outcomes
+        parts.append(f"disjuncts: {d.proved_by_bounds} proved by bounds, {d.proved_by_lp} by LP, "
+                     f"{d.proved_by_milp} by MILP, {d.undecided} undecided")
+    if s.milp is not None:
+        m = s.milp
         parts.append(f"largest MILP {m['variables']} vars / {m['binaries']} binaries / {m['constraints']} "
-                     f"constraints, solver {s.get('solved_by', s.get('solver'))}")
+                     f"constraints, solver {s.solved_by or s.solver}")
     for p in parts:
         click.echo(f"  {p}")
 

@@ -19,6 +19,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 from ..errors import VerifierError
@@ -366,7 +367,15 @@ def load_list(path: str | os.PathLike, timeout: float | None = None, solver: str
 # Judging the outcome of a check
 # ---------------------------------------------------------------------------------------------
 
-PASSED, FAILED, UNKNOWN_ALLOWED = "pass", "fail", "unknown-allowed"
+class CheckState(StrEnum):
+    """How a check fared against its required verdict (not a verdict itself: see ``Verdict``)."""
+
+    PASSED = "pass"
+    FAILED = "fail"
+    UNKNOWN_ALLOWED = "unknown-allowed"
+
+
+PASSED, FAILED, UNKNOWN_ALLOWED = CheckState.PASSED, CheckState.FAILED, CheckState.UNKNOWN_ALLOWED
 
 
 @dataclass(frozen=True)
@@ -374,7 +383,7 @@ class Judgement:
     """``state`` is pass / fail / unknown-allowed; ``wrong`` marks the opposite verdict (not unknown)."""
 
     outcome: Outcome
-    state: str
+    state: CheckState
     wrong: bool
     message: str
 

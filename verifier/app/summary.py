@@ -17,7 +17,7 @@ def milp_size(o: Outcome) -> dict:
 def summarize(outcomes: Sequence[Outcome], key: Callable[[Outcome], str] | None = None) -> list[dict]:
     """Per group (``key``, default the benchmark; in order of appearance, plus ``total`` when there are
     several): counts, wrong answers, solved (decided and not wrong), median and total in-worker time,
-    and MILP sizes."""
+    MILP sizes and the largest sampled peak memory (worker + solver)."""
     key = key or (lambda o: o.task.benchmark)
     groups: dict[str, list[Outcome]] = {}
     for o in outcomes:
@@ -28,6 +28,7 @@ def summarize(outcomes: Sequence[Outcome], key: Callable[[Outcome], str] | None 
     for bench, outs in groups.items():
         times = [o.time_s for o in outs]
         bins = [milp_size(o)["binaries"] for o in outs if "binaries" in milp_size(o)]
+        rss = [o.peak_rss_mb for o in outs if o.peak_rss_mb is not None]
         rows.append({"benchmark": bench, "instances": len(outs),
                      "holds": sum(o.status == HOLDS for o in outs),
                      "violated": sum(o.status == VIOLATED for o in outs),
@@ -38,5 +39,6 @@ def summarize(outcomes: Sequence[Outcome], key: Callable[[Outcome], str] | None 
                      "median_s": round(statistics.median(times), 3) if times else 0.0,
                      "total_s": round(sum(times), 3),
                      "median_binaries": statistics.median(bins) if bins else None,
-                     "max_binaries": max(bins) if bins else None})
+                     "max_binaries": max(bins) if bins else None,
+                     "max_rss_mb": max(rss) if rss else None})
     return rows

@@ -109,6 +109,9 @@ class Outcome:
     stats: dict | None = None  # the verify result's stats (None when the worker gave no result)
     wall_s: float | None = None
     worker_startup_s: float | None = None
+    #: peak resident MiB of the worker and its solver processes during the task (sampled; None
+    #: when it ran in this process or /proc is missing)
+    peak_rss_mb: float | None = None
 
     @property
     def match(self) -> str:
@@ -130,6 +133,7 @@ class Outcome:
                 "resumed": self.from_resume,
                 "wall_s": None if self.wall_s is None else round(self.wall_s, 4),
                 "worker_startup_s": None if self.worker_startup_s is None else round(self.worker_startup_s, 4),
+                "peak_rss_mb": self.peak_rss_mb,
                 "timeout": t.timeout, "options": t.option_values(), "stats": self.stats}
 
 

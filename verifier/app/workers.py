@@ -28,10 +28,12 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from multiprocessing.connection import Connection
 
 from ..errors import VerifierError
 from ..results import UNKNOWN
+from .memory import PeakSampler
 from .procenv import child_environment
 from .tasks import Outcome, Task, unknown_outcome
 
@@ -174,6 +176,7 @@ class Worker:
         self.task_started = 0.0
         self.deadline = math.inf
         self.killed = False
+        self.sampler: PeakSampler | None = None
 
     @property
     def pid(self) -> int:
@@ -199,7 +202,13 @@ class Worker:
     def submit(self, task: Task) -> None:
         self.task, self.task_started = task, time.monotonic()
         self.deadline = self.task_started + task.timeout + grace_for(task.timeout)
+        self.sampler = PeakSampler(self.process.pid)
         self.conn.send(task)
+
+    def _peak(self) -> float | None:
+        """Peak resident MiB of the worker's process group during its task (sampled)."""
+        sampler, self.sampler = self.sampler, None
+        return None if sampler is None else sampler.stop()
 
     def kill(self) -> None:
         """Kill the worker's whole process group (the worker and its solver) and reap it; once."""
@@ -241,24 +250,28 @@ class Worker:
         return Outcome(task, payload["status"], payload.get("reason"), float(payload.get("time_s", 0.0)),
                        payload.get("counterexample"), bool(payload.get("timed_out")),
                        input_error=bool(payload.get("input_error")), stats=payload.get("stats"),
-                       wall_s=time.monotonic() - self.task_started, worker_startup_s=self.startup_s)
+                       wall_s=time.monotonic() - self.task_started, worker_startup_s=self.startup_s,
+                       peak_rss_mb=self._peak())
 
     def died(self) -> Outcome | None:
         """Reap a dead worker; the outcome of its task (unknown, with the cause) if it had one."""
         self._join(5)
         why = describe_death(self.process.poll())
+        peak = self._peak()
         self.kill()
         if self.task is None:
             return None
-        return unknown_outcome(self.task, why, time.monotonic() - self.task_started)
+        return replace(unknown_outcome(self.task, why, time.monotonic() - self.task_started), peak_rss_mb=peak)
 
     def overran(self) -> Outcome:
         """Kill a worker past its deadline; the task's outcome is unknown with reason timeout."""
         assert self.task is not None
         elapsed = time.monotonic() - self.task_started
+        peak = self._peak()
         self.kill()
-        return unknown_outcome(self.task, f"timeout: killed after {elapsed:.1f} s (limit {self.task.timeout:g} s, the "
-                               "solver did not stop in time)", elapsed, timed_out=True)
+        out = unknown_outcome(self.task, f"timeout: killed after {elapsed:.1f} s (limit {self.task.timeout:g} s, the "
+                              "solver did not stop in time)", elapsed, timed_out=True)
+        return replace(out, peak_rss_mb=peak)
 
 
 class _Fd:

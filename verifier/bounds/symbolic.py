@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..activations import backward, kinks_inside, relaxation
+from ..budget import Deadline
 from ..layer_bounds import LayerBounds, check_box, layer_error, next_input, pad, rounding_errors
 from ..network import Network
 from .interval import _checked, _interval_step
@@ -76,9 +77,15 @@ def backsubstitute(network: Network, k: int, C: np.ndarray, d: np.ndarray, in_lo
     return lo, up
 
 
+#: neurons back-substituted together: bounds the size of the dense coefficient matrices (twice this
+#: many rows by a layer's width) and how long the bounds run between two deadline checks
+BLOCK_ROWS = 512
+
+
 def symbolic_bounds(network: Network, lower: np.ndarray, upper: np.ndarray,
-                    start: LayerBounds | None = None) -> LayerBounds:
-    """Back-substitution bounds, intersected with interval (or ``start``) bounds layer by layer."""
+                    start: LayerBounds | None = None, deadline: Deadline | None = None) -> LayerBounds:
+    """Back-substitution bounds, intersected with interval (or ``start``) bounds layer by layer.
+    ``deadline``: checked before each block of ``BLOCK_ROWS`` neurons (``budget.Expired`` once it has passed)."""
     lo_in, hi_in = check_box(lower, upper, network.n_inputs)
     los: list[np.ndarray] = []
     his: list[np.ndarray] = []
@@ -87,6 +94,8 @@ def symbolic_bounds(network: Network, lower: np.ndarray, upper: np.ndarray,
     tl, tu, te = [lo_in], [hi_in], [np.zeros(lo_in.size)]  # per tensor: bounds and own rounding
     influence = np.zeros(lo_in.size)
     for k, layer in enumerate(network.layers):
+        if deadline is not None:
+            deadline.check("bounds")
         zl, zu = network.gather(k, tl), network.gather(k, tu)
         e_k = layer_error(network, k, zl, zu, network.gather(k, te))
         relax.errors.append(e_k)
@@ -97,17 +106,19 @@ def symbolic_bounds(network: Network, lower: np.ndarray, upper: np.ndarray,
             idx = np.flatnonzero(kinks_inside(layer.activation, l_k, u_k))
         else:
             idx = np.arange(layer.n_out) if k > 0 else np.zeros(0, dtype=np.int64)
-        if idx.size:
-            C = np.zeros((idx.size, layer.n_out))
-            C[np.arange(idx.size), idx] = 1.0
-            sl, su, coef = backsubstitute(network, k, C, np.zeros(idx.size), lo_in, hi_in, relax, return_coef=True)
-            l_k, u_k = l_k.copy(), u_k.copy()
-            l_k[idx] = np.maximum(l_k[idx], sl)
-            u_k[idx] = np.minimum(u_k[idx], su)
+        l_k, u_k = l_k.copy(), u_k.copy()
+        for block in np.array_split(idx, -(-idx.size // BLOCK_ROWS)) if idx.size else ():
+            if deadline is not None:
+                deadline.check("bounds")
+            C = np.zeros((block.size, layer.n_out))
+            C[np.arange(block.size), block] = 1.0
+            sl, su, coef = backsubstitute(network, k, C, np.zeros(block.size), lo_in, hi_in, relax, return_coef=True)
+            l_k[block] = np.maximum(l_k[block], sl)
+            u_k[block] = np.minimum(u_k[block], su)
             if layer.activation is not None:
                 # relaxation gap of each still-unstable neuron (triangle height), times how
                 # strongly each input moves it
-                lu, uu = l_k[idx], u_k[idx]
+                lu, uu = l_k[block], u_k[block]
                 gap = np.where((lu < 0) & (uu > 0), -lu * uu / np.maximum(uu - lu, 1e-12), 0.0)
                 influence = influence + gap @ np.abs(coef)
         if start is not None:

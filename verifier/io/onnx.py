@@ -29,6 +29,7 @@ import numpy as np
 
 from ..errors import ModelError
 from ..floatmodel import FOLD_SLACK, LARGEST
+from ..linalg import all_finite
 from ..network import Activation, Layer, Network
 from . import onnx_ops_act, onnx_ops_index, onnx_ops_linear, onnx_ops_pool, onnx_ops_shape
 from .onnx_basis import (  # noqa: F401 - re-exported: the names of this module before the split
@@ -39,7 +40,6 @@ from .onnx_basis import (  # noqa: F401 - re-exported: the names of this module 
     align,
     composition_costly,
     identity_var,
-    is_finite,
     merge_history,
     note_magnitude,
 )
@@ -232,7 +232,7 @@ class _GraphConverter:
         self._check_output_shape(out)
         self.layers.append(self._close_layer(out, None))
         for k, layer in enumerate(self.layers):
-            if not (is_finite(layer.weight) and is_finite(layer.bias)):
+            if not (all_finite(layer.weight) and all_finite(layer.bias)):
                 raise ModelError(f"{self.path}: layer {k} has NaN or infinite weights after folding constants")
         return out
 

@@ -154,10 +154,6 @@ def _flat(c, shape) -> np.ndarray:
     return np.broadcast_to(np.asarray(c, dtype=np.float64), tuple(shape)).reshape(-1)
 
 
-def is_finite(X) -> bool:
-    return bool(np.all(np.isfinite(X.data if is_sparse(X) else X)))
-
-
 def identity(n: int):
     """The identity over ``n`` variables, as ``as_weight`` stores it."""
     return _norm(sparse.eye_array(n, format="csr"))

@@ -96,25 +96,29 @@ class OnnxOracle:
 
 
 class NetworkOracle:
-    """The float32 forward pass of a network built in memory, layer by layer: ``W z + b`` as one
-    numpy float32 matrix product plus the float32 bias, then the activation (rounded to float32 once;
-    ReLU and Clip are exact). This is the evaluation the network's default error model describes
-    (``Layer``: one float32 ``Gemm`` per layer), so the weights, biases and clip limits must be
-    float32 numbers (``ValueError`` otherwise: the float32 network would be another network).
+    """The float32 forward pass of a network built in memory, layer by layer over its DAG: each
+    layer's sources concatenated (``Network.gather``), ``W z + b`` as one float32 matrix product
+    (numpy for dense weights, scipy for sparse ones, both accumulating in float32) plus the
+    float32 bias, then the activation (rounded to float32 once; ReLU, Clip and max are exact).
+    This is the evaluation the network's default error model describes (``Layer``: one float32
+    ``Gemm`` per layer), so the weights, biases and clip limits must be float32 numbers
+    (``ValueError`` otherwise: the float32 network would be another network).
     """
 
     name = NETWORK_FLOAT32
     dtype = np.float32
 
     def __init__(self, network: Network) -> None:
+        self.network = network
         self.layers = []
         for k, layer in enumerate(network.layers):
-            w, b = np.asarray(layer.weight, dtype=np.float32), np.asarray(layer.bias, dtype=np.float32)
+            w, b = _float32_weight(layer.weight), np.asarray(layer.bias, dtype=np.float32)
             limits = [] if layer.activation is None else [a for a in (layer.activation.lo, layer.activation.hi)
                                                            if a is not None]
-            for what, exact, single in (("weights", layer.weight, w), ("biases", layer.bias, b),
-                                        *(("clip limits", a, np.asarray(a, dtype=np.float32)) for a in limits)):
-                if not np.array_equal(np.asarray(exact, dtype=np.float64), single.astype(np.float64)):
+            checks = [("weights", _same_values(w, layer.weight)), ("biases", _same_values(b, layer.bias)),
+                      *(("clip limits", _same_values(np.asarray(a, dtype=np.float32), a)) for a in limits)]
+            for what, same in checks:
+                if not same:
                     raise ValueError(f"layer {k}: the {what} are not float32 numbers; a network built in memory "
                                      "is evaluated in float32 (round them with numpy.float32 first)")
             self.layers.append((w, b, layer.activation))
@@ -123,12 +127,26 @@ class NetworkOracle:
     def run(self, x: np.ndarray) -> np.ndarray:
         """Output (float64 copy of the float32 output) for one flat input vector."""
         self.calls += 1
-        z = np.asarray(x).astype(np.float32)
-        for w, b, act in self.layers:
-            z = (w @ z + b).astype(np.float32)
+        tensors = [np.asarray(x).astype(np.float32).ravel()]
+        for k, (w, b, act) in enumerate(self.layers):
+            z = self.network.gather(k, tensors)
+            p = np.asarray(w @ z, dtype=np.float32) + b  # float32 + float32: one rounding
             if act is not None:  # computed in float64 from float32 values, rounded once
-                z = np.asarray(act.apply(z.astype(np.float64))).astype(np.float32)
-        return z.astype(np.float64).ravel()
+                p = np.asarray(act.apply(p.astype(np.float64))).astype(np.float32)
+            tensors.append(p.astype(np.float32))
+        return tensors[-1].astype(np.float64).ravel()
+
+
+def _float32_weight(W):
+    """``W`` in float32, of the same kind (dense numpy or scipy CSR)."""
+    return W.astype(np.float32) if hasattr(W, "tocsr") else np.asarray(W, dtype=np.float32)
+
+
+def _same_values(single, exact) -> bool:
+    """Whether the float32 copy ``single`` holds the same numbers as ``exact`` (dense or sparse)."""
+    if hasattr(exact, "tocsr"):
+        return (single.astype(np.float64) != exact).nnz == 0
+    return bool(np.array_equal(np.asarray(exact, dtype=np.float64), np.asarray(single).astype(np.float64)))
 
 
 def make_oracle(network: Network, model_bytes: bytes | None = None) -> OnnxOracle | NetworkOracle:

@@ -24,7 +24,8 @@ class MILP:
     rhs: np.ndarray
     is_eq: np.ndarray
     input_vars: np.ndarray  # indices of the network inputs
-    last_hidden: tuple[np.ndarray, np.ndarray]  # (var index or -1, constant value) per neuron
+    #: the output layer's input (its source tensors gathered): (var index or -1, constant value) per entry
+    last_hidden: tuple[np.ndarray, np.ndarray]
     objective: dict[int, float] = field(default_factory=dict)
     #: float rounding bound of each network output (the rows of ``output_rows`` are widened by it)
     output_error: np.ndarray | None = None
@@ -75,7 +76,9 @@ def with_margin(milp: MILP, rows: list[tuple[np.ndarray, np.ndarray, float]], t_
 
 
 class _RowBuilder:
-    """Collects sparse rows block by block (each block: a dense-in-columns matrix over some vars)."""
+    """Collects sparse rows block by block: a ``(rows, width)`` matrix over some variables per row
+    (``add_block``, for the activations' few-variable rows) or triplets (``add_coo``, for rows
+    taken from a sparse weight structure)."""
 
     def __init__(self) -> None:
         self.lens: list[np.ndarray] = []
@@ -97,6 +100,25 @@ class _RowBuilder:
         self.vals.append(coef[mask])
         self.rhs.append(np.asarray(rhs, dtype=np.float64))
         self.eq.append(np.full(coef.shape[0], eq))
+
+    def add_coo(self, n_rows: int, r: np.ndarray, c: np.ndarray, v: np.ndarray, rhs: np.ndarray, eq: bool) -> None:
+        """Rows ``sum_{(r, c, v)} v * var[c] <= / == rhs[r]`` given as triplets (row ``r`` local to the
+        block, ``0 <= r < n_rows``). Duplicate ``(r, c)`` entries are summed, zeros dropped: the
+        rows keep only the structural non-zeros (a convolution row has its kernel's entries)."""
+        if n_rows == 0:
+            return
+        from scipy import sparse
+
+        r, c = np.asarray(r, dtype=np.int64), np.asarray(c, dtype=np.int64)
+        n_cols = int(c.max()) + 1 if c.size else 1
+        A = sparse.csr_array((np.asarray(v, dtype=np.float64), (r, c)), shape=(n_rows, n_cols))
+        A.sum_duplicates()
+        A.eliminate_zeros()
+        self.lens.append(np.diff(A.indptr))
+        self.cols.append(A.indices.astype(np.int64))
+        self.vals.append(A.data)
+        self.rhs.append(np.asarray(rhs, dtype=np.float64).reshape(n_rows))
+        self.eq.append(np.full(n_rows, eq))
 
     def add_row(self, cols, coef, rhs: float, eq: bool) -> None:
         cols = np.asarray(cols, dtype=np.int64)[None, :]

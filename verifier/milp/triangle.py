@@ -11,6 +11,12 @@ unstable neuron, and two rows per unstable ReLU (three per unstable LeakyReLU):
 * ReLU, ``l < 0 < u``: ``y >= p``, ``y <= u (p - l) / (u - l)``, ``0 <= y <= u``.
 * LeakyReLU(alpha): ``y >= p``, ``y >= alpha p``, ``y <= alpha l + s (p - l)`` with the chord slope
   ``s = (u - alpha l) / (u - l)``, ``alpha l <= y <= u``.
+* max over a window with ``k >= 2`` remaining candidates: one column ``y``, ``y >= x_i`` per
+  candidate, ``L <= y <= U`` and one aggregated row, the big-M rows with the binaries projected out
+  (``activations/maxpool.py``); a window with one candidate left is that candidate's expression.
+
+On a DAG each tensor (input, layer outputs) keeps its own expression; a layer's pre-activation
+is ``W`` applied to its sources' expressions stacked.
 
 These are the convex hulls of the activation on ``[l, u]``, the projection of the big-M LP
 relaxation with the same bounds; the only constraints dropped are the bounds ``l <= p <= u`` of
@@ -41,10 +47,33 @@ MAX_INPUTS = 64
 
 
 def worthwhile(network: Network) -> bool:
-    """True if the compact LP applies (ReLU / LeakyReLU only) and the network has few inputs (the
-    rows are dense over the inputs and the earlier unstable neurons)."""
+    """True if the compact LP applies (ReLU / LeakyReLU / max windows only) and the network has few
+    inputs (the rows are dense over the inputs and the earlier unstable neurons)."""
     return network.n_inputs <= MAX_INPUTS and all(
         layer.activation is None or activations.in_triangle_lp(layer.activation) for layer in network.layers)
+
+
+class _Basis:
+    """The LP's variables so far (inputs, then one column per unstable neuron / live max window, in
+    layer order): their bounds and magnitudes, and the relaxation rows ``(coef, rhs)`` written."""
+
+    def __init__(self, lower: np.ndarray, upper: np.ndarray) -> None:
+        self.lbs, self.ubs = [lower], [upper]
+        self.vmag = np.maximum(np.abs(lower), np.abs(upper))
+        self.rows: list[np.ndarray] = []  # [coef | rhs], coef over the basis as it was then
+        self.width = lower.size
+
+    def grow(self, lb: np.ndarray, ub: np.ndarray, rows: list[np.ndarray]) -> None:
+        self.lbs.append(lb)
+        self.ubs.append(ub)
+        self.vmag = np.concatenate([self.vmag, np.maximum(np.abs(lb), np.abs(ub))])
+        self.width += lb.size
+        self.rows += rows
+
+
+def _widen(E: np.ndarray, width: int) -> np.ndarray:
+    """``E`` with zero columns appended up to ``width`` (columns added after it was built)."""
+    return E if E.shape[1] == width else np.hstack([E, np.zeros((E.shape[0], width - E.shape[1]))])
 
 
 def triangle_lp(network: Network, bounds: LayerBounds, lower: np.ndarray, upper: np.ndarray,
@@ -59,58 +88,63 @@ def triangle_lp(network: Network, bounds: LayerBounds, lower: np.ndarray, upper:
     n_in = network.n_inputs
     lower = np.asarray(lower, dtype=np.float64).ravel()
     upper = np.asarray(upper, dtype=np.float64).ravel()
-    # expressions of the current layer's input over the basis [inputs, unstable neurons..., 1]
-    n_unstable = bounds.n_unstable(network)
-    width = n_in + n_unstable
-    E = np.zeros((n_in, width))
-    E[:, :n_in] = np.eye(n_in)
-    e = np.zeros(n_in)
-    r = np.zeros(n_in)  # radius: |float value - (E v + e)| <= r
+    basis = _Basis(lower, upper)
     errors = rounding_errors(network, bounds, lower, upper)
-    vmag = np.zeros(width)  # magnitude of the basis variables (unstable columns filled below)
-    vmag[:n_in] = np.maximum(np.abs(lower), np.abs(upper))
-    lbs = [lower]
-    ubs = [upper]
-    blocks: list[np.ndarray] = []  # rows [coef over basis | rhs] of "coef . v <= rhs"
-    col = n_in
+    # per tensor: its expression E v + e over the basis, and the radius r with
+    # |float value - (E v + e)| <= r
+    tensors = [(np.eye(n_in), np.zeros(n_in), np.zeros(n_in))]
     for k, layer in enumerate(network.layers):
-        P = layer.weight @ E
+        src = network.sources(k)
+        E = np.vstack([_widen(tensors[t][0], basis.width) for t in src])
+        e = np.concatenate([tensors[t][1] for t in src])
+        r = np.concatenate([tensors[t][2] for t in src])
+        P = np.asarray(layer.weight @ E)
         p = layer.weight @ e + layer.bias
         # float64 rounding of composing the rows (gamma_n of float64 on the magnitudes involved)
         n = layer.weight.shape[1] + E.shape[1] + 2
-        comp = n * 2.0 ** -52 * (layer.abs_weight @ (np.abs(E) @ vmag + np.abs(e)) + np.abs(layer.bias))
+        comp = n * 2.0 ** -52 * (layer.abs_weight @ (np.abs(E) @ basis.vmag + np.abs(e)) + np.abs(layer.bias))
         R = layer.abs_weight @ r + errors[k] + comp
         act = layer.activation
         if act is None:
-            E, e, r = P, p, R
+            tensors.append((P, p, R))
             continue
         lo, hi = bounds.lower[k], bounds.upper[k]
-        unst = np.flatnonzero((lo < 0) & (hi > 0))
-        slope, _ = activations.stable_line(act, lo, hi)  # stable: identity / zero / alpha * p, no offset
-        E = P * slope[:, None]
-        e = p * slope
-        r = np.abs(slope) * R + act.output_error(lo, hi)
-        if unst.size:
-            cols = np.arange(col, col + unst.size)
-            col += unst.size
-            l_u, u_u = lo[unst], hi[unst]
-            alpha = activations.triangle_alpha(act)
-            blocks += _hull_rows(P[unst], p[unst], R[unst], l_u, u_u, cols, width, alpha)
-            lbs.append(alpha * l_u)
-            ubs.append(u_u)
-            vmag[cols] = np.maximum(np.abs(alpha * l_u), np.abs(u_u))
-            r[unst] = act.output_error(l_u, u_u)
-            E[unst] = 0.0
-            e[unst] = 0.0
-            E[unst, cols] = 1.0
-    assert col == width
+        if activations.is_elementwise(act):
+            E, e, r, rows, lb, ub = _elementwise_step(act, P, p, R, lo, hi, basis.width)
+        else:
+            E, e, r, rows, lb, ub = activations.triangle_rows(act, P, p, R, lo, hi, basis.width, basis.vmag)
+        basis.grow(lb, ub, rows)
+        tensors.append((E, e, r))
     # the property's rows, with the margin variable t as the last column
+    E, e, r = tensors[-1]
     out_rows = np.atleast_2d(np.asarray(out_rows, dtype=np.float64))
-    coef = out_rows @ E
+    coef = out_rows @ _widen(E, basis.width)
     const = out_rows @ e - np.abs(out_rows) @ r  # the rows hold if some value within the radius does
     if in_rows is not None:
         coef[:, :n_in] += np.atleast_2d(in_rows)
-    return _assemble(blocks, coef, np.asarray(rhs, dtype=np.float64) - const, lbs, ubs, t_lower, t_upper, n_in), width
+    return _assemble(basis, coef, np.asarray(rhs, dtype=np.float64) - const, t_lower, t_upper, n_in), basis.width
+
+
+def _elementwise_step(act, P: np.ndarray, p: np.ndarray, R: np.ndarray, lo: np.ndarray, hi: np.ndarray, col: int):
+    """A ReLU / LeakyReLU layer: stable neurons become their linear piece, each unstable one a new
+    column with its hull rows. Returns ``(E, e, r, rows, lb, ub)`` as ``maxpool.triangle_rows``."""
+    unst = np.flatnonzero((lo < 0) & (hi > 0))
+    slope, _ = activations.stable_line(act, lo, hi)  # stable: identity / zero / alpha * p, no offset
+    width = col + unst.size
+    E = _widen(P * slope[:, None], width)
+    e = p * slope
+    r = np.abs(slope) * R + act.output_error(lo, hi)
+    if not unst.size:
+        return E, e, r, [], np.zeros(0), np.zeros(0)
+    cols = np.arange(col, width)
+    l_u, u_u = lo[unst], hi[unst]
+    alpha = activations.triangle_alpha(act)
+    rows = _hull_rows(_widen(P[unst], width), p[unst], R[unst], l_u, u_u, cols, width, alpha)
+    r[unst] = act.output_error(l_u, u_u)
+    E[unst] = 0.0
+    e[unst] = 0.0
+    E[unst, cols] = 1.0
+    return E, e, r, rows, alpha * l_u, u_u
 
 
 def _hull_rows(Pu: np.ndarray, pu: np.ndarray, Ru: np.ndarray, l_u: np.ndarray, u_u: np.ndarray, cols: np.ndarray,
@@ -130,18 +164,19 @@ def _hull_rows(Pu: np.ndarray, pu: np.ndarray, Ru: np.ndarray, l_u: np.ndarray, 
     return rows
 
 
-def _assemble(blocks: list[np.ndarray], coef: np.ndarray, prop_rhs: np.ndarray, lbs: list, ubs: list,
-              t_lower: float, t_upper: float, n_in: int) -> MILP:
-    """The sparse LP from the hull rows and the property rows ``coef . v - t <= prop_rhs``."""
-    width = coef.shape[1]
-    A = np.hstack([np.vstack([blk[:, :-1] for blk in blocks] + [coef]) if blocks else coef,
-                   np.zeros((sum(blk.shape[0] for blk in blocks) + coef.shape[0], 1))])
-    A[-coef.shape[0]:, -1] = -1.0
-    row_rhs = np.concatenate([blk[:, -1] for blk in blocks] + [prop_rhs])
+def _assemble(basis: _Basis, coef: np.ndarray, prop_rhs: np.ndarray, t_lower: float, t_upper: float,
+              n_in: int) -> MILP:
+    """The sparse LP from the relaxation rows and the property rows ``coef . v - t <= prop_rhs``."""
+    width = basis.width
+    relax = [_widen(blk[:, :-1], width) for blk in basis.rows]
+    n_relax = sum(blk.shape[0] for blk in relax)
+    A = np.hstack([np.vstack(relax + [coef]), np.zeros((n_relax + coef.shape[0], 1))])
+    A[n_relax:, -1] = -1.0
+    row_rhs = np.concatenate([blk[:, -1] for blk in basis.rows] + [prop_rhs])
     mask = A != 0.0
     indptr = np.concatenate([[0], np.cumsum(mask.sum(axis=1))]).astype(np.int64)
     indices = np.nonzero(mask)[1].astype(np.int64)
     n_vars = width + 1
-    return MILP(np.concatenate(lbs + [[t_lower]]), np.concatenate(ubs + [[t_upper]]), np.zeros(n_vars, bool),
-                indptr, indices, A[mask], row_rhs, np.zeros(row_rhs.size, bool), np.arange(n_in),
-                (np.zeros(0), np.zeros(0)))
+    return MILP(np.concatenate(basis.lbs + [[t_lower]]), np.concatenate(basis.ubs + [[t_upper]]),
+                np.zeros(n_vars, bool), indptr, indices, A[mask], row_rhs, np.zeros(row_rhs.size, bool),
+                np.arange(n_in), (np.zeros(0), np.zeros(0)))

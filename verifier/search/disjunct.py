@@ -20,7 +20,7 @@ Both the one-MILP-per-disjunct path (``verify``) and branch and bound's MILP lea
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -85,7 +85,8 @@ def attack_near(network: Network, case: Case, cons: Constraints, oracle: OnnxOra
     best candidates in onnxruntime against ``case``'s disjuncts restricted to that box."""
     cands = falsify.search(network, cons, lower, upper, rng, n_random=attack.n_random, restarts=attack.restarts,
                            steps=attack.steps, extra_starts=start, deadline=deadline)
-    box = case if (lower is case.lower and upper is case.upper) else Case(lower, upper, case.unsafe)
+    # a sub-box keeps the case's kind (a ReducedCase judges replays on the full input)
+    box = case if (lower is case.lower and upper is case.upper) else replace(case, lower=lower, upper=upper)
     for i in falsify.replay_order(network, cons, cands, attack.max_checks):
         cex = confirm(oracle, box, cands[i], case_index)
         if cex is not None:

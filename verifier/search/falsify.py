@@ -6,8 +6,9 @@ replays every candidate in onnxruntime (``oracle.confirm``) before reporting it.
 The search minimises the *violation margin* of one unsafe conjunction,
 ``g(x) = max_r (ax_r . x + ay_r . f(x) - rhs_r)``: ``g(x) <= 0`` means every row holds, i.e. the
 output is unsafe (``-inf`` for a conjunction without rows: every input in the box is unsafe).
-Gradients come from the network's own backward pass (ReLU / LeakyReLU / Clip derivatives at the
-current activation pattern).
+Gradients come from the network's own backward pass over its DAG (``input_gradient``: ReLU /
+LeakyReLU / Clip derivatives at the current activation pattern, a max window's gradient to its
+arg-max), with dense or sparse weights alike.
 """
 
 from __future__ import annotations
@@ -49,30 +50,48 @@ def float_margins(network: Network, cons: Constraints, X: np.ndarray,
     return (m - dev @ np.abs(cons.ay).T).max(axis=-1)
 
 
-def _margin_and_grad(network: Network, cons: Constraints, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    pres, posts = [], []
-    z = X
-    for layer in network.layers:
-        p = z @ layer.weight.T + layer.bias
+def _forward_all(network: Network, X: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Every tensor (0 = input, ``k + 1`` = output of layer ``k``) and every pre-activation for a
+    batch ``X``, walking the DAG (each layer reads its sources, ``network.gather``)."""
+    tensors, pres = [X], []
+    for k, layer in enumerate(network.layers):
+        p = network.gather(k, tensors) @ layer.weight.T + layer.bias
         pres.append(p)
-        if layer.activation is not None:
-            z = layer.activation.apply(p)
-        else:
-            z = p
-        posts.append(z)
-    if cons.n_rows == 0:  # no rows: every input satisfies the conjunction, nothing to descend
-        return cons.worst_margin(X, z), np.zeros_like(X)
-    rows = cons.margin(X, z)
-    r = rows.argmax(axis=1)
-    g = rows[np.arange(X.shape[0]), r]
-    grad_out = cons.ay[r]  # (b, m)
-    delta = grad_out
-    for k in range(len(network.layers) - 1, -1, -1):
+        tensors.append(p if layer.activation is None else layer.activation.apply(p))
+    return tensors, pres
+
+
+def input_gradient(network: Network, pres: list[np.ndarray], grad_out: np.ndarray) -> np.ndarray:
+    """Vector-Jacobian product of the network at the pre-activations ``pres``: the gradient over the
+    input of ``grad_out . f(x)`` (rows: one per point). Layers are visited in reverse order; each
+    layer's gradient over its input is split among its source tensors (``network.split``) and
+    summed per tensor, so a tensor read by several layers gets all their contributions before its
+    own layer is reached. Activations use ``activations.backprop`` (a max sends its gradient to the
+    arg-max candidate: a subgradient)."""
+    n = len(network.layers)
+    grads: dict[int, np.ndarray] = {n: np.asarray(grad_out, dtype=np.float64)}
+    for k in range(n - 1, -1, -1):
+        delta = grads.pop(k + 1, None)
+        if delta is None:
+            continue  # layer k does not reach the output
         layer = network.layers[k]
         if layer.activation is not None:
-            delta = delta * activations.derivative(layer.activation, pres[k])
-        delta = delta @ layer.weight
-    return g, delta + cons.ax[r]
+            delta = activations.backprop(layer.activation, pres[k], delta)
+        for t, block in network.split(k, np.asarray(delta @ layer.weight)):
+            grads[t] = block if t not in grads else grads[t] + block
+    return grads.get(0, np.zeros((np.shape(grad_out)[0], network.n_inputs)))
+
+
+def _margin_and_grad(network: Network, cons: Constraints, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``g`` at each point of the batch ``X`` and its (sub)gradient over the input."""
+    tensors, pres = _forward_all(network, X)
+    y = tensors[-1]
+    if cons.n_rows == 0:  # no rows: every input satisfies the conjunction, nothing to descend
+        return cons.worst_margin(X, y), np.zeros_like(X)
+    rows = cons.margin(X, y)
+    r = rows.argmax(axis=1)
+    g = rows[np.arange(X.shape[0]), r]
+    return g, input_gradient(network, pres, cons.ay[r]) + cons.ax[r]
 
 
 def pgd(network: Network, cons: Constraints, lower: np.ndarray, upper: np.ndarray, starts: np.ndarray,
@@ -129,8 +148,9 @@ def search(network: Network, cons: Constraints, lower: np.ndarray, upper: np.nda
     Sampling covers the centre, corners and random points; PGD then starts from the best samples,
     from random points, and from ``extra_starts`` (e.g. a solver's near-counterexample).
     """
+    deadline = Deadline.coerce(deadline)
     pts = sample_points(lower, upper, n_random, rng)
-    g = margins(network, cons, pts)
+    pts, g = sampled_margins(network, cons, pts, deadline)
     order = np.argsort(g)
     starts = [pts[order[:restarts]], lower + (upper - lower) * rng.random((restarts, lower.size))]
     if extra_starts is not None:
@@ -140,3 +160,21 @@ def search(network: Network, cons: Constraints, lower: np.ndarray, upper: np.nda
     allx = np.vstack([pts[order[:restarts]], best_x])
     allg = np.concatenate([g[order[:restarts]], best_g])
     return allx[np.argsort(allg)]
+
+
+#: points evaluated per forward pass while sampling (the deadline is checked between batches)
+SAMPLE_BATCH = 64
+
+
+def sampled_margins(network: Network, cons: Constraints, pts: np.ndarray, deadline: Deadline
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """``(points, g)`` for the points evaluated before ``deadline``, in batches of ``SAMPLE_BATCH``
+    (the first batch always: it holds the box centre). On a large network one forward pass of
+    hundreds of points takes seconds: the sampling must stop when the time is up."""
+    out = []
+    for start in range(0, len(pts), SAMPLE_BATCH):
+        if start and deadline.expired():
+            break
+        out.append(margins(network, cons, pts[start:start + SAMPLE_BATCH]))
+    g = np.concatenate(out)
+    return pts[:g.size], g

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..bounds import LayerBounds, linear_bounds, margin_tau, symbolic_bounds
-from ..budget import Deadline
+from ..budget import Deadline, Expired
 from ..io.replay import Counterexample, OnnxOracle, confirm
 from ..milp import triangle
 from ..milp.encoding import encode, output_rows, with_margin
@@ -120,7 +120,11 @@ def input_split(network: Network, case: Case, disjuncts: list[Constraints], orac
         lo, hi, depth = stack.pop()
         stats.explored += 1
         stats.max_depth = max(stats.max_depth, depth)
-        step = bound_box(network, case, disjuncts, oracle, lo, hi, stats, settings, case_index, use_lp, deadline)
+        try:
+            step = bound_box(network, case, disjuncts, oracle, lo, hi, stats, settings, case_index, use_lp, deadline)
+        except Expired:  # the sub-box's bounds were cut short: it stays open
+            return BabOutcome("unknown", None, "timeout during branch and bound "
+                              f"({len(stack) + 1} sub-boxes open)", stats)
         if isinstance(step, Counterexample):
             return BabOutcome("violated", step, None, stats)
         alive, unstable, split_dim, box_bounds = step
@@ -157,7 +161,8 @@ def bound_box(network: Network, case: Case, disjuncts: list[Constraints], oracle
     """Bound one sub-box: a counterexample, or (disjuncts still alive, #unstable, split dimension,
     the box's bounds). The bounds include the float rounding of the network (``floatmodel``)."""
     t = time.perf_counter()
-    b = symbolic_bounds(network, lo, hi)
+    deadline = Deadline.coerce(deadline)
+    b = symbolic_bounds(network, lo, hi, deadline=deadline)  # Expired past the deadline
     alive = []
     best_dim, best_score = None, -np.inf
     cands = []
@@ -195,7 +200,6 @@ def bound_box(network: Network, case: Case, disjuncts: list[Constraints], oracle
         return cex
     n_unstable = b.n_unstable(network)
     if lp_check and 0 < n_unstable <= settings.lp_unstable:
-        deadline = Deadline.coerce(deadline)
         t = time.perf_counter()
         still = []
         for i in alive:

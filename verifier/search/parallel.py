@@ -30,6 +30,7 @@ from ..io.replay import ONNX_BYTES, NetworkOracle, OnnxOracle
 from ..network import Network
 from ..procenv import apply_environment, single_thread_values
 from ..spec import Case, Constraints
+from .fixed_inputs import FixedInputs
 from .input_split import BabOutcome, BabSettings, BabStats, Box, input_split
 
 
@@ -45,13 +46,16 @@ class WorkerState:
 _STATE: WorkerState | None = None
 
 
-def _init(env: dict[str, str], network: Network, model_bytes: bytes | None) -> None:
-    """Pool initializer, run in each child: pin threads, then build the oracle from the bytes."""
+def _init(env: dict[str, str], network: Network, model_bytes: bytes | None, fixed: FixedInputs | None = None) -> None:
+    """Pool initializer, run in each child: pin threads, then build the oracle from the bytes.
+    With ``fixed``, the worker searches the network over the free inputs and replays the full input."""
     global _STATE
     if mp.parent_process() is None:  # a worker set-up must never run in (and change) the parent
         raise RuntimeError("verifier.search.parallel._init runs in worker processes only")
     apply_environment(env)
     oracle = OnnxOracle(network, model_bytes) if model_bytes is not None else NetworkOracle(network)
+    if fixed is not None:
+        network, oracle = fixed.network(network), fixed.oracle(oracle)
     _STATE = WorkerState(network, oracle)
 
 
@@ -74,16 +78,18 @@ def worker_payload(network: Network, oracle: OnnxOracle | NetworkOracle) -> tupl
 
 def run_boxes(network: Network, oracle: OnnxOracle | NetworkOracle, case: Case, disjuncts: list[Constraints],
               boxes: list[Box], jobs: int, settings: BabSettings, wall_deadline: float | None,
-              case_index: int = 0) -> BabOutcome:
+              case_index: int = 0, fixed: FixedInputs | None = None) -> BabOutcome:
     """Search ``boxes`` with ``jobs`` processes; holds only if every box holds.
 
     ``oracle`` is the parent's replay oracle: the workers replay the same way (onnxruntime on its
-    model bytes, or the network's float32 forward pass)."""
+    model bytes, or the network's float32 forward pass). With ``fixed``, ``network`` and ``oracle``
+    are over the whole input while ``case``, ``disjuncts`` and ``boxes`` are over the free inputs:
+    each worker folds the fixed inputs itself (``FixedInputs.network``), so only one network travels."""
     ctx = mp.get_context("spawn")
     stats = BabStats()
     reasons: list[str] = []
     shipped, model_bytes = worker_payload(network, oracle)
-    with ctx.Pool(jobs, initializer=_init, initargs=(single_thread_values(), shipped, model_bytes)) as pool:
+    with ctx.Pool(jobs, initializer=_init, initargs=(single_thread_values(), shipped, model_bytes, fixed)) as pool:
         tasks = [(case, disjuncts, settings, wall_deadline, case_index, b) for b in boxes]
         for out in pool.imap_unordered(_task, tasks):
             stats.merge(out.stats)

@@ -4,6 +4,9 @@ layer's pre-activations, and of linear functions of the outputs over an input bo
 Methods, each at least as tight as the one before: ``interval``, ``symbolic``, ``lp``, ``milp``
 (the MILP solver's proved bounds; ``Bounds.exact`` says where they are the extrema to the stated
 tolerance, see ``tighten.milp_extrema``).
+
+Any ``Network`` works: a DAG (residual blocks), max layers (their ``layer_bounds`` entry bounds
+the pre-activations, before the max), sparse weights.
 """
 
 from __future__ import annotations

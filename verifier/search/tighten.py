@@ -6,6 +6,9 @@ the later layers are then recomputed from the tightened ones. ``milp_extrema``: 
 outputs (or any linear function of them) with the binaries kept: the solver's proved bound, padded
 for its stated optimality tolerance, and exact (to that tolerance) when the solver closes the gap.
 Every result is intersected with the bounds it started from, so tightening never loosens.
+
+Networks are DAGs (residual blocks, max layers, sparse weights): the LPs and MILPs are
+``milp.encoding.encode`` of the network or of a prefix of it, which walks the DAG.
 """
 
 from __future__ import annotations
@@ -23,7 +26,10 @@ from ..network import Network
 
 
 def _prefix(network: Network, k: int) -> Network:
-    """Layers ``0..k-1`` as they are, then layer ``k`` as a plain affine output layer."""
+    """Layers ``0..k-1`` as they are, then layer ``k`` as a plain affine output layer: its output is
+    layer ``k``'s pre-activation (``n_out`` values, also for a max layer). Still a valid DAG: every
+    layer keeps its sources, all among tensors ``0..k`` (layers only read earlier tensors); a layer
+    before ``k`` that does not reach it stays, unused (the bounds keep their indices)."""
     last = network.layers[k]
     return Network(network.layers[:k] + (replace(last, activation=None),), network.input_shape,
                    (last.n_out,), network.source)
