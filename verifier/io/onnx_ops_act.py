@@ -41,7 +41,7 @@ def op_Clip(cv, node, vals, attrs):
     return _clip(cv, x, np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64))
 
 
-def _minmax(vals, which: str):
+def _minmax(vals):
     """``(x, c)`` for a Max / Min of one tensor and one constant, None if several operands depend
     on the input (a max activation then, ``_max_of``)."""
     if len(vals) == 1:
@@ -71,7 +71,7 @@ def _max_of(cv, vals, negate: bool):
 
 
 def op_Max(cv, node, vals, attrs):
-    pair = _minmax(vals, "Max")
+    pair = _minmax(vals)
     if pair is None:
         return _max_of(cv, vals, negate=False)
     x, c = pair
@@ -79,7 +79,7 @@ def op_Max(cv, node, vals, attrs):
 
 
 def op_Min(cv, node, vals, attrs):
-    pair = _minmax(vals, "Min")
+    pair = _minmax(vals)
     if pair is None:
         return _max_of(cv, vals, negate=True)
     x, c = pair
