@@ -77,6 +77,8 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, default=60.0, help="seconds per instance (default 60)")
     ap.add_argument("--filter", default=None, help="regex on 'onnx,vnnlib' to select instances")
     ap.add_argument("--limit", type=int, default=None, help="run at most this many instances per folder")
+    ap.add_argument("--known-only", action="store_true",
+                    help="only instances whose expected answer is holds or violated (the targets' denominator)")
     ap.add_argument("--jobs", type=int, default=1, help="instances run side by side (default 1)")
     ap.add_argument("--json-out", type=Path, default=None, help="write rows and summary as JSON here")
     ap.add_argument("--verify-args", default="", help="verify options of every instance, e.g. "
@@ -93,6 +95,8 @@ def main() -> int:
         except VerifierError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
+        if args.known_only:
+            tasks = [t for t in tasks if t.expected in ("holds", "violated")]
         if args.limit:
             tasks = tasks[: args.limit]
         print(f"== {folder.name}: {len(tasks)} instances, timeout {args.timeout:g} s, jobs {args.jobs}", flush=True)

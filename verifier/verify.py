@@ -232,30 +232,41 @@ def _oracle_for(network: Network) -> OnnxOracle | NetworkOracle:
 
 
 def _verify(run: _Run) -> Result:
-    # 1. cheap falsification on every case and disjunct
-    if run.options.falsify:
-        t = time.perf_counter()
-        for ci, full_case in enumerate(run.spec.cases):
-            crun, case = _case_view(run, ci, full_case)
-            for cons in case.unsafe:
-                if run.out_of_time():
-                    return _timeout(run, "falsification")
-                cex = _attack(crun, ci, case, cons)
-                if cex is not None:
-                    run.stats.falsify_s = round(time.perf_counter() - t, 4)
-                    run.stats.found_by = "falsification"
-                    return Result(VIOLATED, cex, None, stats=run.stats)
-        run.stats.falsify_s = round(time.perf_counter() - t, 4)
-        if run.out_of_time():
-            return _timeout(run, "falsification")
-
-    # 2. bounds, then one MILP per disjunct that the bounds cannot rule out
+    """1. per case: bounds rule out what they can, then a cheap attack on every disjunct left (on
+    all cases before any proof search, so that an easy counterexample in a later case is found
+    first); 2. per case: the proof search (input splitting or one MILP per disjunct) on the rest."""
     tally = run.stats.disjunct_outcomes = DisjunctOutcomes()
+    screened = []
+    t_attack = 0.0
     for ci, full_case in enumerate(run.spec.cases):
         if run.out_of_time():
             return _timeout(run, "bounds")
         crun, case = _case_view(run, ci, full_case)
-        outcome = _prove_case(crun, ci, case, tally)
+        bnds, tau, todo = _screen_case(crun, case, tally)
+        if run.options.falsify and todo:
+            t = time.perf_counter()
+            for di in todo:
+                if run.out_of_time():
+                    return _timeout(run, "falsification")
+                cex = _attack(crun, ci, case, case.unsafe[di])
+                if cex is not None:
+                    run.stats.add_time("falsify_s", t_attack + time.perf_counter() - t)
+                    run.stats.found_by = "falsification"
+                    return Result(VIOLATED, cex, None, stats=run.stats)
+            t_attack += time.perf_counter() - t
+            if run.out_of_time():
+                run.stats.add_time("falsify_s", t_attack)
+                return _timeout(run, "falsification")
+        screened.append((ci, bnds, tau, todo))
+    if run.options.falsify:
+        run.stats.add_time("falsify_s", t_attack)
+    for ci, bnds, tau, todo in screened:
+        if not todo:
+            continue
+        if run.out_of_time():
+            return _timeout(run, "bounds")
+        crun, case = _case_view(run, ci, run.spec.cases[ci])
+        outcome = _prove_case(crun, ci, case, bnds, tau, todo, tally)
         if isinstance(outcome, Result):
             return outcome
     run.stats.proof_from_bounds_only = tally.proved_by_milp == 0 and tally.proved_by_lp == 0 and tally.undecided == 0
@@ -293,7 +304,8 @@ def margin_for(bounds: LayerBounds, options: Options) -> float:
     return margin_tau(bounds, options.margin_abs, options.margin_rel)
 
 
-def _prove_case(run: _Run, ci: int, case: Case, tally: DisjunctOutcomes) -> Result | None:
+def _screen_case(run: _Run, case: Case, tally: DisjunctOutcomes) -> tuple[LayerBounds, float, list[int]]:
+    """The case's bounds, its MILP margin and the disjuncts the bounds do not rule out."""
     t = time.perf_counter()
     ib, bnds = case_bounds(run.network, case, run.options.bounds, run.deadline)
     run.stats.append("unstable_interval", ib.n_unstable(run.network))
@@ -302,8 +314,6 @@ def _prove_case(run: _Run, ci: int, case: Case, tally: DisjunctOutcomes) -> Resu
     tau = margin_for(bnds, run.options)
     run.stats.margin_tau = tau
     _record_float_error(run, bnds, case)
-    run.stats.add_time("bounds_s", time.perf_counter() - t)
-
     todo = []
     for di, cons in enumerate(case.unsafe):
         run.deadline.check("bounds")
@@ -311,9 +321,13 @@ def _prove_case(run: _Run, ci: int, case: Case, tally: DisjunctOutcomes) -> Resu
             tally.count("proved_by_bounds")
         else:
             todo.append(di)
-    if not todo:
-        return None
+    run.stats.add_time("bounds_s", time.perf_counter() - t)
+    return bnds, tau, todo
 
+
+def _prove_case(run: _Run, ci: int, case: Case, bnds: LayerBounds, tau: float, todo: list[int],
+                tally: DisjunctOutcomes) -> Result | None:
+    """The proof search over the disjuncts ``todo`` of one case (the bounds left them open)."""
     strategy = run.options.choose_strategy(run.network)
     run.stats.strategy = strategy
     if strategy == "input-split":

@@ -75,6 +75,19 @@ def backprop(act, p: np.ndarray, delta: np.ndarray) -> np.ndarray:
     return delta * mod.derivative(act, p)
 
 
+def backward_cols(act, lines, L: np.ndarray, cols: np.ndarray | None
+                  ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]:
+    """``backward`` for coefficients ``L`` over the outputs ``cols`` only (None: all outputs):
+    ``(L_pre, cols_pre, const, magnitude)``, ``L_pre`` over the pre-activations ``cols_pre``."""
+    mod = REGISTRY[act.kind]
+    if hasattr(mod, "backward_cols"):
+        return mod.backward_cols(act, lines, L, cols)
+    if cols is not None:
+        lines = tuple(np.asarray(v)[cols] for v in lines)
+    L_pre, const, mag = backward(act, lines, L)
+    return L_pre, cols, const, mag
+
+
 def backward(act, lines, L: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Upper bound of ``L @ y`` (rows of ``L`` over the outputs) by the relaxation ``lines``:
     ``(L_pre, const, magnitude)``, ``L @ y <= L_pre @ x + const``; ``magnitude`` sums the absolute

@@ -148,6 +148,20 @@ def backward(act, lines, L: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndar
     return out, const, mag
 
 
+
+def backward_cols(act, lines, L: np.ndarray, cols: np.ndarray | None):
+    """``backward`` for coefficients over the windows ``cols`` only: the result is over the
+    candidates those windows' lines use (``star``), compressed the same way."""
+    a_lo, c_lo, a_up, c_up = (v if cols is None else v[cols] for v in lines)
+    star = lines.star if cols is None else lines.star[cols]
+    Lp = np.maximum(L, 0.0)
+    Ln = L - Lp
+    coef = Lp * a_up + Ln * a_lo
+    pre, inv = np.unique(star, return_inverse=True)
+    out = np.zeros((L.shape[0], pre.size))
+    np.add.at(out.T, inv, coef.T)
+    return out, pre, Lp @ c_up + Ln @ c_lo, Lp @ np.abs(c_up) - Ln @ np.abs(c_lo)
+
 def milp_rows(act, V, R, l: np.ndarray, u: np.ndarray, x_of) -> tuple[np.ndarray, np.ndarray]:
     """The big-M rows of the module docstring (``V`` / ``R``: ``milp.model``'s builders; ``x_of(idx)``
     gives variables ``x = p + d`` of the pre-activations ``idx``). Returns (variable, constant 0) per output."""

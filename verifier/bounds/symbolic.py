@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..activations import backward, kinks_inside, relaxation
+from ..activations import backward_cols, kinks_inside, relaxation
 from ..budget import Deadline
 from ..layer_bounds import LayerBounds, check_box, layer_error, next_input, pad, rounding_errors
 from ..network import Network
@@ -34,7 +34,7 @@ class _Relaxations:
 
 def backsubstitute(network: Network, k: int, C: np.ndarray, d: np.ndarray, in_lower: np.ndarray,
                    in_upper: np.ndarray, relax: _Relaxations, C_in: np.ndarray | None = None,
-                   return_coef: bool = False):
+                   return_coef: bool = False, C_cols: np.ndarray | None = None):
     """Sound lower / upper bounds of ``C @ x_k + d (+ C_in @ input)`` over the input box.
 
     ``x_k`` is the pre-activation of layer ``k``; layers ``< k`` are replaced by their linear
@@ -43,28 +43,33 @@ def backsubstitute(network: Network, k: int, C: np.ndarray, d: np.ndarray, in_lo
     stacked with ``C``, so one pass serves both. On a DAG the coefficients of every tensor are
     collected from all the layers that read it before its own layer is substituted (layers are
     visited in reverse order, and a layer only reads earlier tensors). ``return_coef`` also
-    returns the input coefficients of the lower bound's linear function.
+    returns the input coefficients of the lower bound's linear function. ``C_cols`` (sorted): ``C``
+    gives only these columns of the coefficient matrix over ``x_k`` (the others are zero).
     """
     n = C.shape[0]
-    L = np.vstack([C, -C]).astype(np.float64)
+    L, cols = np.vstack([C, -C]).astype(np.float64), C_cols
+    if cols is None:
+        L, cols = _compress(L)
     c = np.concatenate([d, -d]).astype(np.float64)
     mag = np.abs(c)
-    pending: dict[int, np.ndarray] = {}  # tensor -> coefficients over its values
+    pending: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}  # tensor -> its coefficients (compressed)
     for j in range(k, -1, -1):
         layer = network.layers[j]
         if j < k:
             post = pending.pop(j + 1, None)
             if post is None:
                 continue  # layer j does not reach the target
-            L, cc, mm = backward(layer.activation, relax.lines[j], post)
+            L, cols, cc, mm = backward_cols(layer.activation, relax.lines[j], *post)
             c = c + cc
             mag = mag + mm
+        bias, err = (layer.bias, relax.errors[j]) if cols is None else (layer.bias[cols], relax.errors[j][cols])
         absL = np.abs(L)
-        c = c + L @ layer.bias + absL @ relax.errors[j]  # the rounding d_j, |d_j| <= e_j, at its worst
-        mag = mag + absL @ (np.abs(layer.bias) + relax.errors[j])
-        for t, block in network.split(j, L @ layer.weight):
-            pending[t] = block if t not in pending else pending[t] + block
-    L = pending.pop(0, np.zeros((2 * n, network.n_inputs)))
+        c = c + L @ bias + absL @ err  # the rounding d_j, |d_j| <= e_j, at its worst
+        mag = mag + absL @ (np.abs(bias) + err)
+        W = layer.weight if cols is None else layer.weight[cols]
+        for t, block in network.split(j, L @ W):
+            pending[t] = _add(pending.get(t), _compress(block))
+    L = _expand(pending.pop(0, (np.zeros((2 * n, 0)), np.zeros(0, dtype=np.int64))), network.n_inputs)
     if C_in is not None:
         L = L + np.vstack([C_in, -C_in])
     Lp = np.maximum(L, 0.0)
@@ -75,6 +80,46 @@ def backsubstitute(network: Network, k: int, C: np.ndarray, d: np.ndarray, in_lo
     if return_coef:
         return lo, up, -L[n:]
     return lo, up
+
+
+# Coefficient matrices are kept *compressed*: ``(M, cols)`` stands for the matrix that has M's
+# columns at ``cols`` and zeros elsewhere (``cols`` None: M is the whole matrix). Back-substituting
+# a few neurons through a wide layer (the candidates of max windows, a block of unstable conv
+# neurons) then costs what their receptive fields cost, not the layer's width.
+
+def _compress(M: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    nz = np.flatnonzero(np.any(M != 0.0, axis=0))
+    if nz.size > M.shape[1] // 2:
+        return M, None
+    return M[:, nz], nz
+
+
+def _add(a, b):
+    """Sum of two compressed coefficient matrices (``a`` may be None)."""
+    if a is None:
+        return b
+    (Ma, ca), (Mb, cb) = a, b
+    if ca is None and cb is None:
+        return Ma + Mb, None
+    if ca is None or cb is None:
+        full, (Ms, cs) = (Ma, b) if ca is None else (Mb, a)
+        out = full.copy()
+        out[:, cs] += Ms
+        return out, None
+    cols = np.union1d(ca, cb)
+    out = np.zeros((Ma.shape[0], cols.size))
+    out[:, np.searchsorted(cols, ca)] += Ma
+    out[:, np.searchsorted(cols, cb)] += Mb
+    return out, cols
+
+
+def _expand(coef, n: int) -> np.ndarray:
+    M, cols = coef
+    if cols is None:
+        return M
+    out = np.zeros((M.shape[0], n))
+    out[:, cols] = M
+    return out
 
 
 #: neurons back-substituted together: bounds the size of the dense coefficient matrices (twice this
@@ -110,9 +155,8 @@ def symbolic_bounds(network: Network, lower: np.ndarray, upper: np.ndarray,
         for block in np.array_split(idx, -(-idx.size // BLOCK_ROWS)) if idx.size else ():
             if deadline is not None:
                 deadline.check("bounds")
-            C = np.zeros((block.size, layer.n_out))
-            C[np.arange(block.size), block] = 1.0
-            sl, su, coef = backsubstitute(network, k, C, np.zeros(block.size), lo_in, hi_in, relax, return_coef=True)
+            sl, su, coef = backsubstitute(network, k, np.eye(block.size), np.zeros(block.size), lo_in, hi_in, relax,
+                                          return_coef=True, C_cols=block)
             l_k[block] = np.maximum(l_k[block], sl)
             u_k[block] = np.minimum(u_k[block], su)
             if layer.activation is not None:
