@@ -54,7 +54,7 @@ from .search.disjunct import (
     disjunct_problem,
 )
 from .search.fixed_inputs import FixedInputs
-from .search.input_split import BabOutcome, BabSettings, BabStats, input_split, lp_refutes
+from .search.input_split import BabOutcome, BabSettings, BabStats, BabStatus, input_split, lp_refutes
 from .search.side_by_side import solve_side_by_side
 from .spec import Case, Constraints, Spec
 
@@ -462,7 +462,7 @@ def _input_split_case(run: _Run, ci: int, case: Case, todo: list[int], tally: Di
     jobs = max(1, run.options.jobs)
     out = input_split(run.network, case, disjuncts, run.oracle, settings, deadline, ci,
                       max_boxes=run.options.parallel_after if jobs > 1 else None, progress=progress)
-    if out.status == "open":
+    if out.status == BabStatus.OPEN:
         from .search.parallel import run_boxes
 
         if progress is not None:
@@ -473,8 +473,8 @@ def _input_split_case(run: _Run, ci: int, case: Case, todo: list[int], tally: Di
         par = run_boxes(base.network, base.oracle, case, disjuncts, out.open_boxes, jobs, settings, wall_deadline, ci,
                         fixed=run.fixed)
         par.stats.merge(out.stats)
-        if out.reason and par.status == "holds":  # boxes the in-process phase left undecided
-            par = BabOutcome("unknown", None, out.reason, par.stats)
+        if out.reason and par.status == BabStatus.HOLDS:  # boxes the in-process phase left undecided
+            par = BabOutcome(BabStatus.UNKNOWN, None, out.reason, par.stats)
         out = par
         run.stats.parallel_jobs = jobs
     if run.stats.bab is None:
@@ -482,10 +482,10 @@ def _input_split_case(run: _Run, ci: int, case: Case, todo: list[int], tally: Di
     bab = run.stats.bab
     for k, v in out.stats.as_dict().items():
         bab[k] = max(bab[k], v) if k in ("max_depth", "milp_binaries_max") else round(bab[k] + v, 4)
-    if out.status == "violated":
+    if out.status == BabStatus.VIOLATED:
         run.stats.found_by = "branch and bound"
         return Result(VIOLATED, out.counterexample, None, stats=run.stats)
-    if out.status == "holds":
+    if out.status == BabStatus.HOLDS:
         key = "proved_by_milp" if out.stats.proved_by_milp else ("proved_by_lp" if out.stats.proved_by_lp
                                                                  else "proved_by_bounds")
         setattr(tally, key, getattr(tally, key) + len(todo))

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
+from enum import StrEnum
 
 import numpy as np
 
@@ -37,7 +38,18 @@ from . import falsify
 MARGIN_ABS = 1e-5
 MARGIN_REL = 1e-8
 
-PROVED, COUNTEREXAMPLE, OPEN, TIMEOUT, ERROR = "proved", "counterexample", "open", "timeout", "error"
+class DisjunctKind(StrEnum):
+    """How one disjunct was settled by ``decide_disjunct``."""
+
+    PROVED = "proved"
+    COUNTEREXAMPLE = "counterexample"
+    OPEN = "open"
+    TIMEOUT = "timeout"
+    ERROR = "error"
+
+
+PROVED, COUNTEREXAMPLE, OPEN = DisjunctKind.PROVED, DisjunctKind.COUNTEREXAMPLE, DisjunctKind.OPEN
+TIMEOUT, ERROR = DisjunctKind.TIMEOUT, DisjunctKind.ERROR
 
 
 @dataclass(frozen=True)
@@ -61,7 +73,7 @@ class DisjunctOutcome:
     """``kind``: proved | counterexample | open | timeout | error. ``reason`` says why it is not
     proved (open, timeout, error); ``solve`` is the solver's raw outcome (stats)."""
 
-    kind: str
+    kind: DisjunctKind
     counterexample: Counterexample | None = None
     reason: str | None = None
     solve: SolveOutcome | None = None
@@ -115,7 +127,7 @@ def decide_disjunct(network: Network, case: Case, cons: Constraints, milp: MILP,
         limit = deadline.remaining() if time_limit is None else time_limit
         out = get_solver(solver).solve(problem, limit, cancel=cancel)
 
-    def done(kind: str, cex: Counterexample | None = None, reason: str | None = None) -> DisjunctOutcome:
+    def done(kind: DisjunctKind, cex: Counterexample | None = None, reason: str | None = None) -> DisjunctOutcome:
         return DisjunctOutcome(kind, cex, reason, out, time.perf_counter() - t0)
 
     if out.status == "infeasible":

@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 import numpy as np
 
@@ -31,6 +32,7 @@ from .disjunct import (
     COUNTEREXAMPLE,
     MARGIN_ABS,
     MARGIN_REL,
+    OPEN,
     PROVED,
     SUBBOX_ATTACK,
     TIMEOUT,
@@ -80,9 +82,19 @@ class BabStats:
 Box = tuple[np.ndarray, np.ndarray, int]  # (lower, upper, depth)
 
 
+class BabStatus(StrEnum):
+    """A branch-and-bound search's status: a verdict, or ``open`` (its box budget is spent and
+    ``open_boxes`` hold the rest, for worker processes to go on with)."""
+
+    HOLDS = "holds"
+    VIOLATED = "violated"
+    UNKNOWN = "unknown"
+    OPEN = "open"
+
+
 @dataclass
 class BabOutcome:
-    status: str  # "holds" | "violated" | "unknown" | "open" (box budget spent: see ``open_boxes``)
+    status: BabStatus
     counterexample: Counterexample | None = None
     reason: str | None = None
     stats: BabStats = field(default_factory=BabStats)
@@ -109,11 +121,11 @@ def input_split(network: Network, case: Case, disjuncts: list[Constraints], orac
     while stack:
         now = time.perf_counter()
         if deadline.expired():
-            return BabOutcome("unknown", None, "timeout during branch and bound "
+            return BabOutcome(BabStatus.UNKNOWN, None, "timeout during branch and bound "
                               f"({len(stack)} sub-boxes open)", stats)
         if max_boxes is not None and stats.explored >= max_boxes:
             # sub-boxes already left undecided travel with the open ones: they must never be lost
-            return BabOutcome("open", None, "; ".join(dict.fromkeys(reasons)) or None, stats, stack)
+            return BabOutcome(BabStatus.OPEN, None, "; ".join(dict.fromkeys(reasons)) or None, stats, stack)
         if progress is not None and now - last_report > 0.5:
             progress(stats, len(stack))
             last_report = now
@@ -123,10 +135,10 @@ def input_split(network: Network, case: Case, disjuncts: list[Constraints], orac
         try:
             step = bound_box(network, case, disjuncts, oracle, lo, hi, stats, settings, case_index, use_lp, deadline)
         except Expired:  # the sub-box's bounds were cut short: it stays open
-            return BabOutcome("unknown", None, "timeout during branch and bound "
+            return BabOutcome(BabStatus.UNKNOWN, None, "timeout during branch and bound "
                               f"({len(stack) + 1} sub-boxes open)", stats)
         if isinstance(step, Counterexample):
-            return BabOutcome("violated", step, None, stats)
+            return BabOutcome(BabStatus.VIOLATED, step, None, stats)
         alive, unstable, split_dim, box_bounds = step
         if not alive:
             continue  # bound_box counted the proof (symbolic bounds or LP)
@@ -134,12 +146,12 @@ def input_split(network: Network, case: Case, disjuncts: list[Constraints], orac
             res = milp_box(network, case, [disjuncts[i] for i in alive], oracle, lo, hi, box_bounds, settings,
                            deadline, stats, case_index)
             if isinstance(res, Counterexample):
-                return BabOutcome("violated", res, None, stats)
+                return BabOutcome(BabStatus.VIOLATED, res, None, stats)
             if res is not None:
                 stats.undecided += 1
                 reasons.append(res)
                 if res.startswith("timeout"):
-                    return BabOutcome("unknown", None, res, stats)
+                    return BabOutcome(BabStatus.UNKNOWN, None, res, stats)
             else:
                 stats.proved_by_milp += 1
             continue
@@ -151,8 +163,8 @@ def input_split(network: Network, case: Case, disjuncts: list[Constraints], orac
         stack.append((lo2, hi, depth + 1))
         stack.append((lo, hi1, depth + 1))
     if reasons or stats.undecided:
-        return BabOutcome("unknown", None, "; ".join(dict.fromkeys(reasons)) or "undecided sub-boxes", stats)
-    return BabOutcome("holds", None, None, stats)
+        return BabOutcome(BabStatus.UNKNOWN, None, "; ".join(dict.fromkeys(reasons)) or "undecided sub-boxes", stats)
+    return BabOutcome(BabStatus.HOLDS, None, None, stats)
 
 
 def bound_box(network: Network, case: Case, disjuncts: list[Constraints], oracle: OnnxOracle, lo: np.ndarray,
@@ -280,7 +292,7 @@ def milp_box(network: Network, case: Case, disjuncts: list[Constraints], oracle:
                 return out.counterexample
             if out.kind == TIMEOUT:
                 return "timeout during branch and bound (MILP on a sub-box)"
-            if out.kind != "open":
+            if out.kind != OPEN:
                 return out.reason
             reason = out.reason
         return reason

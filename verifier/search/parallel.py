@@ -31,7 +31,7 @@ from ..network import Network
 from ..procenv import apply_environment, single_thread_values
 from ..spec import Case, Constraints
 from .fixed_inputs import FixedInputs
-from .input_split import BabOutcome, BabSettings, BabStats, Box, input_split
+from .input_split import BabOutcome, BabSettings, BabStats, BabStatus, Box, input_split
 
 
 @dataclass
@@ -93,14 +93,14 @@ def run_boxes(network: Network, oracle: OnnxOracle | NetworkOracle, case: Case, 
         tasks = [(case, disjuncts, settings, wall_deadline, case_index, b) for b in boxes]
         for out in pool.imap_unordered(_task, tasks):
             stats.merge(out.stats)
-            if out.status == "violated":
+            if out.status == BabStatus.VIOLATED:
                 pool.terminate()
-                return BabOutcome("violated", out.counterexample, None, stats)
+                return BabOutcome(BabStatus.VIOLATED, out.counterexample, None, stats)
             if out.status != "holds":  # anything but an explicit proof leaves the answer open
                 reasons.append(out.reason or "undecided sub-box")
                 if out.reason and out.reason.startswith("timeout"):
                     pool.terminate()
-                    return BabOutcome("unknown", None, out.reason, stats)
+                    return BabOutcome(BabStatus.UNKNOWN, None, out.reason, stats)
     if reasons or stats.undecided:
-        return BabOutcome("unknown", None, "; ".join(dict.fromkeys(reasons)) or "undecided sub-boxes", stats)
-    return BabOutcome("holds", None, None, stats)
+        return BabOutcome(BabStatus.UNKNOWN, None, "; ".join(dict.fromkeys(reasons)) or "undecided sub-boxes", stats)
+    return BabOutcome(BabStatus.HOLDS, None, None, stats)
