@@ -35,6 +35,9 @@ from . import clip, leaky, maxpool, relu
 
 REGISTRY: dict[str, ModuleType] = {"relu": relu, "leaky": leaky, "clip": clip, "max": maxpool}
 KINDS = tuple(REGISTRY)
+#: per kind: its own back-substitution step, if it has one (looked up once: this is a hot path)
+_BACKWARD = {k: getattr(m, "backward", None) for k, m in REGISTRY.items()}
+_BACKWARD_COLS = {k: getattr(m, "backward_cols", None) for k, m in REGISTRY.items()}
 
 
 def kind(act) -> ModuleType:
@@ -79,12 +82,12 @@ def backward_cols(act, lines, L: np.ndarray, cols: np.ndarray | None
                   ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]:
     """``backward`` for coefficients ``L`` over the outputs ``cols`` only (None: all outputs):
     ``(L_pre, cols_pre, const, magnitude)``, ``L_pre`` over the pre-activations ``cols_pre``."""
-    mod = REGISTRY[act.kind]
-    if hasattr(mod, "backward_cols"):
-        return mod.backward_cols(act, lines, L, cols)
+    own = _BACKWARD_COLS[act.kind]
+    if own is not None:
+        return own(act, lines, L, cols)
     if cols is not None:
         lines = tuple(np.asarray(v)[cols] for v in lines)
-    L_pre, const, mag = backward(act, lines, L)
+    L_pre, const, mag = _elementwise_backward(lines, L)
     return L_pre, cols, const, mag
 
 
@@ -92,13 +95,20 @@ def backward(act, lines, L: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndar
     """Upper bound of ``L @ y`` (rows of ``L`` over the outputs) by the relaxation ``lines``:
     ``(L_pre, const, magnitude)``, ``L @ y <= L_pre @ x + const``; ``magnitude`` sums the absolute
     constant terms (for the outward padding of the result)."""
-    mod = REGISTRY[act.kind]
-    if hasattr(mod, "backward"):
-        return mod.backward(act, lines, L)
+    own = _BACKWARD[act.kind]
+    return own(act, lines, L) if own is not None else _elementwise_backward(lines, L)
+
+
+def _elementwise_backward(lines, L: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     a_lo, c_lo, a_up, c_up = lines
     Lp = np.maximum(L, 0.0)
     Ln = L - Lp
-    return Lp * a_up + Ln * a_lo, Lp @ c_up + Ln @ c_lo, Lp @ np.abs(c_up) - Ln @ np.abs(c_lo)
+    const = Lp @ c_up
+    mag = Lp @ np.abs(c_up)
+    if c_lo.any():  # ReLU's lower lines have no offset: skip the products
+        const = const + Ln @ c_lo
+        mag = mag - Ln @ np.abs(c_lo)
+    return Lp * a_up + Ln * a_lo, const, mag
 
 
 def output_error(act, l: np.ndarray, u: np.ndarray) -> np.ndarray:

@@ -87,7 +87,13 @@ def backsubstitute(network: Network, k: int, C: np.ndarray, d: np.ndarray, in_lo
 # a few neurons through a wide layer (the candidates of max windows, a block of unstable conv
 # neurons) then costs what their receptive fields cost, not the layer's width.
 
+#: layers narrower than this are never compressed (the bookkeeping would cost more than it saves)
+COMPRESS_MIN_WIDTH = 1024
+
+
 def _compress(M: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    if M.shape[1] < COMPRESS_MIN_WIDTH:
+        return M, None
     nz = np.flatnonzero(np.any(M != 0.0, axis=0))
     if nz.size > M.shape[1] // 2:
         return M, None
@@ -152,7 +158,8 @@ def symbolic_bounds(network: Network, lower: np.ndarray, upper: np.ndarray,
         else:
             idx = np.arange(layer.n_out) if k > 0 else np.zeros(0, dtype=np.int64)
         l_k, u_k = l_k.copy(), u_k.copy()
-        for block in np.array_split(idx, -(-idx.size // BLOCK_ROWS)) if idx.size else ():
+        blocks = [idx] if idx.size <= BLOCK_ROWS else np.array_split(idx, -(-idx.size // BLOCK_ROWS))
+        for block in blocks if idx.size else ():
             if deadline is not None:
                 deadline.check("bounds")
             sl, su, coef = backsubstitute(network, k, np.eye(block.size), np.zeros(block.size), lo_in, hi_in, relax,
