@@ -5,6 +5,10 @@
   disjunct MILPs infeasible.
 * ``skip_max_net``: a DAG whose three layers all read the input (tensor 0), with a max layer, over
   two boxes that fix complementary inputs (the folded MILP of box 0 was one of those CBC claims).
+* ``fused_residual_onnx``: ``y = MatMul(h, W) + s`` where ``s`` is another input-dependent tensor
+  (a residual): onnxruntime fuses the pair into one ``Gemm`` with ``C = s``, and its kernel adds
+  ``C`` to the accumulator once per block of 256 products, so ``s`` takes part in ``K / 256``
+  roundings, not one.
 * ``random_dag_net``: random DAGs (skips, max windows, ties) with weights scaled by 1e4, so that
   neuron bounds reach 1e6..1e15: the solvers' feasibility tolerances no longer decide there.
 
@@ -12,6 +16,8 @@ Every network is float32-exact (the in-memory ones are replayed by their float32
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 
@@ -60,6 +66,47 @@ def skip_max_net(seed: int) -> tuple[Network, list[np.ndarray], list[np.ndarray]
         lowers.append(lo)
         uppers.append(hi)
     return net, lowers, uppers
+
+
+#: ``fused_residual_onnx``: products per row of the fused MatMul, the kernel's block of products,
+#: the centre and half-width of the hat ``s``
+FUSED_K = 4096
+FUSED_BLOCK = 256
+HAT_CENTRE = 2.0 ** 27
+HAT_HALF_WIDTH = 2.0 ** 24 + 2.0 ** 22
+
+
+def fused_residual_onnx(path: Path) -> Path:
+    """Inputs ``(x0, x1)``; ``h = relu(x0)`` repeated ``FUSED_K`` times; ``s = relu(D - |x1 - c|)`` (a hat
+    of height ``D`` at ``x1 = c``, zero far from it); ``y = MatMul(h, W) + s`` with ``W[:, 0]`` one
+    at every ``FUSED_BLOCK``-th row and ``W[:, 1] = 0``.
+
+    In real arithmetic ``y0 - y1 = 16 x0``. Where ``s >= 2^24`` onnxruntime adds each block's
+    partial sum ``x0 < 1`` to ``s`` separately and every one of them is rounded away:
+    ``y0 - y1 = 0``.
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w0 = np.zeros((2, FUSED_K), np.float32)
+    w0[0, :] = 1.0
+    w = np.zeros((FUSED_K, 2), np.float32)
+    w[::FUSED_BLOCK, 0] = 1.0
+    inits = {"W0": w0, "Wr": np.array([[0, 0], [1, -1]], np.float32),
+             "br": np.array([-HAT_CENTRE, HAT_CENTRE], np.float32), "Wd": np.array([[-1], [-1]], np.float32),
+             "bd": np.array([HAT_HALF_WIDTH], np.float32), "W": w}
+    nodes = [helper.make_node("MatMul", ["x", "W0"], ["p"]), helper.make_node("Relu", ["p"], ["h"]),
+             helper.make_node("Gemm", ["x", "Wr", "br"], ["q"]), helper.make_node("Relu", ["q"], ["r"]),
+             helper.make_node("Gemm", ["r", "Wd", "bd"], ["t"]), helper.make_node("Relu", ["t"], ["s"]),
+             helper.make_node("MatMul", ["h", "W"], ["a"]), helper.make_node("Add", ["a", "s"], ["y"])]
+    graph = helper.make_graph(nodes, "fused_residual", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])],
+                              [numpy_helper.from_array(v, k) for k, v in inits.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, str(path))
+    return path
 
 
 def random_dag_net(seed: int, big: float = 1e4) -> tuple[Network, np.ndarray, np.ndarray]:
