@@ -16,6 +16,7 @@ import numpy as np
 
 from tests.helpers.dag import dag_forward, lipschitz_inf
 from verifier.milp.encoding import MILP, output_rows
+from verifier.milp.solvers import TOLERANCES
 from verifier.milp.solvers.highs import LinearProgram
 from verifier.solve import solve
 
@@ -74,7 +75,7 @@ def check_exact(network, milp: MILP, lower: np.ndarray, upper: np.ndarray, n_gri
             sign = 1.0 if maximize else -1.0
             assert sign * (v - gval) >= -1e-6, f"MILP {'max' if maximize else 'min'} {v} beyond grid {gval}: unsound"
             assert sign * (v - gval) <= slack[j], f"MILP optimum {v} vs grid {gval}: too loose"
-            assert np.all(x >= lower - 1e-9) and np.all(x <= upper + 1e-9)
+            assert np.all(x >= lower - TOLERANCES["primal"]) and np.all(x <= upper + TOLERANCES["primal"])  # solver's
             attained = dag_forward(network, np.clip(x, lower, upper)[None, :])[0, j]
             assert abs(attained - v) <= 1e-5 * (1 + abs(v)), f"optimum {v} not attained ({attained}): not exact"
     for x0 in full(grid(lower[free], upper[free], n_fixed)):

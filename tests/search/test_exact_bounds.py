@@ -194,8 +194,11 @@ def test_mip_minimize_gives_the_proved_bound_not_the_incumbent():
     milp = encode(net, symbolic_bounds(net, lo, hi), lo, hi)
     (idx, val, rhs), = output_rows(net, milp, np.zeros((1, 4)), np.ones((1, 1)), np.zeros(1))
     prog = LinearProgram(milp, integer=True)
-    prog._h.setOptionValue("mip_max_nodes", 1)
-    early = prog.mip_minimize(idx, val)
+    for nodes in (1, 2, 4, 8, 16, 32, 64):  # the first node limit at which HiGHS has an incumbent
+        prog._h.setOptionValue("mip_max_nodes", nodes)
+        early = prog.mip_minimize(idx, val)
+        if early.incumbent is not None:
+            break
     x = np.asarray(prog._h.getSolution().col_value)[milp.input_vars]
     assert not early.optimal and not early.closed
     assert early.bound is not None and early.incumbent is not None

@@ -21,6 +21,7 @@ from ..activations import kinks_inside
 from ..bounds import LayerBounds, check_box, symbolic_bounds
 from ..budget import Deadline
 from ..milp.encoding import encode, output_rows
+from ..milp.solvers.cbc import numerical_doubt
 from ..milp.solvers.highs import LinearProgram, milp_pad
 from ..network import Network
 
@@ -111,6 +112,8 @@ def milp_extrema(network: Network, lower: np.ndarray, upper: np.ndarray, C: np.n
     and proved bound within ``tol``; then each reported bound is within ``2 tol + pad`` of the true
     extremum (one ``tol`` for the gap, one for what the solver may prune within it). A direction
     that runs out of time keeps its proved bound (at worst the one ``bounds`` implied), not exact.
+    A MILP whose numbers are too large for the solver's tolerances (``cbc.numerical_doubt``) is not
+    solved: its bounds broke there (the start bounds are returned, not exact).
     """
     from ..bounds import linear_bounds
 
@@ -127,6 +130,8 @@ def milp_extrema(network: Network, lower: np.ndarray, upper: np.ndarray, C: np.n
     scale = np.zeros((2, n))
     closed = np.zeros((2, n), bool)
     milp = encode(network, bounds, lower, upper)
+    if numerical_doubt(milp) is not None:  # the solver's bounds are not to be trusted on such numbers
+        return lo_start, hi_start, np.zeros(n, bool)
     prog = LinearProgram(milp, integer=True)
     objectives = [_objective(network, milp, C[r]) for r in range(n)]
     float_err = np.array([o[3] for o in objectives])  # onnxruntime's output rounding per row

@@ -19,7 +19,7 @@ import numpy as np
 
 from ...layer_bounds import pad
 from ..model import MILP
-from .base import quiet_stdout
+from .base import TOLERANCES, quiet_stdout
 
 #: extra outward padding for bounds that rest on a MILP solver's tolerances: its feasibility
 #: tolerance relaxes the big-M rows, and its node LPs are not certified by duality
@@ -90,8 +90,13 @@ class LinearProgram:
             h = highspy.Highs()
         h.setOptionValue("output_flag", False)
         h.setOptionValue("threads", 1)
-        h.setOptionValue("mip_feasibility_tolerance", 1e-9)
-        h.setOptionValue("primal_feasibility_tolerance", 1e-9)
+        # LPs: tight, their bounds rest on the duality certificate whatever the solver's accuracy.
+        # MILPs: the solvers' default feasibility tolerance (``solvers.base.TOLERANCES``): HiGHS at
+        # 1e-9 with presolve "proved" feasible MILPs of nets with neuron bounds ~1e7 infeasible, and
+        # its MILP dual bounds then cut off real outputs (tests/soundness/test_review_dag.py)
+        tol = TOLERANCES["primal"] if self.integer else 1e-9
+        h.setOptionValue("mip_feasibility_tolerance", tol)
+        h.setOptionValue("primal_feasibility_tolerance", tol)
         if self.integer:
             # "optimal" must mean optimal to the tolerance this module states, not to HiGHS's defaults
             h.setOptionValue("mip_abs_gap", MILP_ABS_GAP)
