@@ -103,15 +103,12 @@ def test_cbc_claim_at_large_magnitude_is_no_proof():
 
 
 # ----------------------------------------------------------- onnxruntime fuses MatMul + residual Add
-FUSED_REASON = ("onnxruntime (MatMulAddFusion) turns MatMul(h, W) + s, s input-dependent, into Gemm(h, W, C=s); "
-                "MLAS adds C to the accumulator once per block of 256 products, so s takes part in ceil(K/256) "
-                "roundings. io/onnx_ops_linear._elementwise_linear counts one rounding for an Add of two "
-                "input-dependent tensors; it should count the non-contraction side with the contraction's "
-                "kmax + 1 roundings, as it already does for a constant bias (NCHWc Conv + Add fuses the same "
-                "way). The loader is being rewritten elsewhere: left open")
+# onnxruntime (MatMulAddFusion) turns MatMul(h, W) + s, s input-dependent, into Gemm(h, W, C=s);
+# MLAS adds C to the accumulator once per block of 256 products, so s takes part in ceil(K/256)
+# roundings: the loader counts the non-contraction side of such an Add with the contraction's
+# kmax + 1 roundings (io/onnx_ops_linear), as it does for a constant bias (Conv + Add fuses alike).
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=FUSED_REASON)
 def test_fused_residual_add_is_never_proved(tmp_path):
     """Real arithmetic: ``y0 - y1 = 16 x0 >= 8`` on the box, so ``y0 - y1 <= 4`` is unsafe and
     never reached. onnxruntime at ``x = (0.5, 2^27)`` (inside the box, where the hat ``s`` is
@@ -131,7 +128,6 @@ def test_fused_residual_add_is_never_proved(tmp_path):
         assert r.status != "holds", strategy
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=FUSED_REASON)
 def test_fused_residual_add_bound_contains_onnxruntime(tmp_path):
     """The query API's lower bound of ``y0 - y1`` (5.5) lies above onnxruntime's value (0)."""
     path = fused_residual_onnx(tmp_path / "fused.onnx")
