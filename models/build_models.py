@@ -323,12 +323,16 @@ def export_onnx(net: MLP, path: Path, style: str, doc: str) -> onnx.ModelProto:
                                           name=f"layer{k}.clip"))
         cur = act_out
     sizes = net.sizes
+    return finish_model(nodes, inits, path.stem, [1, sizes[0]], sizes[-1], doc, path)
+
+
+def finish_model(nodes: list, inits: list, name: str, in_shape: list[int], n_out: int, doc: str,
+                 path: Path) -> onnx.ModelProto:
+    """Wrap nodes and initializers into a checked opset-13 model (input ``input`` of ``in_shape``,
+    output ``output`` of ``[1, n_out]``) and write it to ``path``."""
     graph = helper.make_graph(
-        nodes, path.stem,
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, sizes[0]])],
-        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, sizes[-1]])],
-        initializer=inits,
-    )
+        nodes, name, [helper.make_tensor_value_info("input", TensorProto.FLOAT, in_shape)],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, n_out])], initializer=inits)
     model = helper.make_model(graph, producer_name="models/build_models.py",
                               opset_imports=[helper.make_opsetid("", OPSET)])
     model.ir_version = IR_VERSION

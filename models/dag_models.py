@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnxruntime as ort
-from build_models import IR_VERSION, OPSET, Built, TrainConfig, batched_session, class_accuracy, sha256, softmax_xent
-from onnx import TensorProto, helper, numpy_helper
+from build_models import Built, TrainConfig, batched_session, class_accuracy, finish_model, sha256, softmax_xent
+from onnx import helper, numpy_helper
 
 IMG = 8  # image side
 CHANNELS = 4  # convolution output channels
@@ -63,21 +63,6 @@ def adam(params: dict[str, np.ndarray], decay: set[str], n: int, cfg: TrainConfi
                 p -= lr * (m[k] / (1 - 0.9**step)) / (np.sqrt(v[k] / (1 - 0.999**step)) + 1e-8)
         history.append(epoch_loss / n)
     return history
-
-
-def finish_model(nodes: list, inits: list, name: str, in_shape: list[int], n_out: int, doc: str,
-                 path: Path) -> onnx.ModelProto:
-    """Wrap nodes and initializers into a checked opset-13 model and write it to ``path``."""
-    graph = helper.make_graph(
-        nodes, name, [helper.make_tensor_value_info("input", TensorProto.FLOAT, in_shape)],
-        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, n_out])], initializer=inits)
-    model = helper.make_model(graph, producer_name="models/build_models.py",
-                              opset_imports=[helper.make_opsetid("", OPSET)])
-    model.ir_version = IR_VERSION
-    model.doc_string = doc
-    onnx.checker.check_model(model, full_check=True)
-    path.write_bytes(model.SerializeToString())
-    return model
 
 
 def f32(params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -117,6 +117,12 @@ class RunStats(Mapping):
             setattr(self, name, [])
         getattr(self, name).append(value)
 
+    def note_milp(self, size: dict) -> None:
+        """Count one MILP solved; keep the size of the one with the most binaries."""
+        if self.milp is None or size["binaries"] > self.milp["binaries"]:
+            self.milp = size
+        self.milps_solved = (self.milps_solved or 0) + 1
+
     def raise_to(self, name: str, value: float) -> None:
         """Keep the largest value seen."""
         old = getattr(self, name)

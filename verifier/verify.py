@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from . import budget
-from .bounds import LayerBounds, interval_bounds, linear_bounds, margin_tau, rounding_errors, symbolic_bounds
+from .bounds import LayerBounds, box_bounds, margin_tau, rounding_errors
 from .budget import Deadline, Expired
 from .errors import VerifierError
 from .io.onnx import compare_with_onnxruntime, load_model
@@ -52,6 +52,7 @@ from .search.disjunct import (
     attack_near,
     decide_disjunct,
     disjunct_problem,
+    refuted_by_bounds,
 )
 from .search.fixed_inputs import FixedInputs
 from .search.input_split import BabOutcome, BabSettings, BabStats, BabStatus, input_split, lp_refutes
@@ -288,17 +289,6 @@ def _attack(run: _Run, ci: int, case: Case, cons: Constraints, start: np.ndarray
                        deadline=run.deadline, case_index=ci)
 
 
-def case_bounds(network: Network, case: Case, method: str, deadline: Deadline | None = None
-                ) -> tuple[LayerBounds, LayerBounds]:
-    """(interval bounds, bounds used for encoding) of one input box (``Expired`` past ``deadline``)."""
-    deadline = Deadline.coerce(deadline)
-    ib = interval_bounds(network, case.lower, case.upper)
-    if method == "interval":
-        return ib, ib
-    deadline.check("bounds")
-    return ib, symbolic_bounds(network, case.lower, case.upper, deadline=deadline)
-
-
 def margin_for(bounds: LayerBounds, options: Options) -> float:
     """The enlargement ``tau`` of the unsafe region: solver tolerances scale with the big-M values."""
     return margin_tau(bounds, options.margin_abs, options.margin_rel)
@@ -307,7 +297,7 @@ def margin_for(bounds: LayerBounds, options: Options) -> float:
 def _screen_case(run: _Run, case: Case, tally: DisjunctOutcomes) -> tuple[LayerBounds, float, list[int]]:
     """The case's bounds, its MILP margin and the disjuncts the bounds do not rule out."""
     t = time.perf_counter()
-    ib, bnds = case_bounds(run.network, case, run.options.bounds, run.deadline)
+    ib, bnds = box_bounds(run.network, case.lower, case.upper, run.options.bounds, run.deadline)
     run.stats.append("unstable_interval", ib.n_unstable(run.network))
     run.stats.append("unstable_used", bnds.n_unstable(run.network))
     run.stats.bounds_method = bnds.method
@@ -317,7 +307,7 @@ def _screen_case(run: _Run, case: Case, tally: DisjunctOutcomes) -> tuple[LayerB
     todo = []
     for di, cons in enumerate(case.unsafe):
         run.deadline.check("bounds")
-        if _ruled_out_by_bounds(run.network, bnds, case, cons):
+        if refuted_by_bounds(run.network, bnds, case.lower, case.upper, cons):
             tally.count("proved_by_bounds")
         else:
             todo.append(di)
@@ -361,7 +351,7 @@ def _prove_case(run: _Run, ci: int, case: Case, bnds: LayerBounds, tau: float, t
         # a fair share of what is left: a hard disjunct must not starve the others (a later one
         # may hold the counterexample)
         prob = problem(di)
-        _record_size(run, prob)
+        run.stats.note_milp(prob.size())
         found = _book(run, prob, decide(di, prob, time_limit=run.deadline.share(len(todo) - k)), tally)
         if found is not None:
             return found
@@ -395,7 +385,7 @@ def _milps_side_by_side(run: _Run, todo: list[int], problem: Callable[[int], MIL
     run.stats.milps_side_by_side = jobs
 
     def book(di: int, prob: MILP, out) -> Result | None:
-        _record_size(run, prob)
+        run.stats.note_milp(prob.size())
         return _book(run, prob, decide(di, prob, solved=out), tally)
 
     found, unsolved = solve_side_by_side(todo, jobs, problem, run.solver, run.deadline, book)
@@ -498,26 +488,9 @@ def _input_split_case(run: _Run, ci: int, case: Case, todo: list[int], tally: Di
     return None
 
 
-def _ruled_out_by_bounds(network: Network, bounds: LayerBounds, case: Case, cons: Constraints) -> bool:
-    """True if some row of the conjunction cannot hold anywhere in the box, for any float evaluation
-    (the bounds include the float rounding)."""
-    if cons.rhs.size == 0:
-        return False
-    lo, _ = linear_bounds(network, bounds, case.lower, case.upper, cons.ay, None, cons.ax)
-    return bool(np.any(lo > cons.rhs))
-
-
 def _record_float_error(run: _Run, bounds: LayerBounds, case: Case) -> None:
     """The float rounding bounds used on this box: the largest per-neuron ``e_k`` and output error."""
     errs = rounding_errors(run.network, bounds, case.lower, case.upper)
     hidden = max((float(np.max(e)) for e in errs[:-1] if e.size), default=0.0)
     run.stats.raise_to("float_error_max_hidden", hidden)
     run.stats.raise_to("float_error_max_output", float(np.max(errs[-1])))
-
-
-def _record_size(run: _Run, milp: MILP) -> None:
-    size = milp.size()
-    best = run.stats.milp
-    if best is None or size["binaries"] > best["binaries"]:
-        run.stats.milp = size
-    run.stats.milps_solved = (run.stats.milps_solved or 0) + 1

@@ -35,6 +35,7 @@ __all__ = [
     "_checked",
     "_interval_step",
     "backsubstitute",
+    "box_bounds",
     "check_box",
     "interval_bounds",
     "layer_error",
@@ -45,3 +46,16 @@ __all__ = [
     "rounding_errors",
     "symbolic_bounds",
 ]
+
+
+def box_bounds(network, lower, upper, method: str, deadline=None):
+    """``(interval bounds, bounds used for encoding)`` of one input box: the interval ones twice for
+    ``method="interval"``, else interval and symbolic (``budget.Expired`` past ``deadline``)."""
+    from ..budget import Deadline
+
+    deadline = Deadline.coerce(deadline)
+    ib = interval_bounds(network, lower, upper)
+    if method == "interval":
+        return ib, ib
+    deadline.check("bounds")
+    return ib, symbolic_bounds(network, lower, upper, deadline=deadline)

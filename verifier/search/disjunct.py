@@ -25,6 +25,7 @@ from enum import StrEnum
 
 import numpy as np
 
+from ..bounds import LayerBounds, linear_bounds
 from ..budget import Deadline
 from ..io.replay import Counterexample, OnnxOracle, confirm
 from ..milp.encoding import output_rows
@@ -82,6 +83,16 @@ class DisjunctOutcome:
     @property
     def proved(self) -> bool:
         return self.kind == PROVED
+
+
+def refuted_by_bounds(network: Network, bounds: LayerBounds, lower: np.ndarray, upper: np.ndarray,
+                      cons: Constraints) -> bool:
+    """True if some row of the conjunction cannot hold anywhere in the box, for any float
+    evaluation (the bounds include the float rounding): the disjunct is proved without a solver."""
+    if cons.rhs.size == 0:
+        return False
+    lo, _ = linear_bounds(network, bounds, lower, upper, cons.ay, None, cons.ax)
+    return bool(np.any(lo > cons.rhs))
 
 
 def disjunct_problem(network: Network, milp: MILP, cons: Constraints, tau: float) -> MILP:
