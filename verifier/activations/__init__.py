@@ -18,7 +18,7 @@ object with ``kind``, ``alpha``, ``lo``, ``hi``, ``rel_error``, ``abs_error``: n
 Elementwise kinds map pre-activation ``i`` to output ``i``. A kind with ``ELEMENTWISE = False``
 (``maxpool``: max over windows) has ``n_outputs`` outputs of its own and provides, instead of the
 elementwise defaults below, ``carry`` (a per-candidate error to the outputs), ``backprop`` (the
-vector-Jacobian product for falsification), ``backward`` (its relaxation substituted into a
+vector-Jacobian product for falsification), ``backward_cols`` (its relaxation substituted into a
 linear function, for back-substitution), ``milp_rows`` (its MILP rows) and ``triangle_rows``
 (its step in the compact triangle LP, if ``TRIANGLE``).
 
@@ -36,7 +36,6 @@ from . import clip, leaky, maxpool, relu
 REGISTRY: dict[str, ModuleType] = {"relu": relu, "leaky": leaky, "clip": clip, "max": maxpool}
 KINDS = tuple(REGISTRY)
 #: per kind: its own back-substitution step, if it has one (looked up once: this is a hot path)
-_BACKWARD = {k: getattr(m, "backward", None) for k, m in REGISTRY.items()}
 _BACKWARD_COLS = {k: getattr(m, "backward_cols", None) for k, m in REGISTRY.items()}
 
 
@@ -80,8 +79,9 @@ def backprop(act, p: np.ndarray, delta: np.ndarray) -> np.ndarray:
 
 def backward_cols(act, lines, L: np.ndarray, cols: np.ndarray | None
                   ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]:
-    """``backward`` for coefficients ``L`` over the outputs ``cols`` only (None: all outputs):
-    ``(L_pre, cols_pre, const, magnitude)``, ``L_pre`` over the pre-activations ``cols_pre``."""
+    """Upper bound of ``L @ y`` by the relaxation ``lines``, for coefficients ``L`` over the outputs
+    ``cols`` only (None: all outputs): ``(L_pre, cols_pre, const, magnitude)``, ``L @ y <= L_pre @
+    x[cols_pre] + const``; ``magnitude`` sums the absolute constant terms (for the outward padding)."""
     own = _BACKWARD_COLS[act.kind]
     if own is not None:
         return own(act, lines, L, cols)
@@ -90,13 +90,6 @@ def backward_cols(act, lines, L: np.ndarray, cols: np.ndarray | None
     L_pre, const, mag = _elementwise_backward(lines, L)
     return L_pre, cols, const, mag
 
-
-def backward(act, lines, L: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Upper bound of ``L @ y`` (rows of ``L`` over the outputs) by the relaxation ``lines``:
-    ``(L_pre, const, magnitude)``, ``L @ y <= L_pre @ x + const``; ``magnitude`` sums the absolute
-    constant terms (for the outward padding of the result)."""
-    own = _BACKWARD[act.kind]
-    return own(act, lines, L) if own is not None else _elementwise_backward(lines, L)
 
 
 def _elementwise_backward(lines, L: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

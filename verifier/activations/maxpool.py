@@ -121,37 +121,22 @@ def relaxation(act, l, u, adaptive: bool = True):
     c_lo = np.zeros(n)
     a_up = single.astype(np.float64)
     c_up = np.where(single, 0.0, U)
-    return _MaxLines(a_lo, c_lo, a_up, c_up, star, int(np.size(l)))
+    return _MaxLines(a_lo, c_lo, a_up, c_up, star)
 
 
 class _MaxLines(tuple):
     """``(a_lo, c_lo, a_up, c_up)`` per window, each line over the single candidate ``star``."""
 
-    def __new__(cls, a_lo, c_lo, a_up, c_up, star, n_pre):
+    def __new__(cls, a_lo, c_lo, a_up, c_up, star):
         obj = super().__new__(cls, (a_lo, c_lo, a_up, c_up))
         obj.star = star
-        obj.n_pre = n_pre
         return obj
 
 
-def backward(act, lines, L: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Upper bound of ``L @ y`` by the lines: ``(L_pre, const, magnitude)`` with ``L_pre`` over the
-    pre-activations (positive coefficients take the upper line, negative ones the lower)."""
-    a_lo, c_lo, a_up, c_up = lines
-    Lp = np.maximum(L, 0.0)
-    Ln = L - Lp
-    coef = Lp * a_up + Ln * a_lo
-    out = np.zeros((L.shape[0], lines.n_pre))
-    np.add.at(out.T, lines.star, coef.T)
-    const = Lp @ c_up + Ln @ c_lo
-    mag = Lp @ np.abs(c_up) - Ln @ np.abs(c_lo)
-    return out, const, mag
-
-
-
 def backward_cols(act, lines, L: np.ndarray, cols: np.ndarray | None):
-    """``backward`` for coefficients over the windows ``cols`` only: the result is over the
-    candidates those windows' lines use (``star``), compressed the same way."""
+    """Upper bound of ``L @ y`` by the lines, ``L`` over the windows ``cols`` (None: all): positive
+    coefficients take the upper line, negative ones the lower; the result is over the candidates
+    those windows' lines use (``star``), compressed the same way."""
     a_lo, c_lo, a_up, c_up = (v if cols is None else v[cols] for v in lines)
     star = lines.star if cols is None else lines.star[cols]
     Lp = np.maximum(L, 0.0)
