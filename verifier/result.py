@@ -39,6 +39,7 @@ class DisjunctOutcomes:
     proved_by_bounds: int = 0
     proved_by_lp: int = 0
     proved_by_milp: int = 0
+    proved_by_split: int = 0  # neuron-splitting branch and bound (every leaf closed by its bound)
     undecided: int = 0
     open_reasons: list[str] = field(default_factory=list)
 
@@ -53,7 +54,8 @@ class DisjunctOutcomes:
 
     def to_json(self) -> dict:
         return {"proved_by_bounds": self.proved_by_bounds, "proved_by_lp": self.proved_by_lp,
-                "proved_by_milp": self.proved_by_milp, "undecided": self.undecided}
+                "proved_by_milp": self.proved_by_milp, "proved_by_split": self.proved_by_split,
+                "undecided": self.undecided}
 
 
 @dataclass
@@ -80,6 +82,7 @@ class RunStats(Mapping):
     lp_tightening_s: float | None = None
     encode_s: float | None = None
     solve_s: float | None = None
+    neuron_split_s: float | None = None
     found_by: str | None = None  # falsification / milp / branch and bound
     solved_by: str | None = None
     disjunct_outcomes: DisjunctOutcomes | None = None

@@ -89,7 +89,8 @@ class Options:
     margin_rel: float = MARGIN_REL
     falsify: bool = True
     seed: int = 0
-    strategy: str = "auto"  # "auto" | "milp" (one MILP per disjunct) | "input-split" (branch and bound)
+    #: "auto" | "milp" (one MILP per disjunct) | "input-split" | "neuron-split" (branch and bound)
+    strategy: str = "auto"
     input_split_max_inputs: int = 12  # auto: input splitting for networks with at most this many inputs
     jobs: int = 1  # processes per instance: branch-and-bound workers, or CBC solves side by side
     parallel_after: int = 300  # sub-boxes explored in-process before the rest goes to the workers
@@ -101,10 +102,15 @@ class Options:
     progress: Callable[[str], None] | None = field(default=None, compare=False)  # status-line sink
 
     def choose_strategy(self, network: Network) -> str:
-        """Input splitting pays off when few inputs span the box (ACAS Xu: 5); otherwise MILP."""
+        """Input splitting pays off when few inputs span the box (ACAS Xu: 5); otherwise neuron
+        splitting where its bounds handle every layer (ReLU / LeakyReLU / Clip), else MILP."""
         if self.strategy != "auto":
             return self.strategy
-        return "input-split" if network.n_inputs <= self.input_split_max_inputs else "milp"
+        if network.n_inputs <= self.input_split_max_inputs:
+            return "input-split"
+        from .bounds.crown import supports
+
+        return "neuron-split" if supports(network) else "milp"
 
 
 @dataclass
@@ -270,7 +276,8 @@ def _verify(run: _Run) -> Result:
         outcome = _prove_case(crun, ci, case, bnds, tau, todo, tally)
         if isinstance(outcome, Result):
             return outcome
-    run.stats.proof_from_bounds_only = tally.proved_by_milp == 0 and tally.proved_by_lp == 0 and tally.undecided == 0
+    run.stats.proof_from_bounds_only = not (tally.proved_by_milp or tally.proved_by_lp or tally.proved_by_split
+                                            or tally.undecided)
     if tally.reason:
         return Result(UNKNOWN, None, tally.reason, stats=run.stats)
     return Result(HOLDS, None, None, stats=run.stats)
@@ -329,6 +336,10 @@ def _prove_case(run: _Run, ci: int, case: Case, bnds: LayerBounds, tau: float, t
         return _timeout(run, "LP checks")
     if not todo:
         return None
+    if strategy == "neuron-split":
+        todo = _neuron_split_case(run, ci, case, bnds, todo, tally)
+        if not isinstance(todo, list) or not todo:
+            return todo or None
     run.deadline.check("LP checks")
     t = time.perf_counter()
     milp = encode(run.network, bnds, case.lower, case.upper)
@@ -376,6 +387,26 @@ def _book(run: _Run, problem: MILP, out: DisjunctOutcome, tally: DisjunctOutcome
     assert out.kind == OPEN or out.reason is not None
     tally.count("undecided", out.reason or "undecided")
     return None
+
+
+def _neuron_split_case(run: _Run, ci: int, case: Case, bnds: LayerBounds, todo: list[int],
+                       tally: DisjunctOutcomes) -> Result | list[int]:
+    """Neuron-splitting branch and bound on the disjuncts ``todo``; returns those it leaves to the
+    MILP (small ones: ``neuron_split.wants_milp``), or a violated / timeout Result."""
+    from .search.neuron_split import prove_case
+
+    out = prove_case(run.network, bnds, case, todo, run.oracle, run.deadline, ci, run.options.progress)
+    run.stats.add_time("neuron_split_s", out.time_s)
+    run.stats.bab = out.stats_dict(run.stats.bab)
+    tally.proved_by_split += out.proved
+    if out.counterexample is not None:
+        run.stats.found_by = "branch and bound"
+        return Result(VIOLATED, out.counterexample, None, stats=run.stats)
+    for reason in out.open_reasons:
+        tally.count("undecided", reason)
+    if out.timed_out:
+        run.stats.timed_out = True
+    return out.to_milp
 
 
 def _milps_side_by_side(run: _Run, todo: list[int], problem: Callable[[int], MILP],

@@ -18,6 +18,7 @@ import numpy as np
 from ..errors import VerifierError
 from ..results import EXIT_USAGE
 from .render import StatusLine, info_summary, print_info, print_result
+from .tasks import STRATEGIES
 
 EXIT_HELP = """\b
 Exit codes:
@@ -95,8 +96,10 @@ def main() -> None:
 @click.option("--quiet", "-q", is_flag=True, help="Print only the verdict (and counterexample); no progress.")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
               help="Worker processes for the sub-problems of this instance.")
-@click.option("--strategy", type=click.Choice(["auto", "input-split", "milp"]), default="auto", show_default=True,
-              help="auto: input splitting for networks with at most 12 inputs, else one MILP per unsafe disjunct.")
+@click.option("--strategy", type=click.Choice(list(STRATEGIES)), default="auto", show_default=True,
+              help="auto: input splitting for networks with at most 12 inputs, else neuron splitting "
+                   "(ReLU / LeakyReLU / Clip networks; small sub-problems go to the MILP), else one MILP per "
+                   "unsafe disjunct.")
 @click.option("--bounds", "bounds_method", type=click.Choice(["symbolic", "interval"]), default="symbolic",
               show_default=True, help="Neuron bounds for the MILP path (interval = the plain big-M baseline).")
 def verify(model: str, spec: str, timeout: float | None, solver: str, as_json: bool, vnncomp_out: str | None,

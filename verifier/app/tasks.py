@@ -15,7 +15,7 @@ from ..errors import VerifierError
 from ..results import HOLDS, UNKNOWN, VIOLATED
 
 SOLVERS = ("cbc", "highs")
-STRATEGIES = ("auto", "input-split", "milp")
+STRATEGIES = ("auto", "input-split", "neuron-split", "milp")
 BOUNDS = ("symbolic", "interval")
 #: the verify options a task carries besides its timeout (names as in suite files and Task fields)
 OPTION_FIELDS = ("solver", "strategy", "bounds", "instance_jobs", "seed")

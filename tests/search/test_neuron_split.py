@@ -1,0 +1,117 @@
+"""Neuron-splitting branch and bound (``search.branch_bound`` / ``search.neuron_split``): proofs and
+counterexamples agree with the exact MILP optimum, exact bound queries meet the true extrema, and
+the engine's limits (time, queue memory) give open answers, never proofs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.helpers.milp_checks import extreme
+from verifier.bounds import symbolic_bounds
+from verifier.budget import Deadline
+from verifier.io.replay import NetworkOracle
+from verifier.milp.encoding import encode
+from verifier.network import Activation, Layer, Network
+from verifier.search.branch_bound import Settings
+from verifier.search.neuron_split import minimise, prove_disjunct
+from verifier.spec import Case, Constraints
+
+
+def _net(seed: int, n_in: int = 6, width: int = 16, depth: int = 3, n_out: int = 2, kind: str = "relu") -> Network:
+    rng = np.random.default_rng(seed)
+    sizes = [n_in] + [width] * depth + [n_out]
+    layers = []
+    for i in range(len(sizes) - 1):
+        W = (rng.normal(size=(sizes[i + 1], sizes[i])) / np.sqrt(sizes[i])).astype(np.float32).astype(float)
+        b = (rng.normal(size=sizes[i + 1]) * 0.3).astype(np.float32).astype(float)
+        act = None if i == len(sizes) - 2 else (Activation("leaky", alpha=0.125) if kind == "leaky" else Activation("relu"))
+        layers.append(Layer(W, b, act))
+    return Network(tuple(layers), (n_in,), (n_out,))
+
+
+#: the input box [-R, R]^n of the neuron-splitting tests (a box on which the root bounds leave a
+#: few dozen neurons unstable, the regime neuron splitting is for)
+R = 0.4
+
+
+def _case(net: Network, c: np.ndarray, t: float) -> Case:
+    """Unsafe: ``c @ y >= t`` over [-R, R]^n."""
+    n = net.n_inputs
+    cons = Constraints(np.zeros((1, n)), -c[None, :], np.array([-t]), np.array([False]))
+    return Case(-R * np.ones(n), R * np.ones(n), (cons,))
+
+
+def _true_max(net: Network, c: np.ndarray) -> float:
+    lo, hi = -R * np.ones(net.n_inputs), R * np.ones(net.n_inputs)
+    b = symbolic_bounds(net, lo, hi)
+    return extreme(net, encode(net, b, lo, hi), c, maximize=True)[0]
+
+
+@pytest.mark.parametrize("kind", ["relu", "leaky"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_prove_and_refute_agree_with_the_milp_optimum(seed, kind):
+    net = _net(seed, kind=kind)
+    c = np.array([1.0, -1.0])
+    top = _true_max(net, c)
+    lo, hi = -R * np.ones(net.n_inputs), R * np.ones(net.n_inputs)
+    b = symbolic_bounds(net, lo, hi)
+    assert b.n_unstable(net) >= 8  # the search has something to split
+    oracle = NetworkOracle(net)
+    settings = Settings(batch=8)
+    above = prove_disjunct(net, b, _case(net, c, top + 0.02), _case(net, c, top + 0.02).unsafe[0], oracle,
+                           Deadline.after(60), settings=settings)
+    assert above.kind == "proved", above.reason
+    below = _case(net, c, top - 0.02)
+    found = prove_disjunct(net, b, below, below.unsafe[0], oracle, Deadline.after(60), settings=settings)
+    assert found.kind == "counterexample"
+    x = found.counterexample.input
+    assert below.contains(x)
+    y = oracle.run(x.astype(np.float32))
+    assert c @ y >= top - 0.02
+
+
+@pytest.mark.parametrize("branching", ["neuron", "input"])
+@pytest.mark.parametrize("seed", [3, 4])
+def test_exact_minimum_meets_the_milp_optimum(seed, branching):
+    net = _net(seed, n_in=3)
+    c = np.array([0.5, 1.0])
+    lo, hi = -R * np.ones(3), R * np.ones(3)
+    b = symbolic_bounds(net, lo, hi)
+    true_min = -_true_max(net, -c)
+    got = minimise(net, b, lo, hi, c, 0.0, 1e-3, Deadline.after(60), NetworkOracle(net),
+                   Settings(batch=8, branching=branching))
+    assert got.exact, got.reason
+    assert got.lower <= true_min + 1e-6  # sound
+    assert got.value >= true_min - 1e-5 and got.value - got.lower <= 1e-3  # an attained value, within the gap
+
+
+def test_dense_grid_maximum_of_a_two_input_net():
+    net = _net(8, n_in=2, width=10, depth=2, n_out=1)
+    g = np.linspace(-1, 1, 401)
+    X = np.array(np.meshgrid(g, g)).reshape(2, -1).T
+    grid_max = float(net.forward(X).max())
+    lo, hi = -np.ones(2), np.ones(2)
+    got = minimise(net, symbolic_bounds(net, lo, hi), lo, hi, np.array([-1.0]), 0.0, 1e-4, Deadline.after(60),
+                   NetworkOracle(net), Settings(branching="input"))
+    assert got.exact
+    assert -got.lower >= grid_max - 1e-9  # the proved maximum is above every grid value ...
+    assert -got.lower <= grid_max + 0.05  # ... and close to them (the grid's spacing allows this much)
+
+
+def test_time_and_memory_limits_leave_the_question_open():
+    net = _net(5, n_in=8, width=32, depth=3)
+    c = np.array([1.0, -1.0])
+    top = _true_max(net, c)
+    case = _case(net, c, top + 1e-4)  # holds, by a hair: needs many splits
+    b = symbolic_bounds(net, case.lower, case.upper)
+    oracle = NetworkOracle(net)
+    out = prove_disjunct(net, b, case, case.unsafe[0], oracle, Deadline.after(0.05), settings=Settings(batch=2))
+    assert out.kind in ("timeout", "proved")
+    if out.kind == "timeout":
+        assert "timeout" in out.reason
+    tiny = prove_disjunct(net, b, case, case.unsafe[0], oracle, Deadline.after(60),
+                          settings=Settings(batch=2, max_memory_mb=1e-4))
+    assert tiny.kind in ("open", "proved")
+    if tiny.kind == "open":
+        assert "memory limit" in tiny.reason

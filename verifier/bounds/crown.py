@@ -1,0 +1,382 @@
+"""Optimisable back-substitution bounds for batches of sub-problems (alpha / beta-CROWN, numpy only).
+
+A *sub-problem* is the network over an input box with some neurons *split*: neuron ``i`` of layer
+``j`` restricted to its active phase (``x_i >= 0``, ``split = +1``) or its inactive phase
+(``x_i <= 0``, ``split = -1``). ``x`` is the pre-activation *as onnxruntime computes it*: the
+rounding ``d_j`` (``|d_j| <= e_j``, ``floatmodel``) is part of it, exactly as in
+``bounds.symbolic``, so a split is a split of the float network's behaviour and the two phases
+cover every evaluation.
+
+``bound`` computes, for a batch of ``B`` sub-problems and ``m`` objective rows, a lower bound of
+``C @ y + C_in @ x_in + d`` over each sub-problem, by substituting per-neuron linear relaxations
+backwards from the output to the input (as ``bounds.symbolic``), with
+
+- per unstable free ReLU / LeakyReLU neuron an upper chord and a lower line ``a x`` whose slope
+  ``a`` (``alpha``, one per sub-problem, row and neuron) may be anything in ``[slope of the
+  negative side, 1]``: every such line lies below the activation on ``[l, u]``, so every alpha
+  gives a sound bound;
+- per split neuron its exact linear piece and a Lagrange term ``-beta * s * x`` (``beta >= 0``,
+  ``s`` the phase sign): on the sub-problem ``s x >= 0``, so subtracting it can only lower the
+  function: the bound stays sound for every ``beta >= 0``;
+- Clip neurons with fixed lines (``activations.relaxation``); they are neither split nor optimised.
+
+``bound`` also returns the gradient of the bound with respect to alpha and beta (written down
+through the back-substitution: a reverse pass over the same per-layer coefficients), which
+``optimise`` uses for projected gradient ascent (Adam). The pre-activation bounds ``l, u`` of the
+neurons are those of the root problem (any sound bounds over a superset), tightened by the splits
+(``l = max(l, 0)`` for an active split, ``u = min(u, 0)`` for an inactive one).
+
+Sub-problems only narrow the root's region, so the root's rounding bounds ``e_j`` stay valid in
+all of them. Every bound is padded outward like the symbolic ones (``layer_bounds.pad``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..activations import relaxation
+from ..layer_bounds import PAD_ABS, PAD_REL, LayerBounds, check_box, rounding_errors
+from ..network import Network
+
+#: activation kinds whose neurons can be split and whose lower line is optimised
+SPLITTABLE = ("relu", "leaky")
+#: kinds the back-substitution here handles (the rest: not supported, the caller uses another method)
+SUPPORTED = ("relu", "leaky", "clip")
+
+
+class NotSupported(ValueError):
+    """The network has a layer this module does not handle (e.g. max windows)."""
+
+
+def supports(network: Network) -> bool:
+    return all(layer.activation is None or layer.activation.kind in SUPPORTED for layer in network.layers)
+
+
+@dataclass
+class _LayerLines:
+    """Root data of one activation layer: bounds, the chord of each unstable splittable neuron, the
+    fixed lines of the others, and the slope range of the optimisable lower lines."""
+
+    lower: np.ndarray
+    upper: np.ndarray
+    splittable: np.ndarray  # bool: unstable ReLU / LeakyReLU neurons (the ones that can be split)
+    neg_slope: float  # slope of the negative side (0 for ReLU, alpha for LeakyReLU)
+    a_lo: np.ndarray  # fixed lines (used for every neuron that is not splittable)
+    c_lo: np.ndarray
+    a_up: np.ndarray
+    c_up: np.ndarray
+    init_alpha: np.ndarray  # the adaptive CROWN choice for the splittable neurons
+
+
+class Problem:
+    """The network, the root box and the root bounds: what every sub-problem shares."""
+
+    def __init__(self, network: Network, bounds: LayerBounds, lower: np.ndarray, upper: np.ndarray) -> None:
+        if not supports(network):
+            kinds = sorted({ly.activation.kind for ly in network.layers if ly.activation is not None} - set(SUPPORTED))
+            raise NotSupported(f"optimised back-substitution does not handle activation kinds {kinds}")
+        self.network = network
+        self.lower, self.upper = check_box(lower, upper, network.n_inputs)
+        self.bounds = bounds
+        self.errors = rounding_errors(network, bounds, self.lower, self.upper)
+        self.lines: dict[int, _LayerLines] = {}
+        for j, layer in enumerate(network.layers):
+            act = layer.activation
+            if act is None:
+                continue
+            l, u = np.asarray(bounds.lower[j], float), np.asarray(bounds.upper[j], float)
+            a_lo, c_lo, a_up, c_up = relaxation(act, l, u)
+            splittable = ((l < 0) & (u > 0)) if act.kind in SPLITTABLE else np.zeros(l.size, bool)
+            neg = act.alpha if act.kind == "leaky" else 0.0
+            self.lines[j] = _LayerLines(l, u, splittable, neg, a_lo, c_lo, a_up, c_up,
+                                        np.where(u > -l, 1.0, neg))
+        self.act_layers = tuple(self.lines)
+        self.split_layers = tuple(j for j in self.act_layers if network.layers[j].activation.kind in SPLITTABLE)
+
+    def unstable(self, j: int) -> np.ndarray:
+        return self.lines[j].splittable
+
+    def n_splittable(self) -> int:
+        return int(sum(int(v.splittable.sum()) for v in self.lines.values()))
+
+    def root(self) -> Batch:
+        """The root problem as a batch of one."""
+        n = self.network.n_inputs
+        return Batch(self.lower.reshape(1, n).copy(), self.upper.reshape(1, n).copy(),
+                     {j: np.zeros((1, v.lower.size), np.int8) for j, v in self.lines.items()},
+                     {j: v.lower[None].copy() for j, v in self.lines.items()},
+                     {j: v.upper[None].copy() for j, v in self.lines.items()})
+
+    def init_alpha(self, batch: Batch, m: int, below: int | None = None) -> dict[int, np.ndarray]:
+        """The adaptive CROWN lower slopes (1 where ``u > -l``, else the negative side's slope), for
+        the layers below ``below`` (default: all)."""
+        out = {}
+        for j, v in self.lines.items():
+            if below is not None and j >= below:
+                continue
+            a = np.where(batch.upper[j] > -batch.lower[j], 1.0, v.neg_slope)
+            out[j] = np.repeat(a[:, None, :], m, axis=1)
+        return out
+
+    def zero_beta(self, batch: Batch, m: int) -> dict[int, np.ndarray]:
+        return {j: np.zeros((batch.size, m, v.lower.size)) for j, v in self.lines.items()}
+
+
+@dataclass
+class Batch:
+    """``B`` sub-problems: input boxes, splits (``+1`` active, ``-1`` inactive, ``0`` free) and the
+    pre-activation bounds of every activation layer (the root's, narrowed by the splits and by any
+    refinement; ``split`` applies a split to them)."""
+
+    lo: np.ndarray  # (B, n_in)
+    hi: np.ndarray
+    splits: dict[int, np.ndarray]  # (B, n_j) int8
+    lower: dict[int, np.ndarray]  # (B, n_j)
+    upper: dict[int, np.ndarray]
+
+    @property
+    def size(self) -> int:
+        return int(self.lo.shape[0])
+
+    def take(self, idx) -> Batch:
+        return Batch(self.lo[idx], self.hi[idx], {j: s[idx] for j, s in self.splits.items()},
+                     {j: v[idx] for j, v in self.lower.items()}, {j: v[idx] for j, v in self.upper.items()})
+
+    @staticmethod
+    def concat(parts: list[Batch]) -> Batch:
+        keys = parts[0].splits.keys()
+        return Batch(np.concatenate([p.lo for p in parts]), np.concatenate([p.hi for p in parts]),
+                     {j: np.concatenate([p.splits[j] for p in parts]) for j in keys},
+                     {j: np.concatenate([p.lower[j] for p in parts]) for j in keys},
+                     {j: np.concatenate([p.upper[j] for p in parts]) for j in keys})
+
+    def empty(self) -> np.ndarray:
+        """Per sub-problem: some neuron's bounds cross (``l > u``): no evaluation reaches it."""
+        out = np.zeros(self.size, bool)
+        for j in self.lower:
+            out |= np.any(self.lower[j] > self.upper[j], axis=1)
+        return out
+
+    def split(self, b: int, j: int, i: int, phase: int) -> None:
+        """Restrict neuron ``i`` of layer ``j`` of sub-problem ``b`` to ``phase`` (+1: ``x >= 0``)."""
+        self.splits[j][b, i] = phase
+        if phase > 0:
+            self.lower[j][b, i] = max(self.lower[j][b, i], 0.0)
+        else:
+            self.upper[j][b, i] = min(self.upper[j][b, i], 0.0)
+
+
+@dataclass
+class BoundResult:
+    """Per sub-problem and row: the lower bound, the input coefficients of its linear function
+    (their sign says which box vertex minimises it), and (optionally) the gradients."""
+
+    lower: np.ndarray  # (B, m)
+    coef_in: np.ndarray  # (B, m, n_inputs)
+    post_coef: dict[int, np.ndarray]  # layer j -> (B, m, n_j): coefficient on the layer's output
+    grad_alpha: dict[int, np.ndarray] | None = None
+    grad_beta: dict[int, np.ndarray] | None = None
+
+    def vertex(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        """(B, m, n): the box vertex where each row's linear lower bound is smallest."""
+        return np.where(self.coef_in >= 0, lo[:, None, :], hi[:, None, :])
+
+
+def _slopes(prob: Problem, j: int, batch: Batch, alpha: np.ndarray):
+    """Lower and upper slopes and offsets of layer ``j`` per (sub-problem, row, neuron), from the
+    sub-problems' own bounds: a chord over ``[l, u]`` above, ``alpha x`` below where unstable."""
+    v = prob.lines[j]
+    if j not in prob.split_layers:  # fixed lines (Clip)
+        free = np.zeros(batch.lower[j].shape, bool)
+        return free, np.broadcast_to(v.a_lo, alpha.shape), v.a_up[None, None], v.c_up[None, None], v.c_lo
+    l, u, neg = batch.lower[j], batch.upper[j], v.neg_slope
+    free = (l < 0) & (u > 0)
+    width = np.where(free, u - l, 1.0)
+    s = np.where(free, (u - neg * l) / width, np.where(l >= 0, 1.0, neg))
+    c_up = np.where(free, (neg - s) * l, 0.0)
+    a_lo = np.where(free[:, None, :], alpha, s[:, None, :])
+    return free, a_lo, s[:, None, :], c_up[:, None, :], None
+
+
+def bound(prob: Problem, batch: Batch, C: np.ndarray, d: np.ndarray, C_in: np.ndarray | None,
+          alpha: dict[int, np.ndarray], beta: dict[int, np.ndarray] | None, grad: bool = False,
+          k: int | None = None) -> BoundResult:
+    """Lower bounds of ``C @ x_k + C_in @ x_in + d`` over the sub-problems of ``batch``: ``x_k`` is
+    layer ``k``'s pre-activation (default: the output layer); ``C`` is (m, n_k) or per sub-problem
+    (B, m, n_k); ``alpha[j]`` / ``beta[j]`` (B, m, n_j) for the layers below ``k`` (only entries of
+    unstable / split neurons matter)."""
+    net = prob.network
+    B = batch.size
+    C = np.asarray(C, float)
+    m = C.shape[-2]
+    K = len(net.layers) - 1 if k is None else k
+    pending: dict[int, np.ndarray] = {}
+    lam: dict[int, np.ndarray] = {}
+    post: dict[int, np.ndarray] = {}
+    saved: dict[int, tuple] = {}
+    const = np.broadcast_to(np.asarray(d, float), (B, m)).copy()
+    mag = np.abs(const)
+    for j in range(K, -1, -1):
+        layer = net.layers[j]
+        if j == K:
+            L = np.broadcast_to(C, (B, m, C.shape[-1])).copy()
+        else:
+            A = pending.pop(j + 1, None)
+            if A is None:
+                continue
+            post[j] = A
+            free, a_lo, a_up, c_up, c_lo = _slopes(prob, j, batch, alpha[j])
+            posA = A > 0
+            L = np.where(posA, A * a_lo, A * a_up)
+            t = np.where(posA, 0.0, A * c_up)
+            if c_lo is not None:
+                t = t + np.where(posA, A * c_lo, 0.0)
+            const += t.sum(-1)
+            mag += np.abs(t).sum(-1)
+            if beta is not None:
+                L = L - beta[j] * batch.splits[j][:, None, :]
+            saved[j] = (free, a_lo, a_up, c_up, c_lo, posA)
+        lam[j] = L
+        e = prob.errors[j]
+        absL = np.abs(L)
+        const += L @ layer.bias - absL @ e
+        mag += absL @ (np.abs(layer.bias) + e)
+        M = (L.reshape(B * m, -1) @ layer.weight).reshape(B, m, -1)
+        for t_id, block in net.split(j, M):
+            pending[t_id] = block if t_id not in pending else pending[t_id] + block
+    A_in = pending.pop(0, np.zeros((B, m, net.n_inputs)))
+    if C_in is not None:
+        A_in = A_in + np.asarray(C_in, float)[None]
+    lo3, hi3 = batch.lo[:, None, :], batch.hi[:, None, :]
+    low = const + np.where(A_in > 0, A_in * lo3, A_in * hi3).sum(-1)
+    mag += (np.abs(A_in) * np.maximum(np.abs(lo3), np.abs(hi3))).sum(-1)
+    low = low - (PAD_ABS + PAD_REL * np.maximum(np.abs(low), mag))
+    res = BoundResult(low, A_in, post)
+    if grad:
+        res.grad_alpha, res.grad_beta = _reverse(prob, batch, lam, saved, A_in, lo3, hi3, beta is not None)
+    return res
+
+
+def _reverse(prob: Problem, batch: Batch, lam, saved, A_in, lo3, hi3, with_beta: bool):
+    """Gradients of the bound over alpha and beta: the adjoint of ``bound``'s backward pass, run
+    forwards (a layer's coefficient depends on the coefficients of the layers after it)."""
+    net = prob.network
+    g_post: dict[int, np.ndarray] = {0: np.where(A_in > 0, lo3, hi3)}  # d bound / d (coefficient on tensor t)
+    g_alpha, g_beta = {}, {}
+    for j, layer in enumerate(net.layers):
+        if j not in lam:
+            continue
+        L = lam[j]
+        parts = [g_post.get(t) for t in net.sources(j)]
+        if any(p is None for p in parts):
+            shape = L.shape[:2]
+            parts = [np.zeros(shape + (net.tensor_size(t),)) if p is None else p for t, p in zip(net.sources(j), parts)]
+        G_in = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=-1)
+        B, m = L.shape[:2]
+        G = (G_in.reshape(B * m, -1) @ layer.weight.T).reshape(B, m, -1)
+        G = G + layer.bias - np.sign(L) * prob.errors[j]
+        if j in saved:
+            free, a_lo, a_up, c_up, c_lo, posA = saved[j]
+            g_alpha[j] = np.where(posA & free[:, None, :], G, 0.0)  # times the coefficient: _alpha_grad
+            gp = np.where(posA, G * a_lo, G * a_up + c_up)
+            if c_lo is not None:
+                gp = gp + np.where(posA, c_lo, 0.0)
+            g_post[j + 1] = gp
+            if with_beta:
+                g_beta[j] = -G * batch.splits[j][:, None, :]
+    return g_alpha, g_beta
+
+
+def _alpha_grad(res_post: dict[int, np.ndarray], g_alpha: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
+    return {j: g * np.maximum(res_post[j], 0.0) for j, g in g_alpha.items()}
+
+
+@dataclass
+class Optimised:
+    """The best bound found per (sub-problem, row) and the parameters that gave it."""
+
+    lower: np.ndarray
+    alpha: dict[int, np.ndarray]
+    beta: dict[int, np.ndarray]
+    result: BoundResult  # of the last evaluation (coefficients for branching and attack points)
+
+
+def optimise(prob: Problem, batch: Batch, C, d, C_in, alpha, beta, iters: int = 20, lr: float = 0.1,
+             target: float | None = None, use_beta: bool = True, lr_beta: float | None = None) -> Optimised:
+    """Projected gradient ascent (Adam) on every (sub-problem, row) bound over alpha (in
+    ``[negative slope, 1]``) and beta (``>= 0``). Keeps per (sub-problem, row) the best bound and its
+    parameters. ``target``: stop once every sub-problem has some row above it (proved)."""
+    alpha = {j: a.copy() for j, a in alpha.items()}
+    beta = {j: b.copy() for j, b in beta.items()} if use_beta else None
+    lo_a = {j: prob.lines[j].neg_slope for j in alpha}
+    best_alpha = {j: a.copy() for j, a in alpha.items()}
+    best_beta = {j: b.copy() for j, b in beta.items()} if use_beta else {}
+    mom = {("a", j): np.zeros_like(a) for j, a in alpha.items()}
+    sq = {("a", j): np.zeros_like(a) for j, a in alpha.items()}
+    if use_beta:
+        mom.update({("b", j): np.zeros_like(b) for j, b in beta.items()})
+        sq.update({("b", j): np.zeros_like(b) for j, b in beta.items()})
+    best = None
+    res = None
+    for it in range(max(1, iters)):
+        res = bound(prob, batch, C, d, C_in, alpha, beta, grad=iters > 1)
+        if best is None:
+            best = res.lower.copy()
+            improved = np.ones(best.shape, bool)
+        else:
+            improved = res.lower > best
+            best = np.where(improved, res.lower, best)
+        for j in alpha:
+            best_alpha[j] = np.where(improved[..., None], alpha[j], best_alpha[j])
+            if use_beta:
+                best_beta[j] = np.where(improved[..., None], beta[j], best_beta[j])
+        if iters <= 1 or it == iters - 1:
+            break
+        if target is not None and np.all(best.max(axis=1) > target):
+            break
+        ga = _alpha_grad(res.post_coef, res.grad_alpha)
+        params = [("a", j, alpha, ga[j]) for j in alpha]
+        if use_beta:
+            params += [("b", j, beta, res.grad_beta[j]) for j in beta]
+        for key, j, store, g in params:
+            m1 = mom[(key, j)] = 0.9 * mom[(key, j)] + 0.1 * g
+            v2 = sq[(key, j)] = 0.999 * sq[(key, j)] + 0.001 * g * g
+            rate = lr if key == "a" or lr_beta is None else lr_beta
+            step = rate * (m1 / (1 - 0.9 ** (it + 1))) / (np.sqrt(v2 / (1 - 0.999 ** (it + 1))) + 1e-8)
+            new = store[j] + step  # ascent: the bound is maximised
+            store[j] = np.clip(new, lo_a[j], 1.0) if key == "a" else np.maximum(new, 0.0)
+    return Optimised(best, best_alpha, best_beta if use_beta else {}, res)
+
+
+def refine(prob: Problem, batch: Batch, max_rows: int | None = None, first: bool = False) -> int:
+    """Tighten, in place, the bounds of unstable neurons of every splittable layer after the first
+    (``first``: that one too, for sub-problems with smaller input boxes) by back-substitution over
+    each sub-problem (its splits make earlier neurons linear, so later bounds shrink). Layers are
+    done in order: each uses the bounds just refined below it.
+    ``max_rows``: per sub-problem and layer, at most this many neurons, those whose relaxation is
+    widest (``-l u / (u - l)``, the chord's height). Returns the number of (sub-problem, neuron)
+    bounds refined."""
+    done = 0
+    B = batch.size
+    for k in prob.split_layers[0 if first else 1:]:
+        l, u = batch.lower[k], batch.upper[k]
+        unst = (l < 0) & (u > 0)
+        if not unst.any():
+            continue
+        height = np.where(unst, -l * u / np.where(unst, u - l, 1.0), -1.0)
+        r = int(unst.sum(axis=1).max()) if max_rows is None else min(max_rows, int(unst.sum(axis=1).max()))
+        idx = np.argsort(-height, axis=1)[:, :r]  # (B, r): padded with stable neurons where fewer
+        C = np.zeros((B, 2 * r, l.shape[1]))
+        rows = np.arange(r)
+        bi = np.arange(B)[:, None]
+        C[bi, rows[None, :], idx] = 1.0
+        C[bi, r + rows[None, :], idx] = -1.0
+        alpha = prob.init_alpha(batch, 2 * r, below=k)
+        res = bound(prob, batch, C, np.zeros(2 * r), None, alpha, None, k=k)
+        lo_new, hi_new = res.lower[:, :r], -res.lower[:, r:]
+        np.put_along_axis(l, idx, np.maximum(np.take_along_axis(l, idx, 1), lo_new), 1)
+        np.put_along_axis(u, idx, np.minimum(np.take_along_axis(u, idx, 1), hi_new), 1)
+        done += int(np.take_along_axis(unst, idx, 1).sum())
+    return done

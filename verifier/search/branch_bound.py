@@ -1,0 +1,288 @@
+"""Branch and bound over neuron phases that *optimises*: the engine behind neuron splitting in
+``verify`` and behind exact bound queries.
+
+The question is always about rows ``r(x) = C @ f(x) + C_in @ x + d`` over an input box:
+
+- ``prove`` (verification of one unsafe conjunction, its rows ``ax x + ay y - rhs``): the
+  conjunction is empty on a sub-problem as soon as *some* row has a positive lower bound there
+  (``>= 0`` for a strict row). A sub-problem whose rows all may be ``<= 0`` is split further; the
+  input where the bound is lowest is tried as a counterexample (replayed by the caller's oracle).
+- ``minimise`` (one row, a bound query): the smallest lower bound over the open sub-problems is a
+  proved bound of ``min r``; the best point found is an upper bound; the search stops when the two
+  meet within ``gap`` (sub-problems whose bound is within ``gap`` of the best point are closed).
+
+Sub-problems are bounded in batches (``bounds.crown``: back-substitution with optimised lower
+slopes ``alpha`` and split multipliers ``beta``, warm-started from the parent). Branching picks,
+per sub-problem, the free unstable neuron with the largest estimated effect on the bound (a BaBSR
+style score: the relaxation intercept the row pays for it, and half the lower line's gap), or,
+with ``Settings.candidates > 1``, the best of the top few re-scored by one cheap bound of their two
+children (filtered smart branching). Every split neuron is a ReLU / LeakyReLU of the root's unstable
+set; the pre-activation bounds stay those of the root, narrowed by each split.
+
+Soundness: a sub-problem is closed only by a sound bound (``crown``), never by the optimiser
+failing to find a point; the two children of a split cover their parent (``x >= 0`` or ``x <= 0``
+of the float pre-activation); when the time or the queue's memory runs out the answer is open.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..bounds import crown
+from ..budget import Deadline
+
+#: a row whose lower bound is above this closes a sub-problem (verification); strict rows use ``>= 0``
+PROVE_THRESHOLD = 0.0
+
+
+@dataclass
+class Settings:
+    batch: int = 64  # sub-problems bounded together (each gives two children)
+    root_iters: int = 30  # gradient steps on the root's alpha
+    iters: int = 8  # gradient steps on each batch of children
+    lr: float = 0.1  # Adam step of the slopes alpha (in [0, 1])
+    lr_beta: float = 0.03  # ... of the split multipliers beta
+    candidates: int = 1  # > 1: filtered smart branching over this many top-scored neurons
+    max_memory_mb: float = 1024.0  # the queue's parameters never take more than this
+    use_beta: bool = True
+    attack_every: int = 5  # batches between two gradient attacks from the most promising points
+    branching: str = "neuron"  # "neuron": split neuron phases; "input": bisect the input box
+    refine: bool = False  # re-bound the unstable neurons of later layers in every child (``crown.refine``)
+    refine_rows: int | None = None  # ... skipping layers with more unstable neurons than this
+
+
+@dataclass
+class Stats:
+    explored: int = 0  # sub-problems bounded
+    splits: int = 0  # neuron splits made (one per branched sub-problem)
+    closed: int = 0
+    max_depth: int = 0
+    batches: int = 0
+    bound_s: float = 0.0
+    attack_s: float = 0.0
+    peak_queue: int = 0
+    trace: list = field(default_factory=list)  # (time, proved bound, open sub-problems)
+
+    def as_dict(self) -> dict:
+        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in self.__dict__.items() if k != "trace"}
+
+
+@dataclass
+class Outcome:
+    """``status``: proved | counterexample | open. ``lower``: the proved bound (``minimise``: of the
+    row; ``prove``: the smallest best-row bound over the open sub-problems). ``point``: the
+    counterexample (``prove``) or the best input found (``minimise``), ``value`` its row value."""
+
+    status: str
+    lower: float
+    reason: str | None = None
+    point: np.ndarray | None = None
+    value: float | None = None
+    stats: Stats = field(default_factory=Stats)
+
+
+@dataclass
+class _Node:
+    """One open sub-problem: its own bounds and splits (a batch of one), the parameters of its
+    best bound so far (the children start from them) and the neurons to branch on."""
+
+    sub: crown.Batch
+    alpha: dict[int, np.ndarray]  # (m, n_j)
+    beta: dict[int, np.ndarray]
+    lower: np.ndarray  # (m,)
+    branch: list[tuple[int, int]]  # candidate neurons (layer, index), best first
+    depth: int
+
+    def key(self) -> float:
+        return float(np.max(self.lower))
+
+    def nbytes(self) -> int:
+        sub = self.sub
+        return sum(a.nbytes for a in self.alpha.values()) + sum(b.nbytes for b in self.beta.values()) + \
+            sum(x.nbytes for d in (sub.splits, sub.lower, sub.upper) for x in d.values())
+
+
+class Engine:
+    """One search over a ``crown.Problem`` for the rows ``C, C_in, d`` (``strict`` per row)."""
+
+    def __init__(self, prob: crown.Problem, C: np.ndarray, C_in: np.ndarray | None, d: np.ndarray,
+                 strict: np.ndarray | None = None, settings: Settings | None = None) -> None:
+        self.prob = prob
+        self.C = np.atleast_2d(np.asarray(C, float))
+        self.m = self.C.shape[0]
+        self.C_in = None if C_in is None else np.atleast_2d(np.asarray(C_in, float))
+        self.d = np.asarray(d, float).reshape(self.m)
+        self.strict = np.zeros(self.m, bool) if strict is None else np.asarray(strict, bool)
+        self.settings = settings or Settings()
+        self.stats = Stats()
+        self.t0 = time.perf_counter()
+
+    # ------------------------------------------------------------------ bounding and branching
+    def _bound(self, batch: crown.Batch, alpha, beta, iters: int, target: float | None) -> crown.Optimised:
+        t = time.perf_counter()
+        s = self.settings
+        out = crown.optimise(self.prob, batch, self.C, self.d, self.C_in, alpha, beta, iters=iters,
+                             lr=s.lr, target=target, use_beta=s.use_beta, lr_beta=s.lr_beta)
+        self.stats.bound_s += time.perf_counter() - t
+        self.stats.explored += batch.size
+        return out
+
+    def _closed(self, lower: np.ndarray, threshold: float) -> np.ndarray:
+        """Per sub-problem: some row's bound proves it (strict rows: ``>=``)."""
+        return np.any(np.where(self.strict, lower >= threshold, lower > threshold), axis=-1)
+
+    def _scores(self, res: crown.BoundResult, batch: crown.Batch, lower: np.ndarray) -> list[list[tuple[int, int]]]:
+        """Per sub-problem, the free unstable neurons ordered by the BaBSR-style score of its best
+        row (input branching: ``[(-1, d)]``, the input whose coefficient times width is largest)."""
+        B = lower.shape[0]
+        r = np.argmax(lower, axis=1)
+        if self.settings.branching == "input":
+            width = batch.hi - batch.lo
+            sc = np.abs(res.coef_in[np.arange(B), r]) * width + 1e-12 * width
+            return [[(-1, int(np.argmax(sc[b])))] if width[b].max() > 0 else [] for b in range(B)]
+        per_layer = []
+        for j in self.prob.split_layers:
+            A = res.post_coef.get(j)
+            if A is None:
+                continue
+            A = A[np.arange(B), r]  # (B, n)
+            l, u = batch.lower[j], batch.upper[j]
+            free = (l < 0) & (u > 0) & (batch.splits[j] == 0)
+            if not free.any():
+                continue
+            neg = self.prob.lines[j].neg_slope
+            width = np.where(free, u - l, 1.0)
+            intercept = np.where(free, (neg - (u - neg * l) / width) * l, 0.0)
+            gap_lo = np.where(free, np.minimum(-l, u), 0.0)  # largest gap of a lower line through the origin
+            sc = np.maximum(-A, 0.0) * intercept + 0.5 * np.maximum(A, 0.0) * gap_lo
+            per_layer.append((j, np.where(free, sc + 1e-12, -1.0)))
+        k = max(1, self.settings.candidates)
+        out = []
+        for b in range(B):
+            cands = []
+            for j, sc in per_layer:
+                row = sc[b]
+                top = np.argpartition(-row, k)[:k] if row.size > k else np.arange(row.size)
+                cands += [(float(row[i]), j, int(i)) for i in top if row[i] >= 0]
+            cands.sort(reverse=True)
+            out.append([(j, i) for _, j, i in cands[:k]])
+        return out
+
+    def _children(self, nodes: list[_Node]) -> tuple[crown.Batch, dict, dict, list[int]]:
+        """The two children of every node (all active ones first), with the parents' parameters."""
+        pick = [self._choose(n) if len(n.branch) > 1 else n.branch[0] for n in nodes]
+        batch = crown.Batch.concat([n.sub for n in nodes] * 2)
+        B = len(nodes)
+        for b, (j, i) in enumerate(pick):
+            if j < 0:  # an input: the two halves of the box
+                mid = 0.5 * (batch.lo[b, i] + batch.hi[b, i])
+                batch.hi[b, i] = mid
+                batch.lo[B + b, i] = mid
+            else:
+                batch.split(b, j, i, 1)
+                batch.split(B + b, j, i, -1)
+        alpha = {j: np.stack([n.alpha[j] for n in nodes] * 2) for j in nodes[0].alpha}
+        beta = {j: np.stack([n.beta[j] for n in nodes] * 2) for j in nodes[0].beta}
+        self.stats.splits += B
+        return batch, alpha, beta, [n.depth + 1 for n in nodes] * 2
+
+    def _choose(self, node: _Node) -> tuple[int, int]:
+        """Filtered smart branching: the candidate whose weaker child has the best bound (one
+        bound pass per child, parameters inherited)."""
+        cands = node.branch
+        n = len(cands)
+        batch = crown.Batch.concat([node.sub] * (2 * n))
+        for c, (j, i) in enumerate(cands):
+            batch.split(c, j, i, 1)
+            batch.split(n + c, j, i, -1)
+        alpha = {j: np.repeat(a[None], 2 * n, 0) for j, a in node.alpha.items()}
+        beta = {j: np.repeat(x[None], 2 * n, 0) for j, x in node.beta.items()}
+        res = self._bound(batch, alpha, beta, 1, None)
+        best = res.lower.max(axis=1)
+        worst_child = np.minimum(best[:n], best[n:])
+        return cands[int(np.argmax(worst_child))]
+
+    def _node(self, batch: crown.Batch, b: int, o: crown.Optimised, beta, lower, branch, depth) -> _Node:
+        return _Node(batch.take([b]), {j: x[b] for j, x in o.alpha.items()},
+                     {j: x[b] for j, x in (o.beta or beta).items()}, lower[b], branch, depth)
+
+    # ------------------------------------------------------------------ the search loop
+    def _root(self) -> tuple[_Node, crown.Optimised]:
+        batch = self.prob.root()
+        alpha = self.prob.init_alpha(batch, self.m)
+        beta = self.prob.zero_beta(batch, self.m)
+        out = self._bound(batch, alpha, beta, self.settings.root_iters, None)
+        branch = self._scores(out.result, batch, out.lower)[0]
+        return self._node(batch, 0, out, beta, out.lower, branch, 0), out
+
+    def run(self, deadline: Deadline, threshold: Callable[[], float], on_points: Callable[[np.ndarray], bool],
+            progress: Callable[[Stats, int, float], None] | None = None) -> tuple[str, float, str | None]:
+        """Split until every sub-problem is closed (bound above ``threshold()``, re-read each batch:
+        a query's threshold follows its best point) or ``on_points(X)`` (the inputs where the
+        children's bounds are lowest, (b, n)) returns True (a counterexample: stop).
+
+        Returns ``(status, proved lower bound, reason)``: status proved | stopped | open."""
+        s = self.settings
+        root, out = self._root()
+        closed_min = np.inf  # the smallest bound of a sub-problem closed so far
+        if on_points(out.result.vertex(root.sub.lo, root.sub.hi)[0]):
+            return "stopped", float(root.key()), None
+        if self._closed(root.lower[None], threshold())[0]:
+            return "proved", float(root.key()), None
+        if not root.branch:
+            return "open", float(root.key()), "no unstable neuron left to split and the bound does not close"
+        heap: list = [(root.key(), 0, root)]
+        counter, mem = 1, root.nbytes()
+        limit = s.max_memory_mb * 2 ** 20
+        while heap:
+            lowest = heap[0][0]
+            if deadline.expired():
+                return "open", min(lowest, closed_min), f"timeout during branch and bound ({len(heap)} sub-problems open)"
+            take = [heapq.heappop(heap)[2] for _ in range(min(s.batch, len(heap)))]
+            mem -= sum(n.nbytes() for n in take)
+            batch, alpha, beta, depth = self._children(take)
+            if s.branching == "input":  # every layer's bounds shrink with the box
+                crown.refine(self.prob, batch, None, first=True)
+            elif s.refine:
+                crown.refine(self.prob, batch, s.refine_rows)
+            empty = batch.empty()
+            thr = threshold()
+            o = self._bound(batch, alpha, beta, s.iters, thr)
+            lower = np.maximum(o.lower, np.concatenate([n.lower for n in take] * 2).reshape(-1, self.m))
+            lower[empty] = np.inf  # no float evaluation reaches these sub-problems
+            done = self._closed(lower, thr)
+            self.stats.batches += 1
+            self.stats.closed += int(done.sum())
+            self.stats.max_depth = max(self.stats.max_depth, max(depth))
+            if done.any():
+                closed_min = min(closed_min, float(lower[done].max(axis=1).min()))
+            open_idx = np.flatnonzero(~done)
+            if open_idx.size:
+                pts = o.result.vertex(batch.lo, batch.hi)
+                rows = np.argmin(lower[open_idx], axis=1)
+                if on_points(pts[open_idx, rows]):
+                    return "stopped", min(lowest, closed_min), None
+                branches = self._scores(o.result, batch, o.lower)
+                for b in open_idx:
+                    node = self._node(batch, b, o, beta, lower, branches[b], depth[b])
+                    if not node.branch:
+                        return "open", min(lowest, closed_min), ("a sub-problem with every unstable neuron split "
+                                                                 "is not closed by its bound")
+                    heapq.heappush(heap, (node.key(), counter, node))
+                    counter += 1
+                    mem += node.nbytes()
+            self.stats.peak_queue = max(self.stats.peak_queue, len(heap))
+            if mem > limit:
+                return "open", min(heap[0][0], closed_min), (f"branch and bound queue exceeded its memory limit of "
+                                                             f"{s.max_memory_mb:g} MiB ({len(heap)} sub-problems open)")
+            now = time.perf_counter() - self.t0
+            cur = min(heap[0][0] if heap else np.inf, closed_min)
+            self.stats.trace.append((round(now, 4), cur, len(heap)))
+            if progress is not None:
+                progress(self.stats, len(heap), cur)
+        return "proved", closed_min, None
