@@ -255,7 +255,7 @@ def _verify(run: _Run) -> Result:
             for di in todo:
                 if run.out_of_time():
                     return _timeout(run, "falsification")
-                cex = _attack(crun, ci, case, case.unsafe[di])
+                cex = _attack(crun, ci, case, case.unsafe[di], bounds=bnds)
                 if cex is not None:
                     run.stats.add_time("falsify_s", t_attack + time.perf_counter() - t)
                     run.stats.found_by = "falsification"
@@ -289,11 +289,11 @@ def _timeout(run: _Run, phase: str) -> Result:
 
 
 def _attack(run: _Run, ci: int, case: Case, cons: Constraints, start: np.ndarray | None = None,
-            max_checks: int = 3) -> Counterexample | None:
+            max_checks: int = 3, bounds: LayerBounds | None = None) -> Counterexample | None:
     """Search for a violating input of one disjunct and replay the best candidates in onnxruntime."""
     attack = CASE_ATTACK if max_checks == CASE_ATTACK.max_checks else replace(CASE_ATTACK, max_checks=max_checks)
     return attack_near(run.network, case, cons, run.oracle, case.lower, case.upper, run.rng, attack, start=start,
-                       deadline=run.deadline, case_index=ci)
+                       deadline=run.deadline, case_index=ci, bounds=bounds)
 
 
 def margin_for(bounds: LayerBounds, options: Options) -> float:

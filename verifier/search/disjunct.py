@@ -33,7 +33,7 @@ from ..milp.model import MILP
 from ..milp.solvers import SolveOutcome, Solver, get_solver
 from ..network import Network
 from ..spec import Case, Constraints
-from . import falsify
+from . import conjunct, falsify
 
 #: the margin ``tau = MARGIN_ABS + MARGIN_REL * (largest |neuron bound|)`` (``bounds.margin_tau``)
 MARGIN_ABS = 1e-5
@@ -103,11 +103,20 @@ def disjunct_problem(network: Network, milp: MILP, cons: Constraints, tau: float
 def attack_near(network: Network, case: Case, cons: Constraints, oracle: OnnxOracle, lower: np.ndarray,
                 upper: np.ndarray, rng: np.random.Generator, attack: AttackSettings = CASE_ATTACK,
                 start: np.ndarray | None = None, deadline: Deadline | float | None = None,
-                case_index: int = 0) -> Counterexample | None:
+                case_index: int = 0, bounds: LayerBounds | None = None) -> Counterexample | None:
     """Search ``[lower, upper]`` for an input violating ``cons`` (from ``start`` too) and replay the
-    best candidates in onnxruntime against ``case``'s disjuncts restricted to that box."""
-    cands = falsify.search(network, cons, lower, upper, rng, n_random=attack.n_random, restarts=attack.restarts,
-                           steps=attack.steps, extra_starts=start, deadline=deadline)
+    best candidates in onnxruntime against ``case``'s disjuncts restricted to that box.
+
+    A conjunction of several rows is attacked on its summed violation (``conjunct.search``, which
+    also starts from the vertices ``bounds`` of the box point at); a single row by
+    ``falsify.search``."""
+    if cons.n_rows > 1:
+        cands = conjunct.search(network, cons, lower, upper, rng, n_random=attack.n_random,
+                                restarts=attack.restarts, steps=attack.steps, extra_starts=start, bounds=bounds,
+                                deadline=deadline)
+    else:
+        cands = falsify.search(network, cons, lower, upper, rng, n_random=attack.n_random, restarts=attack.restarts,
+                               steps=attack.steps, extra_starts=start, deadline=deadline)
     # a sub-box keeps the case's kind (a ReducedCase judges replays on the full input)
     box = case if (lower is case.lower and upper is case.upper) else replace(case, lower=lower, upper=upper)
     for i in falsify.replay_order(network, cons, cands, attack.max_checks):
