@@ -35,7 +35,8 @@ def test_disjunct_outcomes_count_and_reason():
     d.count("undecided", "open box")
     assert d.reason == "timeout; open box"
     st = RunStats(disjunct_outcomes=d)
-    assert st["disjunct_outcomes"] == {"proved_by_bounds": 1, "proved_by_lp": 0, "proved_by_milp": 0, "undecided": 3}
+    assert st["disjunct_outcomes"] == {"proved_by_bounds": 1, "proved_by_lp": 0, "proved_by_milp": 0,
+                                       "proved_by_split": 0, "undecided": 3}
 
 
 def test_json_is_plain_and_the_mapping_view_keeps_python_values():

@@ -76,6 +76,8 @@ def float_model(oracle: str = ONNXRUNTIME) -> dict:
 
 #: the whole-box LP check of each disjunct is skipped above this many unstable neurons (too slow)
 LP_CHECK_MAX_UNSTABLE = 600
+#: neuron splitting starts from LP-tightened bounds only below this many unstable neurons
+NEURON_SPLIT_LP_MAX_UNSTABLE = 300
 
 
 @dataclass(frozen=True)
@@ -330,16 +332,21 @@ def _prove_case(run: _Run, ci: int, case: Case, bnds: LayerBounds, tau: float, t
     if strategy == "input-split":
         return _input_split_case(run, ci, case, todo, tally)
 
-    bnds = _tighten_for_milp(run, case, bnds)
+    if strategy == "neuron-split":
+        # the root of branch and bound optimises its own relaxation (alpha): LP tightening only
+        # where it is cheap (a few hundred unstable neurons), and no separate LP check
+        if bnds.n_unstable(run.network) <= NEURON_SPLIT_LP_MAX_UNSTABLE:
+            bnds = _tighten_for_milp(run, case, bnds, 1 / 6)
+        todo = _neuron_split_case(run, ci, case, bnds, todo, tally)
+        if not isinstance(todo, list) or not todo:
+            return todo or None
+    else:
+        bnds = _tighten_for_milp(run, case, bnds)
     todo = _lp_check(run, case, bnds, todo, tally)
     if todo is None:
         return _timeout(run, "LP checks")
     if not todo:
         return None
-    if strategy == "neuron-split":
-        todo = _neuron_split_case(run, ci, case, bnds, todo, tally)
-        if not isinstance(todo, list) or not todo:
-            return todo or None
     run.deadline.check("LP checks")
     t = time.perf_counter()
     milp = encode(run.network, bnds, case.lower, case.upper)
@@ -445,11 +452,11 @@ def _lp_check(run: _Run, case: Case, bnds: LayerBounds, todo: list[int], tally: 
     return still
 
 
-def _tighten_for_milp(run: _Run, case: Case, bnds: LayerBounds) -> LayerBounds:
+def _tighten_for_milp(run: _Run, case: Case, bnds: LayerBounds, fraction: float = 1 / 3) -> LayerBounds:
     """LP tightening before a big MILP: each neuron it stabilises removes a binary.
 
     It pays when HiGHS is there (in-process, warm-started LPs); with CBC only (one process per LP)
-    it is limited to small networks. It gets at most a third of the remaining time.
+    it is limited to small networks. It gets at most ``fraction`` of the remaining time.
     """
     from .milp.solvers.highs import highs_available
     from .search.tighten import lp_bounds
@@ -460,7 +467,7 @@ def _tighten_for_milp(run: _Run, case: Case, bnds: LayerBounds) -> LayerBounds:
     if run.out_of_time():
         return bnds
     t = time.perf_counter()
-    tight = lp_bounds(run.network, case.lower, case.upper, start=bnds, deadline=run.deadline.child(1 / 3))
+    tight = lp_bounds(run.network, case.lower, case.upper, start=bnds, deadline=run.deadline.child(fraction))
     run.stats.add_time("lp_tightening_s", time.perf_counter() - t)
     run.stats.append("unstable_after_lp", tight.n_unstable(run.network))
     run.stats.bounds_method = "lp"

@@ -140,7 +140,7 @@ def test_few_free_inputs_choose_input_splitting():
     spec = make_spec(lower, upper, [[f"y0 >= {float(ys.max() + 0.01 * (ys.max() - ys.min()))!r}"]])
     on, off = _verdicts(net, spec, falsify=False)
     assert on.status == off.status == "holds", (on.reason, off.reason)
-    assert on.stats["strategy"] == "input-split" and off.stats["strategy"] == "milp"
+    assert on.stats["strategy"] == "input-split" and off.stats["strategy"] == "neuron-split"
 
 
 @pytest.mark.parametrize("onnx_model", [False, True])

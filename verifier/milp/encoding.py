@@ -85,9 +85,21 @@ def _linear_rows(V: _Vars, R: _RowBuilder, aff: _Affine, idx: np.ndarray, head: 
     R.add_coo(n, np.concatenate(rr), np.concatenate(cc), np.concatenate(vv), slope * beff + offset, True)
 
 
-def _elementwise(V: _Vars, R: _RowBuilder, act, l: np.ndarray, u: np.ndarray, aff: _Affine
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of an elementwise activation layer; returns (variable or -1, constant) per output."""
+def _flat_rows(R: _RowBuilder, aff: _Affine, idx: np.ndarray, l: np.ndarray, u: np.ndarray) -> None:
+    """``l - e <= p <= u + e`` for the pre-activations ``idx`` (some float evaluation ``p + d``,
+    ``|d| <= e``, lies in ``[l, u]``): a flat neuron's bounds as constraints."""
+    r, c, v, beff = aff.rows(idx)
+    e = aff.e[idx]
+    n = idx.size
+    R.add_coo(n, r, c, v, u + e - beff, False)  # p <= u + e
+    R.add_coo(n, r, c, -v, -(l - e - beff), False)  # -p <= -(l - e)
+
+
+def _elementwise(V: _Vars, R: _RowBuilder, act, l: np.ndarray, u: np.ndarray, aff: _Affine,
+                 enforce: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of an elementwise activation layer; returns (variable or -1, constant) per output.
+    ``enforce`` (a margin): the bounds of stable neurons, widened by it, become constraints (rows
+    for flat neurons, variable bounds for linear ones)."""
     n = l.size
     unstable = kinks_inside(act, l, u) > 0
     yl, yu = act.apply(l), act.apply(u)
@@ -97,8 +109,14 @@ def _elementwise(V: _Vars, R: _RowBuilder, act, l: np.ndarray, u: np.ndarray, af
     slope, offset = stable_line(act, l, u)
     flat = ~unstable & (slope == 0.0)
     const[flat] = offset[flat]
+    if enforce is not None and flat.any():
+        idx = np.flatnonzero(flat)
+        _flat_rows(R, aff, idx, l[idx] - enforce, u[idx] + enforce)
     lin = np.flatnonzero(~unstable & (slope != 0.0))
     if lin.size:
+        if enforce is not None:  # y = slope (p + d) + offset, slope > 0: the widened bounds of p + d
+            yl = np.where(np.isin(np.arange(n), lin), slope * (l - enforce) + offset, yl)
+            yu = np.where(np.isin(np.arange(n), lin), slope * (u + enforce) + offset, yu)
         var[lin] = V.new(yl[lin], yu[lin])
         _linear_rows(V, R, aff, lin, var[lin], slope[lin], offset[lin])
     un = np.flatnonzero(unstable)
@@ -110,8 +128,16 @@ def _elementwise(V: _Vars, R: _RowBuilder, act, l: np.ndarray, u: np.ndarray, af
     return var, const
 
 
-def encode(network: Network, bounds: LayerBounds, lower: np.ndarray, upper: np.ndarray) -> MILP:
-    """Encode ``network`` over the box ``[lower, upper]`` with the given pre-activation bounds."""
+def encode(network: Network, bounds: LayerBounds, lower: np.ndarray, upper: np.ndarray,
+           enforce_bounds: float | None = None) -> MILP:
+    """Encode ``network`` over the box ``[lower, upper]`` with the given pre-activation bounds.
+
+    ``enforce_bounds`` (a margin ``m >= 0``): every stable neuron's bounds, widened by ``m``, are
+    constraints of the MILP, not only a fact the encoding relies on. Needed when the bounds *define* the region (a branch-and-bound leaf
+    whose splits set ``l = 0`` or ``u = 0``): a stable neuron's linear piece alone would not
+    exclude the inputs where it takes the other phase. Linear stable neurons get the widened bounds
+    on their variables, flat ones (ReLU at zero, saturated Clip) two rows; the margin keeps solver
+    tolerances from cutting a thin region away (the MILP stays a relaxation of the sub-problem)."""
     check_layer_bounds(network, bounds)
     lower = np.asarray(lower, dtype=np.float64).ravel()
     upper = np.asarray(upper, dtype=np.float64).ravel()
@@ -128,7 +154,7 @@ def encode(network: Network, bounds: LayerBounds, lower: np.ndarray, upper: np.n
         act, l, u = layer.activation, bounds.lower[k], bounds.upper[k]
         aff = _Affine(layer, network.gather(k, tvar), network.gather(k, tconst), errors[k])
         if activations.is_elementwise(act):
-            var, const = _elementwise(V, R, act, l, u, aff)
+            var, const = _elementwise(V, R, act, l, u, aff, enforce_bounds)
         else:
             var, const = activations.milp_rows(act, V, R, l, u, _pre_variables(V, R, aff, l, u))
         tvar.append(var)

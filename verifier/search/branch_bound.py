@@ -47,11 +47,12 @@ class Settings:
     iters: int = 8  # gradient steps on each batch of children
     lr: float = 0.1  # Adam step of the slopes alpha (in [0, 1])
     lr_beta: float = 0.03  # ... of the split multipliers beta
-    candidates: int = 1  # > 1: filtered smart branching over this many top-scored neurons
+    candidates: int = 8  # > 1: filtered smart branching over this many top-scored neurons (measured: 8)
     max_memory_mb: float = 1024.0  # the queue's parameters never take more than this
     use_beta: bool = True
     attack_every: int = 5  # batches between two gradient attacks from the most promising points
     branching: str = "neuron"  # "neuron": split neuron phases; "input": bisect the input box
+    leaf_unstable: int = 0  # a sub-problem with at most this many free unstable neurons goes to ``leaf``
     refine: bool = False  # re-bound the unstable neurons of later layers in every child (``crown.refine``)
     refine_rows: int | None = None  # ... skipping layers with more unstable neurons than this
 
@@ -66,6 +67,7 @@ class Stats:
     bound_s: float = 0.0
     attack_s: float = 0.0
     peak_queue: int = 0
+    leaves: int = 0  # sub-problems decided by the exact leaf check (LP / MILP)
     trace: list = field(default_factory=list)  # (time, proved bound, open sub-problems)
 
     def as_dict(self) -> dict:
@@ -175,7 +177,7 @@ class Engine:
 
     def _children(self, nodes: list[_Node]) -> tuple[crown.Batch, dict, dict, list[int]]:
         """The two children of every node (all active ones first), with the parents' parameters."""
-        pick = [self._choose(n) if len(n.branch) > 1 else n.branch[0] for n in nodes]
+        pick = self._choose(nodes)
         batch = crown.Batch.concat([n.sub for n in nodes] * 2)
         B = len(nodes)
         for b, (j, i) in enumerate(pick):
@@ -191,21 +193,43 @@ class Engine:
         self.stats.splits += B
         return batch, alpha, beta, [n.depth + 1 for n in nodes] * 2
 
-    def _choose(self, node: _Node) -> tuple[int, int]:
-        """Filtered smart branching: the candidate whose weaker child has the best bound (one
-        bound pass per child, parameters inherited)."""
-        cands = node.branch
-        n = len(cands)
-        batch = crown.Batch.concat([node.sub] * (2 * n))
-        for c, (j, i) in enumerate(cands):
-            batch.split(c, j, i, 1)
-            batch.split(n + c, j, i, -1)
-        alpha = {j: np.repeat(a[None], 2 * n, 0) for j, a in node.alpha.items()}
-        beta = {j: np.repeat(x[None], 2 * n, 0) for j, x in node.beta.items()}
-        res = self._bound(batch, alpha, beta, 1, None)
-        best = res.lower.max(axis=1)
-        worst_child = np.minimum(best[:n], best[n:])
-        return cands[int(np.argmax(worst_child))]
+    def _choose(self, nodes: list[_Node]) -> list[tuple[int, int]]:
+        """The neuron to split per node: its best-scored candidate, or (filtered smart branching,
+        nodes with several candidates) the candidate whose weaker child has the best bound, one
+        bound pass per child with the parent's parameters, all nodes' candidates in one batch."""
+        multi = [b for b, n in enumerate(nodes) if len(n.branch) > 1 and n.branch[0][0] >= 0]
+        pick = [n.branch[0] for n in nodes]
+        if not multi:
+            return pick
+        owners, subs, alphas, betas = [], [], [], []
+        for b in multi:
+            n = nodes[b]
+            for j, i in n.branch:
+                for phase in (1, -1):
+                    sub = n.sub.take([0])
+                    sub.split(0, j, i, phase)
+                    subs.append(sub)
+                    owners.append((b, j, i))
+            alphas += [n.alpha] * (2 * len(n.branch))
+            betas += [n.beta] * (2 * len(n.branch))
+        batch = crown.Batch.concat(subs)
+        alpha = {j: np.stack([a[j] for a in alphas]) for j in alphas[0]}
+        beta = {j: np.stack([x[j] for x in betas]) for j in betas[0]}
+        low = self._bound(batch, alpha, beta, 1, None).lower.max(axis=1)
+        worst = np.minimum(low[0::2], low[1::2])  # per candidate: its weaker child
+        best: dict[int, tuple[float, tuple[int, int]]] = {}
+        for w, (b, j, i) in zip(worst, owners[0::2]):
+            if b not in best or w > best[b][0]:
+                best[b] = (float(w), (j, i))
+        for b, (_, cand) in best.items():
+            pick[b] = cand
+        return pick
+
+    @staticmethod
+    def _free(node: _Node) -> int:
+        sub = node.sub
+        return int(sum(np.count_nonzero((sub.lower[j] < 0) & (sub.upper[j] > 0) & (sub.splits[j] == 0))
+                       for j in sub.splits))
 
     def _node(self, batch: crown.Batch, b: int, o: crown.Optimised, beta, lower, branch, depth) -> _Node:
         return _Node(batch.take([b]), {j: x[b] for j, x in o.alpha.items()},
@@ -221,68 +245,102 @@ class Engine:
         return self._node(batch, 0, out, beta, out.lower, branch, 0), out
 
     def run(self, deadline: Deadline, threshold: Callable[[], float], on_points: Callable[[np.ndarray], bool],
-            progress: Callable[[Stats, int, float], None] | None = None) -> tuple[str, float, str | None]:
+            progress: Callable[[Stats, int, float], None] | None = None,
+            leaf: Callable[[crown.Batch], tuple[str, float]] | None = None) -> tuple[str, float, str | None]:
         """Split until every sub-problem is closed (bound above ``threshold()``, re-read each batch:
         a query's threshold follows its best point) or ``on_points(X)`` (the inputs where the
         children's bounds are lowest, (b, n)) returns True (a counterexample: stop).
 
-        Returns ``(status, proved lower bound, reason)``: status proved | stopped | open."""
+        ``leaf(sub)``: the exact check of a sub-problem with nothing left to split (or at most
+        ``Settings.leaf_unstable`` free unstable neurons): ``("closed", its bound)``,
+        ``("stop", bound)`` (a counterexample) or ``("open: reason", bound)``.
+
+        Returns ``(status, proved lower bound, reason)``: status proved | stopped | open. A search
+        that ran out of time can go on: ``resume`` with a later deadline."""
+        self._hooks = (threshold, on_points, progress, leaf)
         s = self.settings
         root, out = self._root()
-        closed_min = np.inf  # the smallest bound of a sub-problem closed so far
+        self.closed_min = np.inf  # the smallest bound of a sub-problem closed so far
+        self.heap, self.counter, self.mem = [], 1, 0
         if on_points(out.result.vertex(root.sub.lo, root.sub.hi)[0]):
-            return "stopped", float(root.key()), None
+            return self._end("stopped", float(root.key()), None)
         if self._closed(root.lower[None], threshold())[0]:
-            return "proved", float(root.key()), None
+            return self._end("proved", float(root.key()), None)
         if not root.branch:
-            return "open", float(root.key()), "no unstable neuron left to split and the bound does not close"
-        heap: list = [(root.key(), 0, root)]
-        counter, mem = 1, root.nbytes()
-        limit = s.max_memory_mb * 2 ** 20
-        while heap:
-            lowest = heap[0][0]
+            return self._end("open", float(root.key()), "no unstable neuron left to split and the bound does not close")
+        self.heap, self.mem = [(root.key(), 0, root)], root.nbytes()
+        self.limit = s.max_memory_mb * 2 ** 20
+        return self.resume(deadline)
+
+    def _end(self, status: str, low: float, reason: str | None) -> tuple[str, float, str | None]:
+        self.final = status != "open" or not (reason or "").startswith("timeout")
+        if self.final:
+            self.heap, self.mem = [], 0  # nothing to resume: free the queue
+        return status, low, reason
+
+    def resume(self, deadline: Deadline) -> tuple[str, float, str | None]:
+        """Go on with the open sub-problems until ``deadline`` (see ``run``)."""
+        progress = self._hooks[2]
+        while self.heap:
+            lowest = min(self.heap[0][0], self.closed_min)
             if deadline.expired():
-                return "open", min(lowest, closed_min), f"timeout during branch and bound ({len(heap)} sub-problems open)"
-            take = [heapq.heappop(heap)[2] for _ in range(min(s.batch, len(heap)))]
-            mem -= sum(n.nbytes() for n in take)
-            batch, alpha, beta, depth = self._children(take)
-            if s.branching == "input":  # every layer's bounds shrink with the box
-                crown.refine(self.prob, batch, None, first=True)
-            elif s.refine:
-                crown.refine(self.prob, batch, s.refine_rows)
-            empty = batch.empty()
-            thr = threshold()
-            o = self._bound(batch, alpha, beta, s.iters, thr)
-            lower = np.maximum(o.lower, np.concatenate([n.lower for n in take] * 2).reshape(-1, self.m))
-            lower[empty] = np.inf  # no float evaluation reaches these sub-problems
-            done = self._closed(lower, thr)
-            self.stats.batches += 1
-            self.stats.closed += int(done.sum())
-            self.stats.max_depth = max(self.stats.max_depth, max(depth))
-            if done.any():
-                closed_min = min(closed_min, float(lower[done].max(axis=1).min()))
-            open_idx = np.flatnonzero(~done)
-            if open_idx.size:
-                pts = o.result.vertex(batch.lo, batch.hi)
-                rows = np.argmin(lower[open_idx], axis=1)
-                if on_points(pts[open_idx, rows]):
-                    return "stopped", min(lowest, closed_min), None
-                branches = self._scores(o.result, batch, o.lower)
-                for b in open_idx:
-                    node = self._node(batch, b, o, beta, lower, branches[b], depth[b])
-                    if not node.branch:
-                        return "open", min(lowest, closed_min), ("a sub-problem with every unstable neuron split "
-                                                                 "is not closed by its bound")
-                    heapq.heappush(heap, (node.key(), counter, node))
-                    counter += 1
-                    mem += node.nbytes()
-            self.stats.peak_queue = max(self.stats.peak_queue, len(heap))
-            if mem > limit:
-                return "open", min(heap[0][0], closed_min), (f"branch and bound queue exceeded its memory limit of "
-                                                             f"{s.max_memory_mb:g} MiB ({len(heap)} sub-problems open)")
-            now = time.perf_counter() - self.t0
-            cur = min(heap[0][0] if heap else np.inf, closed_min)
-            self.stats.trace.append((round(now, 4), cur, len(heap)))
+                return self._end("open", lowest, f"timeout during branch and bound ({len(self.heap)} sub-problems open)")
+            step = self._step()
+            if step is not None:
+                return self._end(step[0], lowest, step[1])
+            cur = min(self.heap[0][0] if self.heap else np.inf, self.closed_min)
+            self.stats.trace.append((round(time.perf_counter() - self.t0, 4), cur, len(self.heap)))
             if progress is not None:
-                progress(self.stats, len(heap), cur)
-        return "proved", closed_min, None
+                progress(self.stats, len(self.heap), cur)
+        return self._end("proved", self.closed_min, None)
+
+    def _step(self) -> tuple[str, str | None] | None:
+        """Branch one batch of the lowest-bound sub-problems; ``(status, reason)`` if that ends the search."""
+        threshold, on_points, _, leaf = self._hooks
+        s = self.settings
+        take = [heapq.heappop(self.heap)[2] for _ in range(min(s.batch, len(self.heap)))]
+        self.mem -= sum(n.nbytes() for n in take)
+        batch, alpha, beta, depth = self._children(take)
+        if s.branching == "input":  # every layer's bounds shrink with the box
+            crown.refine(self.prob, batch, None, first=True)
+        elif s.refine:
+            crown.refine(self.prob, batch, s.refine_rows)
+        empty = batch.empty()
+        thr = threshold()
+        o = self._bound(batch, alpha, beta, s.iters, thr)
+        lower = np.maximum(o.lower, np.concatenate([n.lower for n in take] * 2).reshape(-1, self.m))
+        lower[empty] = np.inf  # no float evaluation reaches these sub-problems
+        done = self._closed(lower, thr)
+        self.stats.batches += 1
+        self.stats.closed += int(done.sum())
+        self.stats.max_depth = max(self.stats.max_depth, max(depth))
+        if done.any():
+            self.closed_min = min(self.closed_min, float(lower[done].max(axis=1).min()))
+        open_idx = np.flatnonzero(~done)
+        if open_idx.size:
+            pts = o.result.vertex(batch.lo, batch.hi)
+            if on_points(pts[open_idx, np.argmin(lower[open_idx], axis=1)]):
+                return "stopped", None
+            branches = self._scores(o.result, batch, o.lower)
+            for b in open_idx:
+                node = self._node(batch, b, o, beta, lower, branches[b], depth[b])
+                if node.branch and (leaf is None or self._free(node) > s.leaf_unstable):
+                    heapq.heappush(self.heap, (node.key(), self.counter, node))
+                    self.counter += 1
+                    self.mem += node.nbytes()
+                    continue
+                if leaf is None:
+                    return "open", "a sub-problem with every unstable neuron split is not closed by its bound"
+                self.stats.leaves += 1
+                verdict, leaf_low = leaf(node.sub)
+                if verdict == "stop":
+                    return "stopped", None
+                if verdict != "closed":
+                    return "open", verdict.removeprefix("open: ")
+                self.closed_min = min(self.closed_min, leaf_low)
+                self.stats.closed += 1
+        self.stats.peak_queue = max(self.stats.peak_queue, len(self.heap))
+        if self.mem > self.limit:
+            return "open", (f"branch and bound queue exceeded its memory limit of {s.max_memory_mb:g} MiB "
+                            f"({len(self.heap)} sub-problems open)")
+        return None

@@ -52,45 +52,128 @@ class _PointPool:
         self.X, self.g = X[order], g[order]
 
 
+class DisjunctSearch:
+    """Neuron splitting on one unsafe disjunct: ``start`` it with a deadline, ``resume`` it with a
+    later one while it is open (``done`` false): its queue of sub-problems is kept in between."""
+
+    def __init__(self, network: Network, bounds: LayerBounds, case: Case, cons: Constraints, oracle,
+                 case_index: int = 0, settings: Settings | None = None, progress=None) -> None:
+        self.network, self.case, self.cons, self.oracle, self.case_index = network, case, cons, oracle, case_index
+        self.settings = settings or Settings()
+        self.prob = crown.Problem(network, bounds, case.lower, case.upper)
+        self.engine = Engine(self.prob, cons.ay, cons.ax, -cons.rhs, cons.strict, self.settings)
+        self.pool = _PointPool()
+        self.found: list[Counterexample] = []
+        self.batches = 0
+        self.progress = progress
+        self.deadline = Deadline.never()
+        self.started = False
+
+    @property
+    def done(self) -> bool:
+        return self.started and self.engine.final
+
+    def run(self, deadline: Deadline) -> SplitOutcome:
+        """Start (or resume) the search until ``deadline``."""
+        self.deadline = deadline
+        if self.started:
+            return self._outcome(*self.engine.resume(deadline))
+        self.started = True
+        return self._outcome(*self.engine.run(deadline, lambda: 0.0, self._on_points, self.progress, self._leaf))
+
+    def _outcome(self, status: str, low: float, reason: str | None) -> SplitOutcome:
+        st = self.engine.stats
+        if self.found:
+            return SplitOutcome("counterexample", self.found[0], None, st, low)
+        if status == "proved":
+            return SplitOutcome("proved", None, None, st, low)
+        return SplitOutcome("timeout" if (reason or "").startswith("timeout") else "open", None, reason, st, low)
+
+    def _on_points(self, X: np.ndarray) -> bool:
+        t = time.perf_counter()
+        net, case, cons = self.network, self.case, self.cons
+        try:
+            X = np.clip(np.atleast_2d(X), case.lower, case.upper)
+            self.pool.add(X, falsify.margins(net, cons, X))
+            fm = falsify.float_margins(net, cons, X)
+            for i in np.argsort(fm)[:3]:
+                if fm[i] > 0:
+                    break
+                cex = confirm(self.oracle, case, X[i], self.case_index)
+                if cex is not None:
+                    self.found.append(cex)
+                    return True
+            self.batches += 1
+            if self.batches % self.settings.attack_every == 0 and not self.deadline.expired():
+                return _attack(net, case, cons, self.oracle, self.pool, self.deadline, self.case_index, self.found)
+            return False
+        finally:
+            self.engine.stats.attack_s += time.perf_counter() - t
+
+    def _leaf(self, sub: crown.Batch) -> tuple[str, float]:
+        out = _leaf_milp(self.network, self.prob, sub, self.case, self.cons, self.oracle, self.deadline,
+                         self.case_index)
+        if out.kind == "counterexample":
+            self.found.append(out.counterexample)
+            return "stop", -np.inf
+        return ("closed", 0.0) if out.kind == "proved" else (f"open: {out.reason}", -np.inf)
+
+
 def prove_disjunct(network: Network, bounds: LayerBounds, case: Case, cons: Constraints, oracle,
                    deadline: Deadline, case_index: int = 0, settings: Settings | None = None,
                    progress=None) -> SplitOutcome:
     """Prove ``cons`` empty over ``case``'s box by neuron splitting, or find a replayed counterexample."""
-    settings = settings or Settings()
-    prob = crown.Problem(network, bounds, case.lower, case.upper)
-    eng = Engine(prob, cons.ay, cons.ax, -cons.rhs, cons.strict, settings)
-    pool = _PointPool()
-    found: list[Counterexample] = []
-    batches = [0]
+    return DisjunctSearch(network, bounds, case, cons, oracle, case_index, settings, progress).run(deadline)
 
-    def on_points(X: np.ndarray) -> bool:
-        t = time.perf_counter()
-        try:
-            X = np.clip(np.atleast_2d(X), case.lower, case.upper)
-            g = falsify.margins(network, cons, X)
-            pool.add(X, g)
-            fm = falsify.float_margins(network, cons, X)
-            for i in np.argsort(fm)[:3]:
-                if fm[i] > 0:
-                    break
-                cex = confirm(oracle, case, X[i], case_index)
-                if cex is not None:
-                    found.append(cex)
-                    return True
-            batches[0] += 1
-            if batches[0] % settings.attack_every == 0 and pool.X is not None and not deadline.expired():
-                return _attack(network, case, cons, oracle, pool, deadline, case_index, found)
-            return False
-        finally:
-            eng.stats.attack_s += time.perf_counter() - t
 
-    status, low, reason = eng.run(deadline, lambda: 0.0, on_points, progress)
-    if found:
-        return SplitOutcome("counterexample", found[0], None, eng.stats, low)
-    if status == "proved":
-        return SplitOutcome("proved", None, None, eng.stats, low)
-    kind = "timeout" if reason and reason.startswith("timeout") else "open"
-    return SplitOutcome(kind, None, reason, eng.stats, low)
+def leaf_bounds(prob: crown.Problem, sub: crown.Batch) -> LayerBounds:
+    """The pre-activation bounds of one sub-problem (a batch of one) as ``LayerBounds``: its own
+    for the activation layers, the root's for the output layer; the root's rounding bounds."""
+    root = prob.bounds
+    lows = [sub.lower[j][0] if j in sub.lower else root.lower[j] for j in range(len(root.lower))]
+    ups = [sub.upper[j][0] if j in sub.upper else root.upper[j] for j in range(len(root.upper))]
+    return LayerBounds(tuple(lows), tuple(ups), "branch and bound leaf", errors=prob.errors)
+
+
+def _leaf_milp(network, prob, sub, case, cons, oracle, deadline, case_index):
+    """Decide ``cons`` on one sub-problem exactly: its MILP (an LP when every neuron is split) with
+    the sub-problem's bounds as constraints, solved by HiGHS in-process, judged by ``decide_disjunct``."""
+    from ..layer_bounds import margin_tau
+    from ..milp.encoding import encode
+    from .disjunct import MARGIN_ABS, MARGIN_REL, SUBBOX_ATTACK, decide_disjunct
+
+    bnds = leaf_bounds(prob, sub)
+    tau = margin_tau(bnds, MARGIN_ABS, MARGIN_REL)
+    milp = encode(network, bnds, case.lower, case.upper, enforce_bounds=tau)
+    return decide_disjunct(network, case, cons, milp, tau, "highs", deadline, oracle, np.random.default_rng(0),
+                           SUBBOX_ATTACK, case_index)
+
+
+def _leaf_minimum(network, prob, sub, c: np.ndarray, d: float, deadline: Deadline
+                  ) -> tuple[float | None, np.ndarray | None]:
+    """A sound lower bound of ``c @ y + d`` on one sub-problem from its MILP (HiGHS' rigorous dual
+    bound), the output layer's rounding included; ``inf`` for an empty one; None if HiGHS gave none;
+    and the solver's optimal input (a candidate for the best point, judged by the forward pass)."""
+    import highspy
+
+    from ..layer_bounds import margin_tau
+    from ..milp.encoding import encode, output_rows
+    from ..milp.solvers.highs import LinearProgram
+    from .disjunct import MARGIN_ABS, MARGIN_REL
+
+    bnds = leaf_bounds(prob, sub)
+    milp = encode(network, bnds, prob.lower, prob.upper, enforce_bounds=margin_tau(bnds, MARGIN_ABS, MARGIN_REL))
+    (idx, val, rhs), = output_rows(network, milp, np.zeros((1, network.n_inputs)), c[None, :], np.zeros(1),
+                                   widen=False)
+    lp = LinearProgram(milp, integer=True)
+    low, _ = lp.minimize(idx, val, deadline.remaining())
+    if low is None:
+        # infeasible even with the sub-problem's bounds widened by the margin: no evaluation
+        # reaches it (the same trust in the solver's infeasibility as a disjunct's MILP proof)
+        return (np.inf if lp._h.getModelStatus() == highspy.HighsModelStatus.kInfeasible else None), None
+    sol = np.asarray(lp._h.getSolution().col_value, dtype=np.float64)
+    point = sol[milp.input_vars] if sol.size == milp.n_vars else None
+    return float(low - rhs + d - np.abs(c) @ milp.output_error), point
 
 
 def _attack(network, case, cons, oracle, pool: _PointPool, deadline, case_index, found) -> bool:
@@ -144,7 +227,13 @@ def minimise(network: Network, bounds: LayerBounds, lower: np.ndarray, upper: np
         see(X)
         return False
 
-    status, low, reason = eng.run(deadline, lambda: best["v"] - gap, on_points)
+    def leaf(sub: crown.Batch) -> tuple[str, float]:
+        low, point = _leaf_minimum(network, prob, sub, c[0], d, deadline)
+        if point is not None:
+            see(point)
+        return ("closed", low) if low is not None else ("open: the exact check of a sub-problem gave no bound", -np.inf)
+
+    status, low, reason = eng.run(deadline, lambda: best["v"] - 0.5 * gap, on_points, None, leaf)
     low = min(low, best["v"])  # a proved bound never exceeds a value the network takes
     value, replayed = best["v"], False
     if oracle is not None:
@@ -181,31 +270,50 @@ class CaseOutcome:
         return out
 
 
+#: the share of the time that the first round gives the disjuncts (each the same); the open ones
+#: share what is left in later rounds, so that the easy ones finish early and the hard ones get the rest
+FIRST_ROUND = 0.3
+
+
 def prove_case(network: Network, bounds: LayerBounds, case: Case, todo: list[int], oracle, deadline: Deadline,
                case_index: int = 0, progress=None, settings: Settings | None = None) -> CaseOutcome:
-    """Neuron splitting on the disjuncts ``todo`` of ``case``, each with a fair share of the time left."""
+    """Neuron splitting on the disjuncts ``todo`` of ``case``, in rounds: first each gets an equal
+    slice of ``FIRST_ROUND`` of the time, then the still-open ones resume with equal shares of the rest."""
     t0 = time.perf_counter()
     out = CaseOutcome()
     if bounds.n_unstable(network) <= MILP_MAX_UNSTABLE:
         out.to_milp = list(todo)
         return out
-    for k, di in enumerate(todo):
-        if deadline.expired():
-            out.timed_out = True
-            out.open_reasons.append("timeout during neuron-splitting branch and bound")
-            break
-        sub = Deadline.after(deadline.share(len(todo) - k))
-        report = None if progress is None else _reporter(progress, di, k, len(todo), t0)
-        res = prove_disjunct(network, bounds, case, case.unsafe[di], oracle, sub, case_index, settings, report)
-        out.stats.append(res.stats)
-        if res.kind == "proved":
-            out.proved += 1
-        elif res.kind == "counterexample":
-            out.counterexample = res.counterexample
-            break
-        else:
-            out.timed_out |= res.kind == "timeout"
-            out.open_reasons.append(f"{res.reason} (best bound {res.lower:.4g})")
+    searches = {di: DisjunctSearch(network, bounds, case, case.unsafe[di], oracle, case_index, settings,
+                                   None if progress is None else _reporter(progress, di, k, len(todo), t0))
+                for k, di in enumerate(todo)}
+    pending = list(todo)
+    last: dict[int, SplitOutcome] = {}
+    first = True
+    while pending and not deadline.expired():
+        order = list(pending)
+        for k, di in enumerate(order):
+            rem = deadline.remaining()
+            share = None if rem is None else rem / (len(order) - k) * (FIRST_ROUND if first else 1.0)
+            res = last[di] = searches[di].run(Deadline.after(share))
+            if res.kind == "counterexample":
+                out.counterexample = res.counterexample
+                out.stats = [s.engine.stats for s in searches.values() if s.started]
+                out.time_s = time.perf_counter() - t0
+                return out
+            if res.kind == "proved":
+                out.proved += 1
+            if searches[di].done:
+                pending.remove(di)
+                if res.kind == "open":
+                    out.open_reasons.append(f"{res.reason} (best bound {res.lower:.4g})")
+        first = False
+    for di in pending:
+        res = last.get(di)
+        out.timed_out = True
+        out.open_reasons.append("timeout during neuron-splitting branch and bound" if res is None else
+                                f"{res.reason} (best bound {res.lower:.4g})")
+    out.stats = [s.engine.stats for s in searches.values() if s.started]
     out.time_s = time.perf_counter() - t0
     return out
 
