@@ -13,7 +13,6 @@ into a counterexample before it is reported. Every phase watches one ``Deadline`
 
 from __future__ import annotations
 
-import functools
 import os
 import time
 from collections.abc import Callable
@@ -27,11 +26,11 @@ from .budget import Deadline, Expired
 from .errors import VerifierError
 from .io.onnx import compare_with_onnxruntime, load_model
 from .io.replay import (
-    NETWORK_FLOAT32,
     ONNXRUNTIME,
     Counterexample,
     NetworkOracle,
     OnnxOracle,
+    float_model,
     make_oracle,
     model_bytes_of,
 )
@@ -39,12 +38,11 @@ from .io.spec_file import load_spec
 from .milp.encoding import MILP, encode
 from .milp.solvers import Solver, get_solver, solver_name
 from .network import Network
+from .options import Options
 from .result import HOLDS, UNKNOWN, VIOLATED, DisjunctOutcomes, Result, RunStats
 from .search.disjunct import (
     CASE_ATTACK,
     COUNTEREXAMPLE,
-    MARGIN_ABS,
-    MARGIN_REL,
     OPEN,
     PROVED,
     TIMEOUT,
@@ -59,60 +57,10 @@ from .search.input_split import BabOutcome, BabSettings, BabStats, BabStatus, in
 from .search.side_by_side import solve_side_by_side
 from .spec import Case, Constraints, Spec
 
-
-@functools.cache
-def float_model(oracle: str = ONNXRUNTIME) -> dict:
-    """What a proof covers (reported in every result's stats): the evaluation and onnxruntime's version,
-    or, for a network built in memory, its float32 forward pass."""
-    if oracle == NETWORK_FLOAT32:
-        return {"evaluation": "the network's float32 forward pass: per layer one float32 matrix product plus "
-                              "bias (any summation order), then the activation; worst-case rounding bound per "
-                              "layer (verifier/floatmodel.py)"}
-    import onnxruntime
-
-    return {"evaluation": "onnxruntime CPUExecutionProvider, float32 kernels, default graph optimisations, "
-                          "denormals kept; worst-case rounding bound per operator (verifier/floatmodel.py)",
-            "onnxruntime": onnxruntime.__version__}
-
 #: the whole-box LP check of each disjunct is skipped above this many unstable neurons (too slow)
 LP_CHECK_MAX_UNSTABLE = 600
 #: neuron splitting starts from LP-tightened bounds only below this many unstable neurons
 NEURON_SPLIT_LP_MAX_UNSTABLE = 300
-
-
-@dataclass(frozen=True)
-class Options:
-    """Settings of one run (no global state: pass this around)."""
-
-    timeout: float | None = None
-    solver: str | Solver = "cbc"  # a name ("cbc" / "highs") or a ``milp.solvers.Solver`` object
-    bounds: str = "symbolic"  # "interval" or "symbolic" pre-activation bounds for the encoding
-    margin_abs: float = MARGIN_ABS  # tau = margin_abs + margin_rel * (largest |neuron bound|)
-    margin_rel: float = MARGIN_REL
-    falsify: bool = True
-    seed: int = 0
-    #: "auto" | "milp" (one MILP per disjunct) | "input-split" | "neuron-split" (branch and bound)
-    strategy: str = "auto"
-    input_split_max_inputs: int = 12  # auto: input splitting for networks with at most this many inputs
-    jobs: int = 1  # processes per instance: branch-and-bound workers, or CBC solves side by side
-    parallel_after: int = 300  # sub-boxes explored in-process before the rest goes to the workers
-    fold_fixed_inputs: bool = True  # inputs with lower == upper become constants (``search.fixed_inputs``)
-    #: ``time.perf_counter()`` (``budget.clock``) at which the instance started (e.g. before the caller loaded the
-    #: model): the timeout counts from there. None: from the ``verify`` call (which loads a model
-    #: given as a path inside its budget)
-    started: float | None = None
-    progress: Callable[[str], None] | None = field(default=None, compare=False)  # status-line sink
-
-    def choose_strategy(self, network: Network) -> str:
-        """Input splitting pays off when few inputs span the box (ACAS Xu: 5); otherwise neuron
-        splitting where its bounds handle every layer (ReLU / LeakyReLU / Clip), else MILP."""
-        if self.strategy != "auto":
-            return self.strategy
-        if network.n_inputs <= self.input_split_max_inputs:
-            return "input-split"
-        from .bounds.crown import supports
-
-        return "neuron-split" if supports(network) else "milp"
 
 
 @dataclass
@@ -400,9 +348,19 @@ def _neuron_split_case(run: _Run, ci: int, case: Case, bnds: LayerBounds, todo: 
                        tally: DisjunctOutcomes) -> Result | list[int]:
     """Neuron-splitting branch and bound on the disjuncts ``todo``; returns those it leaves to the
     MILP (small ones: ``neuron_split.wants_milp``), or a violated / timeout Result."""
-    from .search.neuron_split import prove_case
+    from .search.neuron_split import prove_case, write_trace
 
-    out = prove_case(run.network, bnds, case, todo, run.oracle, run.deadline, ci, run.options.progress)
+    if run.options.jobs > 1 and len(todo) > 1:
+        from .search.parallel import run_disjuncts
+
+        rem, base = run.deadline.remaining(), run.parent or run
+        out = run_disjuncts(base.network, base.oracle, bnds, case, todo, run.options.jobs,
+                            None if rem is None else time.time() + rem, ci, fixed=run.fixed)
+        run.stats.parallel_jobs = min(run.options.jobs, len(todo))
+    else:
+        out = prove_case(run.network, bnds, case, todo, run.oracle, run.deadline, ci, run.options.progress)
+    if run.options.trace:
+        write_trace(run.options.trace, ci, out)
     run.stats.add_time("neuron_split_s", out.time_s)
     run.stats.bab = out.stats_dict(run.stats.bab)
     tally.proved_by_split += out.proved

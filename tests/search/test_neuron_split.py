@@ -116,3 +116,39 @@ def test_time_and_memory_limits_leave_the_question_open():
     assert tiny.kind != "proved" or tiny.stats.batches == 0  # no proof past the queue's limit
     if tiny.kind == "open":
         assert "memory limit" in tiny.reason
+
+
+# ------------------------------------------------------------------------------ through verify
+def _spec_pair(net: Network, seed: int):
+    """Two specs over a 20-input box (auto strategy: neuron splitting) around the exact maximum
+    of ``y0 - y1`` (MILP): one holding, one violated, each with a second disjunct that only the
+    bounds of its row refute (an input term)."""
+    from verifier import make_spec
+
+    rng = np.random.default_rng(seed)
+    lower = rng.uniform(-0.3, 0.0, 20)
+    upper = lower + 0.3
+    b = symbolic_bounds(net, lower, upper)
+    c = np.array([1.0, -1.0])
+    top = extreme(net, encode(net, b, lower, upper), c, maximize=True)[0]
+    y1_hi = float(linear_bounds(net, b, lower, upper, np.array([[0.0, 1.0]]))[1][0])
+    out = []
+    for t in (top + 0.02, top - 0.02):
+        out.append(make_spec(lower, upper, [[f"y0 - y1 >= {float(t)!r}"],
+                                            [f"y1 - x3 >= {y1_hi - float(lower[3]) + 0.01!r}"]]))
+    return out
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_verify_uses_neuron_splitting_and_agrees_with_the_milp(jobs):
+    from verifier import Options, verify
+
+    net = _net(11, n_in=20, width=24, depth=3)
+    for spec, expected in zip(_spec_pair(net, 1), ("holds", "violated")):
+        res = verify(net, spec, options=Options(timeout=60, jobs=jobs, falsify=False))
+        ref = verify(net, spec, options=Options(timeout=60, strategy="milp", falsify=False))
+        assert res.stats["strategy"] == "neuron-split"
+        assert res.status == ref.status == expected, (res.reason, ref.reason)
+        if expected == "violated":
+            case = spec.cases[res.counterexample.case_index]
+            assert case.violated_at(res.counterexample.input, res.counterexample.output)

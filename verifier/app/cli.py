@@ -102,8 +102,11 @@ def main() -> None:
                    "unsafe disjunct.")
 @click.option("--bounds", "bounds_method", type=click.Choice(["symbolic", "interval"]), default="symbolic",
               show_default=True, help="Neuron bounds for the MILP path (interval = the plain big-M baseline).")
+@click.option("--trace", "trace", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Append the best bound over time of each disjunct searched by neuron splitting to this "
+                   "JSON-lines file (one object per branching step: case, disjunct, t, bound, open).")
 def verify(model: str, spec: str, timeout: float | None, solver: str, as_json: bool, vnncomp_out: str | None,
-           quiet: bool, jobs: int, strategy: str, bounds_method: str) -> None:
+           quiet: bool, jobs: int, strategy: str, bounds_method: str, trace: str | None) -> None:
     """Check that SPEC holds for MODEL.
 
     MODEL is an ONNX file. SPEC is a property file: .vnnlib (VNN-COMP) or .toml (native format);
@@ -114,7 +117,7 @@ def verify(model: str, spec: str, timeout: float | None, solver: str, as_json: b
 
     status = StatusLine() if (sys.stderr.isatty() and not quiet) else None
     options = Options(timeout=timeout, solver=solver, jobs=jobs, progress=status, strategy=strategy,
-                      bounds=bounds_method)
+                      bounds=bounds_method, trace=trace)
     try:
         result = run_verify(model, spec, options=options)
     finally:

@@ -42,7 +42,11 @@ def print_result(result: Result, model: str, spec: str, quiet: bool) -> None:
     if s.disjunct_outcomes is not None:
         d = s.disjunct_outcomes
         parts.append(f"disjuncts: {d.proved_by_bounds} proved by bounds, {d.proved_by_lp} by LP, "
-                     f"{d.proved_by_milp} by MILP, {d.undecided} undecided")
+                     f"{d.proved_by_milp} by MILP, {d.proved_by_split} by neuron splitting, {d.undecided} undecided")
+    if s.strategy == "neuron-split" and s.bab:
+        b = s.bab
+        parts.append(f"neuron splitting: {b.get('explored', 0)} sub-problems bounded, {b.get('splits', 0)} splits, "
+                     f"depth {b.get('max_depth', 0)}, {b.get('leaves', 0)} exact leaves")
     if s.milp is not None:
         m = s.milp
         parts.append(f"largest MILP {m['variables']} vars / {m['binaries']} binaries / {m['constraints']} "

@@ -21,6 +21,8 @@ Two oracles with one interface (``name``, ``dtype``, ``calls``, ``run(x)``):
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ..errors import ModelError
@@ -188,3 +190,18 @@ def confirm(oracle: OnnxOracle | NetworkOracle, case: Case, x: np.ndarray, case_
     if case.violated_at(xc, y):
         return Counterexample(xc, y, case_index)
     return None
+
+
+@functools.cache
+def float_model(oracle: str = ONNXRUNTIME) -> dict:
+    """What a proof covers (reported in every result's stats): the evaluation and onnxruntime's version,
+    or, for a network built in memory, its float32 forward pass."""
+    if oracle == NETWORK_FLOAT32:
+        return {"evaluation": "the network's float32 forward pass: per layer one float32 matrix product plus "
+                              "bias (any summation order), then the activation; worst-case rounding bound per "
+                              "layer (verifier/floatmodel.py)"}
+    import onnxruntime
+
+    return {"evaluation": "onnxruntime CPUExecutionProvider, float32 kernels, default graph optimisations, "
+                          "denormals kept; worst-case rounding bound per operator (verifier/floatmodel.py)",
+            "onnxruntime": onnxruntime.__version__}

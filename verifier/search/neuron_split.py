@@ -259,12 +259,12 @@ class CaseOutcome:
     timed_out: bool = False
     to_milp: list[int] = field(default_factory=list)  # disjuncts left to the MILP
     time_s: float = 0.0
-    stats: list[Stats] = field(default_factory=list)
+    stats: dict[int, Stats] = field(default_factory=dict)  # per disjunct searched
 
     def stats_dict(self, previous: dict | None = None) -> dict:
         """The branch-and-bound counters summed over the disjuncts (and ``previous`` cases)."""
         out = dict(previous or {})
-        for st in self.stats:
+        for st in self.stats.values():
             for k, v in st.as_dict().items():
                 out[k] = max(out.get(k, 0), v) if k in ("max_depth", "peak_queue") else round(out.get(k, 0) + v, 4)
         return out
@@ -298,7 +298,7 @@ def prove_case(network: Network, bounds: LayerBounds, case: Case, todo: list[int
             res = last[di] = searches[di].run(Deadline.after(share))
             if res.kind == "counterexample":
                 out.counterexample = res.counterexample
-                out.stats = [s.engine.stats for s in searches.values() if s.started]
+                out.stats = {di: s.engine.stats for di, s in searches.items() if s.started}
                 out.time_s = time.perf_counter() - t0
                 return out
             if res.kind == "proved":
@@ -313,9 +313,22 @@ def prove_case(network: Network, bounds: LayerBounds, case: Case, todo: list[int
         out.timed_out = True
         out.open_reasons.append("timeout during neuron-splitting branch and bound" if res is None else
                                 f"{res.reason} (best bound {res.lower:.4g})")
-    out.stats = [s.engine.stats for s in searches.values() if s.started]
+    out.stats = {di: s.engine.stats for di, s in searches.items() if s.started}
     out.time_s = time.perf_counter() - t0
     return out
+
+
+def write_trace(path: str, case_index: int, outcome: CaseOutcome) -> None:
+    """Append the best bound over time of every disjunct searched to the JSON-lines file ``path``:
+    one object per branching step, ``{"case", "disjunct", "t", "bound", "open"}`` (``t`` in seconds
+    since that disjunct's search started; ``bound``: the smallest bound of an open sub-problem, which
+    must rise above 0 for a proof)."""
+    import json
+
+    with open(path, "a", encoding="utf-8") as f:
+        for di, st in outcome.stats.items():
+            f.writelines(json.dumps({"case": case_index, "disjunct": di, "t": t,
+                                    "bound": None if not np.isfinite(low) else low, "open": n_open}) + "\n" for t, low, n_open in st.trace)
 
 
 def _reporter(sink, di: int, k: int, n: int, t0: float):

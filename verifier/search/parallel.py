@@ -104,3 +104,45 @@ def run_boxes(network: Network, oracle: OnnxOracle | NetworkOracle, case: Case, 
     if reasons or stats.undecided:
         return BabOutcome(BabStatus.UNKNOWN, None, "; ".join(dict.fromkeys(reasons)) or "undecided sub-boxes", stats)
     return BabOutcome(BabStatus.HOLDS, None, None, stats)
+
+
+def _disjunct_task(args):
+    """One worker's share of a case's disjuncts, searched by neuron splitting (``prove_case``)."""
+    from .neuron_split import prove_case
+
+    bounds, case, todo, wall_deadline, case_index = args
+    state = _STATE
+    assert state is not None, "worker not initialised"
+    from ..budget import Deadline
+
+    deadline = Deadline.never() if wall_deadline is None else Deadline.after(max(0.0, wall_deadline - time.time()))
+    return prove_case(state.network, bounds, case, todo, state.oracle, deadline, case_index)
+
+
+def run_disjuncts(network: Network, oracle: OnnxOracle | NetworkOracle, bounds, case: Case, todo: list[int],
+                  jobs: int, wall_deadline: float | None, case_index: int = 0, fixed: FixedInputs | None = None):
+    """Neuron splitting on the disjuncts ``todo`` of ``case`` with ``jobs`` processes (``--jobs N``):
+    each worker takes every ``jobs``-th disjunct and runs ``neuron_split.prove_case`` on them with
+    the whole remaining time; the first counterexample stops everyone. Returns one merged
+    ``CaseOutcome``. ``network`` / ``oracle`` / ``fixed`` as in ``run_boxes`` (``bounds`` and
+    ``case`` are over the free inputs)."""
+    from .neuron_split import CaseOutcome
+
+    ctx = mp.get_context("spawn")
+    shipped, model_bytes = worker_payload(network, oracle)
+    groups = [todo[k::jobs] for k in range(jobs) if todo[k::jobs]]
+    merged = CaseOutcome()
+    t0 = time.perf_counter()
+    with ctx.Pool(len(groups), initializer=_init, initargs=(single_thread_values(), shipped, model_bytes, fixed)) as pool:
+        for out in pool.imap_unordered(_disjunct_task, [(bounds, case, g, wall_deadline, case_index) for g in groups]):
+            merged.proved += out.proved
+            merged.open_reasons += out.open_reasons
+            merged.timed_out |= out.timed_out
+            merged.to_milp += out.to_milp
+            merged.stats.update(out.stats)
+            if out.counterexample is not None:
+                merged.counterexample = out.counterexample
+                pool.terminate()
+                break
+    merged.time_s = time.perf_counter() - t0
+    return merged
