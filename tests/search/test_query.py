@@ -25,8 +25,8 @@ def test_methods_nest_and_contain_samples(net):
     for m in METHODS:
         b = output_bounds(net, LO, HI, method=m, timeout=30)
         found[m] = b
-        if m == "exact":  # to its gap: it nests in lp, not (always) in milp's tighter tolerance
-            prev = found["lp"]
+        if m == "exact":  # to its gap: it nests in symbolic, not (always) in milp's tighter tolerance
+            prev = found["symbolic"]
         assert b.method == m and b.lower.shape == (2,) and b.time_s >= 0
         assert np.all(Y >= b.lower - 1e-9) and np.all(Y <= b.upper + 1e-9), m
         if prev is not None:

@@ -6,7 +6,8 @@ Methods, each at least as tight as the one before: ``interval``, ``symbolic``, `
 tolerance, see ``tighten.milp_extrema``). ``exact`` (``search.exact_query``): branch and bound
 per end of each row to an absolute ``gap``, with a witness input for each end replayed by the
 oracle (onnxruntime for an ONNX model); ``Bounds.exact`` says where both ends closed the gap.
-Its bounds are sound for the float32 network (rounding included) and nest in ``symbolic``'s.
+Its bounds are sound for the float32 network (rounding included) and nest in ``symbolic``'s
+(in ``lp``'s too when it LP-tightens its root bounds).
 
 Any ``Network`` works: a DAG (residual blocks), max layers (their ``layer_bounds`` entry bounds
 the pre-activations, before the max), sparse weights.
