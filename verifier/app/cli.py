@@ -183,58 +183,84 @@ def _query_rows(queries: tuple[str, ...], n_inputs: int, n_outputs: int) -> tupl
     return np.array(rows), np.array(offs), list(queries)
 
 
-@main.command()
+BOUNDS_EXIT_HELP = """\b
+Exit codes:
+  0  bounds computed (method exact: every row closed to the gap)
+  2  usage error or bad input (missing file, unsupported model, malformed box or query)
+  3  method exact only: some row's gap was not closed in time (its bounds are still sound)
+  4  internal error (a bug: please report it with the files that trigger it)
+"""
+
+
+@main.command(epilog=BOUNDS_EXIT_HELP)
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.argument("spec", required=False, type=click.Path(dir_okay=False))
 @click.option("--lower", default=None, help="Input lower bounds, e.g. '0,0,-1' (instead of SPEC).")
 @click.option("--upper", default=None, help="Input upper bounds, e.g. '1,1,1' (instead of SPEC).")
-@click.option("--method", type=click.Choice(["interval", "symbolic", "lp", "milp"]), default="symbolic",
-              show_default=True, help="Bound method; each is at least as tight as the one before it.")
+@click.option("--method", type=click.Choice(["interval", "symbolic", "lp", "milp", "exact"]), default="symbolic",
+              show_default=True, help="Bound method; each up to milp is at least as tight as the one before it. "
+                                      "exact: branch and bound to --gap, with a witness input for each end.")
+@click.option("--gap", type=click.FloatRange(min=0), default=1e-3, show_default=True,
+              help="method exact: the absolute gap between each proved bound and its witness's value.")
 @click.option("--query", "queries", multiple=True,
               help="A linear function of the outputs to bound instead of each output, e.g. 'y0 - y1' "
                    "(repeatable).")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Time budget in seconds for lp / milp (bounds stay sound; milp marks non-exact rows).")
+              help="Time budget in seconds for lp / milp / exact, per box (bounds stay sound; rows not "
+                   "closed in time are marked not exact).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object as the last line of stdout.")
-def bounds(model: str, spec: str | None, lower: str | None, upper: str | None, method: str,
-           queries: tuple[str, ...], timeout: float | None, as_json: bool) -> None:
+@click.option("--quiet", "-q", is_flag=True, help="No progress line on stderr.")
+def bounds(model: str, spec: str | None, lower: str | None, upper: str | None, method: str, gap: float,
+           queries: tuple[str, ...], timeout: float | None, as_json: bool, quiet: bool) -> None:
     """Sound bounds on MODEL's outputs over an input box.
 
     The box is the input box of SPEC (a .toml or .vnnlib property; one table per box when it has
     several), or is given with --lower and --upper. With --method milp the bounds are HiGHS's
     proved bounds, padded; column 'exact' marks the rows where they are the extrema to within
-    3e-6 + 1e-6 |bound| (optimality tolerance 1e-6 + 1e-9 |bound|, see README).
+    3e-6 + 1e-6 |bound| (optimality tolerance 1e-6 + 1e-9 |bound|, see README). With --method
+    exact each end is closed by branch and bound to within --gap of a witness input whose value
+    onnxruntime computes (columns 'min found' / 'max found'); see docs/bounds.md.
     """
     from ..onnx_loader import load_model
     from ..query import linear_query
-    from ..spec import load_spec
+    from .render import print_bounds
 
     net = load_model(model)
-    if spec is not None and (lower is not None or upper is not None):
-        raise click.UsageError("give either SPEC or --lower/--upper, not both")
-    if spec is not None:
-        boxes = [(c.lower, c.upper) for c in load_spec(spec).bind(net.n_inputs, net.n_outputs).cases]
-    elif lower is not None and upper is not None:
-        lo, hi = _parse_vector(lower, "--lower"), _parse_vector(upper, "--upper")
-        if lo.size != net.n_inputs or hi.size != net.n_inputs:
-            raise click.UsageError(f"--lower/--upper have {lo.size}/{hi.size} values; {model} has {net.n_inputs} inputs")
-        boxes = [(lo, hi)]
-    else:
-        raise click.UsageError("give a SPEC file or both --lower and --upper")
+    boxes = _boxes(net, model, spec, lower, upper)
     C, d, labels = _query_rows(queries, net.n_inputs, net.n_outputs)
-    results = []
+    status = StatusLine() if (method == "exact" and sys.stderr.isatty() and not quiet) else None
+    results, all_exact = [], True
     for bi, (lo, hi) in enumerate(boxes):
-        b = linear_query(net, lo, hi, C, d, method=method, timeout=timeout)
+        progress = None if status is None else (lambda text, bi=bi: status(f"box {bi}: {text}"))
+        try:
+            b = linear_query(net, lo, hi, C, d, method=method, timeout=timeout, gap=gap, progress=progress)
+        finally:
+            if status is not None:
+                status.clear()
+        all_exact &= bool(b.exact.all())
         results.append({"box": bi, **b.to_json(), "names": labels,
                         "unstable_neurons": b.layers.n_unstable(net) if b.layers is not None else None})
         if not as_json:
-            click.echo(f"box {bi}: method {method}, {b.time_s:.3f} s, "
-                       f"{results[-1]['unstable_neurons']} unstable neurons")
-            click.echo(f"  {'quantity':<20} {'lower':>16} {'upper':>16}  exact")
-            for name, a, c, e in zip(labels, b.lower, b.upper, b.exact):
-                click.echo(f"  {name:<20} {a:>16.8g} {c:>16.8g}  {'yes' if e else 'no'}")
+            print_bounds(bi, b, labels, results[-1]["unstable_neurons"])
     if as_json:
         click.echo(json.dumps({"model": model, "method": method, "boxes": results}))
+    sys.exit(0 if method != "exact" or all_exact else 3)
+
+
+def _boxes(net, model: str, spec: str | None, lower: str | None, upper: str | None) -> list:
+    """The input boxes of ``bounds``: SPEC's, or the one given by --lower / --upper."""
+    from ..spec import load_spec
+
+    if spec is not None and (lower is not None or upper is not None):
+        raise click.UsageError("give either SPEC or --lower/--upper, not both")
+    if spec is not None:
+        return [(c.lower, c.upper) for c in load_spec(spec).bind(net.n_inputs, net.n_outputs).cases]
+    if lower is not None and upper is not None:
+        lo, hi = _parse_vector(lower, "--lower"), _parse_vector(upper, "--upper")
+        if lo.size != net.n_inputs or hi.size != net.n_inputs:
+            raise click.UsageError(f"--lower/--upper have {lo.size}/{hi.size} values; {model} has {net.n_inputs} inputs")
+        return [(lo, hi)]
+    raise click.UsageError("give a SPEC file or both --lower and --upper")
 
 
 from .commands_batch import register as _register_batch

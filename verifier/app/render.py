@@ -159,6 +159,28 @@ def print_summary(rows: list[dict]) -> None:
         click.echo(fmt.format(*c))
 
 
+# --------------------------------------------------------------------------------- bounds
+def print_bounds(box: int, b, labels: list[str], unstable: int | None) -> None:
+    """``verifier bounds``' table for one box: per row the bounds, and for method exact the gap
+    left and the replayed witness values (the lowest / highest value found)."""
+    click.echo(f"box {box}: method {b.method}, {b.time_s:.3f} s, {unstable} unstable neurons"
+               + (f", gap {b.gap:g}, {b.engine}" if b.witness_lower is not None else ""))
+    if b.witness_lower is None:
+        click.echo(f"  {'quantity':<20} {'lower':>16} {'upper':>16}  exact")
+        for name, lo, hi, e in zip(labels, b.lower, b.upper, b.exact):
+            click.echo(f"  {name:<20} {lo:>16.8g} {hi:>16.8g}  {'yes' if e else 'no'}")
+        return
+    click.echo(f"  {'quantity':<20} {'lower':>14} {'min found':>14} {'max found':>14} {'upper':>14} "
+               f"{'gap left':>10}  exact")
+    for r, name in enumerate(labels):
+        vl, vu = b.value_lower[r], b.value_upper[r]
+        left = max(vl - b.lower[r], b.upper[r] - vu)
+        click.echo(f"  {name:<20} {b.lower[r]:>14.8g} {_num(vl):>14} {_num(vu):>14} {b.upper[r]:>14.8g} "
+                   f"{_num(left, '.2e'):>10}  {'yes' if b.exact[r] else 'no'}")
+
+
+def _num(v: float, fmt: str = ".8g") -> str:
+    return "-" if not np.isfinite(v) else format(float(v), fmt)
 
 
 # --------------------------------------------------------------------------------- info
