@@ -41,11 +41,12 @@ class Options:
 
     def choose_strategy(self, network: Network) -> str:
         """Input splitting pays off when few inputs span the box (ACAS Xu: 5); otherwise neuron
-        splitting where its bounds handle every layer (ReLU / LeakyReLU / Clip), else MILP."""
+        splitting where every activation can be split (ReLU / LeakyReLU), else MILP (Clip, max
+        windows: their bounds are handled but their neurons are not split)."""
         if self.strategy != "auto":
             return self.strategy
         if network.n_inputs <= self.input_split_max_inputs:
             return "input-split"
-        from .bounds.crown import supports
+        from .bounds.crown import splits_every_layer
 
-        return "neuron-split" if supports(network) else "milp"
+        return "neuron-split" if splits_every_layer(network) else "milp"

@@ -126,14 +126,14 @@ def _spec_pair(net: Network, seed: int):
     from verifier import make_spec
 
     rng = np.random.default_rng(seed)
-    lower = rng.uniform(-0.3, 0.0, 20)
-    upper = lower + 0.3
+    lower = rng.uniform(-0.2, 0.0, 20)
+    upper = lower + 0.2
     b = symbolic_bounds(net, lower, upper)
     c = np.array([1.0, -1.0])
     top = extreme(net, encode(net, b, lower, upper), c, maximize=True)[0]
     y1_hi = float(linear_bounds(net, b, lower, upper, np.array([[0.0, 1.0]]))[1][0])
     out = []
-    for t in (top + 0.02, top - 0.02):
+    for t in (top + 0.05, top - 0.05):
         out.append(make_spec(lower, upper, [[f"y0 - y1 >= {float(t)!r}"],
                                             [f"y1 - x3 >= {y1_hi - float(lower[3]) + 0.01!r}"]]))
     return out

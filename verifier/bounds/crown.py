@@ -51,7 +51,13 @@ class NotSupported(ValueError):
 
 
 def supports(network: Network) -> bool:
+    """Every activation is one this module bounds (ReLU, LeakyReLU, Clip)."""
     return all(layer.activation is None or layer.activation.kind in SUPPORTED for layer in network.layers)
+
+
+def splits_every_layer(network: Network) -> bool:
+    """Every activation is one whose neurons can be split (ReLU, LeakyReLU)."""
+    return all(layer.activation is None or layer.activation.kind in SPLITTABLE for layer in network.layers)
 
 
 @dataclass

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..bounds import LayerBounds, crown
 from ..budget import Deadline
-from ..io.replay import Counterexample, confirm
+from ..io.replay import Counterexample, cast_into_box, confirm
 from ..network import Network
 from ..spec import Case, Constraints
 from . import falsify
@@ -235,18 +235,21 @@ def minimise(network: Network, bounds: LayerBounds, lower: np.ndarray, upper: np
 
     status, low, reason = eng.run(deadline, lambda: best["v"] - 0.5 * gap, on_points, None, leaf)
     low = min(low, best["v"])  # a proved bound never exceeds a value the network takes
-    value, replayed = best["v"], False
-    if oracle is not None:
-        y = np.asarray(oracle.run(best["x"].astype(oracle.dtype)), float).ravel()
-        value, replayed = float(c[0] @ y + d), True
+    value, replayed, point = best["v"], False, best["x"]
+    # the replay runs on the point cast into the box in the model's input type (a float32 cast of
+    # a corner may leave the box): no such point, no replay
+    xc = None if oracle is None else cast_into_box(best["x"], prob.lower, prob.upper, oracle.dtype)
+    if xc is not None:
+        y = np.asarray(oracle.run(xc), float).ravel()
+        value, replayed, point = float(c[0] @ y + d), True, np.asarray(xc, float)
     low = min(low, value)
-    return Minimum(float(low), float(value), best["x"], bool(value - low <= gap and status != "open"), replayed,
+    return Minimum(float(low), float(value), point, bool(value - low <= gap and status != "open"), replayed,
                    eng.stats, reason)
 
 
 #: a case whose bounds leave at most this many unstable neurons goes to the MILP instead (CBC closes
-#: such MILPs in well under a second; branch and bound would split the same neurons one by one)
-MILP_MAX_UNSTABLE = 40
+#: such MILPs in seconds; branch and bound would split the same neurons one by one)
+MILP_MAX_UNSTABLE = 60
 
 
 @dataclass
@@ -305,8 +308,8 @@ def prove_case(network: Network, bounds: LayerBounds, case: Case, todo: list[int
                 out.proved += 1
             if searches[di].done:
                 pending.remove(di)
-                if res.kind == "open":
-                    out.open_reasons.append(f"{res.reason} (best bound {res.lower:.4g})")
+                if res.kind == "open":  # the search cannot go on (memory, an undecided leaf): the MILP may
+                    out.to_milp.append(di)
         first = False
     for di in pending:
         res = last.get(di)
