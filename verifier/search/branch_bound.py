@@ -302,7 +302,7 @@ class Engine:
         self.mem -= sum(n.nbytes() for n in take)
         batch, alpha, beta, depth = self._children(take)
         if s.branching == "input":  # every layer's bounds shrink with the box
-            crown.refine(self.prob, batch, None, first=True)
+            crown.refine(self.prob, batch, s.refine_rows, first=True)
         elif s.refine:
             crown.refine(self.prob, batch, s.refine_rows)
         empty = batch.empty()
