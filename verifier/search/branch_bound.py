@@ -53,6 +53,7 @@ class Settings:
     attack_every: int = 5  # batches between two gradient attacks from the most promising points
     branching: str = "neuron"  # "neuron": split neuron phases; "input": bisect the input box
     leaf_unstable: int = 0  # a sub-problem with at most this many free unstable neurons goes to ``leaf``
+    record_leaves: bool = False  # keep the evidence of every closed sub-problem (``Engine.leaves``)
     refine: bool = False  # re-bound the unstable neurons of later layers in every child (``crown.refine``)
     refine_rows: int | None = None  # ... skipping layers with more unstable neurons than this
 
@@ -122,6 +123,7 @@ class Engine:
         self.strict = np.zeros(self.m, bool) if strict is None else np.asarray(strict, bool)
         self.settings = settings or Settings()
         self.stats = Stats()
+        self.leaves: list[dict] = []  # with Settings.record_leaves: what closed each sub-problem
         self.t0 = time.perf_counter()
 
     # ------------------------------------------------------------------ bounding and branching
@@ -225,6 +227,16 @@ class Engine:
             pick[b] = cand
         return pick
 
+    def _record(self, batch: crown.Batch, b: int, o: crown.Optimised, how: str, lower: np.ndarray) -> None:
+        """Keep what closed sub-problem ``b``: its box, its splits (layer, neuron, phase), how it was
+        closed (``bound``, ``empty``: crossed neuron bounds, ``exact check``), its row bounds and the
+        slopes / multipliers of its bound (the evidence a certificate can be built from)."""
+        splits = [(int(j), int(i), int(s[b, i])) for j, s in batch.splits.items() for i in np.flatnonzero(s[b])]
+        self.leaves.append({"lo": batch.lo[b].copy(), "hi": batch.hi[b].copy(), "splits": splits, "how": how,
+                            "lower": np.asarray(lower, float).copy(),
+                            "alpha": {j: a[b].copy() for j, a in o.alpha.items()},
+                            "beta": {j: x[b].copy() for j, x in (o.beta or {}).items()}})
+
     @staticmethod
     def _free(node: _Node) -> int:
         sub = node.sub
@@ -265,6 +277,8 @@ class Engine:
         if on_points(out.result.vertex(root.sub.lo, root.sub.hi)[0]):
             return self._end("stopped", float(root.key()), None)
         if self._closed(root.lower[None], threshold())[0]:
+            if s.record_leaves:
+                self._record(root.sub, 0, out, "bound", root.lower)
             return self._end("proved", float(root.key()), None)
         if not root.branch:
             return self._end("open", float(root.key()), "no unstable neuron left to split and the bound does not close")
@@ -316,6 +330,9 @@ class Engine:
         self.stats.max_depth = max(self.stats.max_depth, max(depth))
         if done.any():
             self.closed_min = min(self.closed_min, float(lower[done].max(axis=1).min()))
+            if s.record_leaves:
+                for b in np.flatnonzero(done):
+                    self._record(batch, b, o, "empty" if empty[b] else "bound", lower[b])
         open_idx = np.flatnonzero(~done)
         if open_idx.size:
             pts = o.result.vertex(batch.lo, batch.hi)
@@ -339,6 +356,8 @@ class Engine:
                     return "open", verdict.removeprefix("open: ")
                 self.closed_min = min(self.closed_min, leaf_low)
                 self.stats.closed += 1
+                if s.record_leaves:
+                    self._record(batch, b, o, "exact check", lower[b])
         self.stats.peak_queue = max(self.stats.peak_queue, len(self.heap))
         if self.mem > self.limit:
             return "open", (f"branch and bound queue exceeded its memory limit of {s.max_memory_mb:g} MiB "
