@@ -154,8 +154,6 @@ def _leaf_minimum(network, prob, sub, c: np.ndarray, d: float, deadline: Deadlin
     """A sound lower bound of ``c @ y + d`` on one sub-problem from its MILP (HiGHS' rigorous dual
     bound), the output layer's rounding included; ``inf`` for an empty one; None if HiGHS gave none;
     and the solver's optimal input (a candidate for the best point, judged by the forward pass)."""
-    import highspy
-
     from ..layer_bounds import margin_tau
     from ..milp.encoding import encode, output_rows
     from ..milp.solvers.highs import LinearProgram
@@ -170,9 +168,9 @@ def _leaf_minimum(network, prob, sub, c: np.ndarray, d: float, deadline: Deadlin
     if low is None:
         # infeasible even with the sub-problem's bounds widened by the margin: no evaluation
         # reaches it (the same trust in the solver's infeasibility as a disjunct's MILP proof)
-        return (np.inf if lp._h.getModelStatus() == highspy.HighsModelStatus.kInfeasible else None), None
-    sol = np.asarray(lp._h.getSolution().col_value, dtype=np.float64)
-    point = sol[milp.input_vars] if sol.size == milp.n_vars else None
+        return (np.inf if lp.last_infeasible() else None), None
+    sol = lp.last_point()
+    point = None if sol is None else sol[milp.input_vars]
     return float(low - rhs + d - np.abs(c) @ milp.output_error), point
 
 

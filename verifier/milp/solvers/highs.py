@@ -133,6 +133,17 @@ class LinearProgram:
             return res.bound - float(milp_pad(res.bound)), res.closed
         return self._lp_min(np.asarray(idx, dtype=np.int32), np.asarray(coef, dtype=np.float64), time_limit)
 
+    def last_infeasible(self) -> bool:
+        """Whether HiGHS reported the last solve infeasible."""
+        import highspy
+
+        return self._h.getModelStatus() == highspy.HighsModelStatus.kInfeasible
+
+    def last_point(self) -> np.ndarray | None:
+        """The primal values of the last solve (all variables), if HiGHS has them."""
+        sol = np.asarray(self._h.getSolution().col_value, dtype=np.float64)
+        return sol if sol.size == self.milp.n_vars else None
+
     def maximize(self, idx, coef, time_limit: float | None = None) -> tuple[float | None, bool]:
         val, exact = self.minimize(idx, -np.asarray(coef, dtype=np.float64), time_limit)
         return (None if val is None else -val), exact
