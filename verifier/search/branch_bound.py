@@ -48,7 +48,7 @@ class Settings:
     lr: float = 0.1  # Adam step of the slopes alpha (in [0, 1])
     lr_beta: float = 0.03  # ... of the split multipliers beta
     candidates: int = 8  # > 1: filtered smart branching over this many top-scored neurons (measured: 8)
-    max_memory_mb: float = 1024.0  # the queue's parameters never take more than this
+    max_memory_mb: float = 2048.0  # the queue never takes more than this (a case's disjuncts share it)
     use_beta: bool = True
     attack_every: int = 5  # batches between two gradient attacks from the most promising points
     branching: str = "neuron"  # "neuron": split neuron phases; "input": bisect the input box
@@ -190,8 +190,7 @@ class Engine:
             else:
                 batch.split(b, j, i, 1)
                 batch.split(B + b, j, i, -1)
-        alpha = {j: np.stack([n.alpha[j] for n in nodes] * 2) for j in nodes[0].alpha}
-        beta = {j: np.stack([n.beta[j] for n in nodes] * 2) for j in nodes[0].beta}
+        alpha, beta = self._params([n.alpha for n in nodes] * 2, [n.beta for n in nodes] * 2)
         self.stats.splits += B
         return batch, alpha, beta, [n.depth + 1 for n in nodes] * 2
 
@@ -215,8 +214,7 @@ class Engine:
             alphas += [n.alpha] * (2 * len(n.branch))
             betas += [n.beta] * (2 * len(n.branch))
         batch = crown.Batch.concat(subs)
-        alpha = {j: np.stack([a[j] for a in alphas]) for j in alphas[0]}
-        beta = {j: np.stack([x[j] for x in betas]) for j in betas[0]}
+        alpha, beta = self._params(alphas, betas)
         low = self._bound(batch, alpha, beta, 1, None).lower.max(axis=1)
         worst = np.minimum(low[0::2], low[1::2])  # per candidate: its weaker child
         best: dict[int, tuple[float, tuple[int, int]]] = {}
@@ -244,8 +242,18 @@ class Engine:
                        for j in sub.splits))
 
     def _node(self, batch: crown.Batch, b: int, o: crown.Optimised, beta, lower, branch, depth) -> _Node:
-        return _Node(batch.take([b]), {j: x[b] for j, x in o.alpha.items()},
-                     {j: x[b] for j, x in (o.beta or beta).items()}, lower[b], branch, depth)
+        """A queued sub-problem: its bounds in float64 (they must stay sound), its parameters in
+        float32 (any alpha in range and beta >= 0 gives a sound bound: rounding costs no soundness,
+        ``_params`` puts them back in range) to halve the queue's memory."""
+        return _Node(batch.take([b]), {j: x[b].astype(np.float32) for j, x in o.alpha.items()},
+                     {j: x[b].astype(np.float32) for j, x in (o.beta or beta).items()}, lower[b], branch, depth)
+
+    def _params(self, alphas: list[dict], betas: list[dict]) -> tuple[dict, dict]:
+        """Stacked float64 slopes (clipped into their range) and multipliers (clipped at 0)."""
+        alpha = {j: np.clip(np.stack([a[j] for a in alphas]).astype(np.float64), self.prob.lines[j].neg_slope, 1.0)
+                 for j in alphas[0]}
+        beta = {j: np.maximum(np.stack([x[j] for x in betas]).astype(np.float64), 0.0) for j in betas[0]}
+        return alpha, beta
 
     # ------------------------------------------------------------------ the search loop
     def _root(self) -> tuple[_Node, crown.Optimised]:

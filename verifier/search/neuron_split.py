@@ -13,7 +13,7 @@ is what is reported as the upper end: an input that really reaches it.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -285,6 +285,9 @@ def prove_case(network: Network, bounds: LayerBounds, case: Case, todo: list[int
     if bounds.n_unstable(network) <= MILP_MAX_UNSTABLE:
         out.to_milp = list(todo)
         return out
+    # the queues of all the case's searches together stay under the memory limit
+    settings = settings or Settings()
+    settings = replace(settings, max_memory_mb=settings.max_memory_mb / len(todo))
     searches = {di: DisjunctSearch(network, bounds, case, case.unsafe[di], oracle, case_index, settings,
                                    None if progress is None else _reporter(progress, di, k, len(todo), t0))
                 for k, di in enumerate(todo)}

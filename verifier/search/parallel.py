@@ -108,15 +108,18 @@ def run_boxes(network: Network, oracle: OnnxOracle | NetworkOracle, case: Case, 
 
 def _disjunct_task(args):
     """One worker's share of a case's disjuncts, searched by neuron splitting (``prove_case``)."""
+    from .branch_bound import Settings
     from .neuron_split import prove_case
 
-    bounds, case, todo, wall_deadline, case_index = args
+    bounds, case, todo, wall_deadline, case_index, n_workers = args
     state = _STATE
     assert state is not None, "worker not initialised"
     from ..budget import Deadline
 
     deadline = Deadline.never() if wall_deadline is None else Deadline.after(max(0.0, wall_deadline - time.time()))
-    return prove_case(state.network, bounds, case, todo, state.oracle, deadline, case_index)
+    settings = Settings()  # the workers share the memory limit
+    return prove_case(state.network, bounds, case, todo, state.oracle, deadline, case_index,
+                      settings=Settings(max_memory_mb=settings.max_memory_mb / n_workers))
 
 
 def run_disjuncts(network: Network, oracle: OnnxOracle | NetworkOracle, bounds, case: Case, todo: list[int],
@@ -134,7 +137,8 @@ def run_disjuncts(network: Network, oracle: OnnxOracle | NetworkOracle, bounds, 
     merged = CaseOutcome()
     t0 = time.perf_counter()
     with ctx.Pool(len(groups), initializer=_init, initargs=(single_thread_values(), shipped, model_bytes, fixed)) as pool:
-        for out in pool.imap_unordered(_disjunct_task, [(bounds, case, g, wall_deadline, case_index) for g in groups]):
+        for out in pool.imap_unordered(_disjunct_task, [(bounds, case, g, wall_deadline, case_index, len(groups))
+                                                         for g in groups]):
             merged.proved += out.proved
             merged.open_reasons += out.open_reasons
             merged.timed_out |= out.timed_out
