@@ -144,9 +144,10 @@ def _leaf_milp(network, prob, sub, case, cons, oracle, deadline, case_index):
 
     bnds = leaf_bounds(prob, sub)
     tau = margin_tau(bnds, MARGIN_ABS, MARGIN_REL)
-    milp = encode(network, bnds, case.lower, case.upper, enforce_bounds=tau)
+    lo, hi = sub.lo[0], sub.hi[0]  # the sub-problem's box (the case's, unless inputs were bisected)
+    milp = encode(network, bnds, lo, hi, enforce_bounds=tau)
     return decide_disjunct(network, case, cons, milp, tau, "highs", deadline, oracle, np.random.default_rng(0),
-                           SUBBOX_ATTACK, case_index)
+                           SUBBOX_ATTACK, case_index, box=(lo, hi))
 
 
 def _leaf_minimum(network, prob, sub, c: np.ndarray, d: float, deadline: Deadline
@@ -160,7 +161,7 @@ def _leaf_minimum(network, prob, sub, c: np.ndarray, d: float, deadline: Deadlin
     from .disjunct import MARGIN_ABS, MARGIN_REL
 
     bnds = leaf_bounds(prob, sub)
-    milp = encode(network, bnds, prob.lower, prob.upper, enforce_bounds=margin_tau(bnds, MARGIN_ABS, MARGIN_REL))
+    milp = encode(network, bnds, sub.lo[0], sub.hi[0], enforce_bounds=margin_tau(bnds, MARGIN_ABS, MARGIN_REL))
     (idx, val, rhs), = output_rows(network, milp, np.zeros((1, network.n_inputs)), c[None, :], np.zeros(1),
                                    widen=False)
     lp = LinearProgram(milp, integer=True)
