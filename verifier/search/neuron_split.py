@@ -24,13 +24,24 @@ from ..network import Network
 from ..spec import Case, Constraints
 from . import falsify
 from .branch_bound import Engine, Settings, Stats
+from .disjunct import (
+    COUNTEREXAMPLE,
+    MARGIN_ABS,
+    MARGIN_REL,
+    OPEN,
+    PROVED,
+    SUBBOX_ATTACK,
+    TIMEOUT,
+    DisjunctKind,
+    decide_disjunct,
+)
 
 
 @dataclass
 class SplitOutcome:
-    """``kind``: proved | counterexample | open | timeout (as ``search.disjunct.DisjunctKind``)."""
+    """``kind``: proved | counterexample | open | timeout (``search.disjunct.DisjunctKind``)."""
 
-    kind: str
+    kind: DisjunctKind
     counterexample: Counterexample | None = None
     reason: str | None = None
     stats: Stats = field(default_factory=Stats)
@@ -84,10 +95,10 @@ class DisjunctSearch:
     def _outcome(self, status: str, low: float, reason: str | None) -> SplitOutcome:
         st = self.engine.stats
         if self.found:
-            return SplitOutcome("counterexample", self.found[0], None, st, low)
+            return SplitOutcome(COUNTEREXAMPLE, self.found[0], None, st, low)
         if status == "proved":
-            return SplitOutcome("proved", None, None, st, low)
-        return SplitOutcome("timeout" if (reason or "").startswith("timeout") else "open", None, reason, st, low)
+            return SplitOutcome(PROVED, None, None, st, low)
+        return SplitOutcome(TIMEOUT if (reason or "").startswith("timeout") else OPEN, None, reason, st, low)
 
     def _on_points(self, X: np.ndarray) -> bool:
         t = time.perf_counter()
@@ -140,7 +151,6 @@ def _leaf_milp(network, prob, sub, case, cons, oracle, deadline, case_index):
     the sub-problem's bounds as constraints, solved by HiGHS in-process, judged by ``decide_disjunct``."""
     from ..layer_bounds import margin_tau
     from ..milp.encoding import encode
-    from .disjunct import MARGIN_ABS, MARGIN_REL, SUBBOX_ATTACK, decide_disjunct
 
     bnds = leaf_bounds(prob, sub)
     tau = margin_tau(bnds, MARGIN_ABS, MARGIN_REL)
@@ -158,7 +168,6 @@ def _leaf_minimum(network, prob, sub, c: np.ndarray, d: float, deadline: Deadlin
     from ..layer_bounds import margin_tau
     from ..milp.encoding import encode, output_rows
     from ..milp.solvers.highs import LinearProgram
-    from .disjunct import MARGIN_ABS, MARGIN_REL
 
     bnds = leaf_bounds(prob, sub)
     milp = encode(network, bnds, sub.lo[0], sub.hi[0], enforce_bounds=margin_tau(bnds, MARGIN_ABS, MARGIN_REL))
