@@ -98,8 +98,8 @@ def main() -> None:
               help="Worker processes for the sub-problems of this instance.")
 @click.option("--strategy", type=click.Choice(list(STRATEGIES)), default="auto", show_default=True,
               help="auto: input splitting for networks with at most 12 inputs, else neuron splitting "
-                   "(ReLU / LeakyReLU / Clip networks; small sub-problems go to the MILP), else one MILP per "
-                   "unsafe disjunct.")
+                   "(ReLU / LeakyReLU networks; cases with few unstable neurons go to the MILP), else one MILP "
+                   "per unsafe disjunct (Clip, max pooling).")
 @click.option("--bounds", "bounds_method", type=click.Choice(["symbolic", "interval"]), default="symbolic",
               show_default=True, help="Neuron bounds for the MILP path (interval = the plain big-M baseline).")
 @click.option("--trace", "trace", type=click.Path(dir_okay=False, writable=True), default=None,
