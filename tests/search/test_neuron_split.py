@@ -4,6 +4,8 @@ the engine's limits (time, queue memory) give open answers, never proofs."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -170,7 +172,7 @@ def test_recorded_leaves_cover_the_box_and_each_is_closed():
 
     eng = Engine(crown.Problem(net, b, case.lower, case.upper), cons.ay, cons.ax, -cons.rhs, cons.strict,
                  Settings(batch=4, record_leaves=True))
-    status, low, reason = eng.run(Deadline.after(60), lambda: 0.0, lambda X: False)
+    status, _low, reason = eng.run(Deadline.after(60), lambda: 0.0, lambda X: False)
     assert status == "proved", reason
     assert len(eng.leaves) > 4  # a real tree, not a root proof
     assert all(leaf["how"] != "bound" or leaf["lower"].max() > 0 for leaf in eng.leaves)
@@ -184,4 +186,4 @@ def test_recorded_leaves_cover_the_box_and_each_is_closed():
         covered |= inside
     assert covered.all()
     bounds_over_time = [t[1] for t in eng.stats.trace]
-    assert all(b2 >= b1 - 1e-12 for b1, b2 in zip(bounds_over_time, bounds_over_time[1:]))
+    assert all(b2 >= b1 - 1e-12 for b1, b2 in itertools.pairwise(bounds_over_time))
