@@ -104,9 +104,6 @@ class Problem:
     def unstable(self, j: int) -> np.ndarray:
         return self.lines[j].splittable
 
-    def n_splittable(self) -> int:
-        return int(sum(int(v.splittable.sum()) for v in self.lines.values()))
-
     def root(self) -> Batch:
         """The root problem as a batch of one."""
         n = self.network.n_inputs
@@ -261,11 +258,11 @@ def bound(prob: Problem, batch: Batch, C: np.ndarray, d: np.ndarray, C_in: np.nd
     low = low - (PAD_ABS + PAD_REL * np.maximum(np.abs(low), mag))
     res = BoundResult(low, A_in, post)
     if grad:
-        res.grad_alpha, res.grad_beta = _reverse(prob, batch, lam, saved, A_in, lo3, hi3, beta is not None)
+        res.grad_alpha, res.grad_beta = _reverse(prob, batch, lam, post, saved, A_in, lo3, hi3, beta is not None)
     return res
 
 
-def _reverse(prob: Problem, batch: Batch, lam, saved, A_in, lo3, hi3, with_beta: bool):
+def _reverse(prob: Problem, batch: Batch, lam, post, saved, A_in, lo3, hi3, with_beta: bool):
     """Gradients of the bound over alpha and beta: the adjoint of ``bound``'s backward pass, run
     forwards (a layer's coefficient depends on the coefficients of the layers after it)."""
     net = prob.network
@@ -285,7 +282,7 @@ def _reverse(prob: Problem, batch: Batch, lam, saved, A_in, lo3, hi3, with_beta:
         G = G + layer.bias - np.sign(L) * prob.errors[j]
         if j in saved:
             free, a_lo, a_up, c_up, c_lo, posA = saved[j]
-            g_alpha[j] = np.where(posA & free[:, None, :], G, 0.0)  # times the coefficient: _alpha_grad
+            g_alpha[j] = np.where(posA & free[:, None, :], G * post[j], 0.0)  # d lambda / d alpha = A there
             gp = np.where(posA, G * a_lo, G * a_up + c_up)
             if c_lo is not None:
                 gp = gp + np.where(posA, c_lo, 0.0)
@@ -293,10 +290,6 @@ def _reverse(prob: Problem, batch: Batch, lam, saved, A_in, lo3, hi3, with_beta:
             if with_beta:
                 g_beta[j] = -G * batch.splits[j][:, None, :]
     return g_alpha, g_beta
-
-
-def _alpha_grad(res_post: dict[int, np.ndarray], g_alpha: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
-    return {j: g * np.maximum(res_post[j], 0.0) for j, g in g_alpha.items()}
 
 
 @dataclass
@@ -342,8 +335,7 @@ def optimise(prob: Problem, batch: Batch, C, d, C_in, alpha, beta, iters: int = 
             break
         if target is not None and np.all(best.max(axis=1) > target):
             break
-        ga = _alpha_grad(res.post_coef, res.grad_alpha)
-        params = [("a", j, alpha, ga[j]) for j in alpha]
+        params = [("a", j, alpha, res.grad_alpha[j]) for j in alpha]
         if use_beta:
             params += [("b", j, beta, res.grad_beta[j]) for j in beta]
         for key, j, store, g in params:

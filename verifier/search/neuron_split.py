@@ -106,20 +106,31 @@ class DisjunctSearch:
         try:
             X = np.clip(np.atleast_2d(X), case.lower, case.upper)
             self.pool.add(X, falsify.margins(net, cons, X))
-            fm = falsify.float_margins(net, cons, X)
-            for i in np.argsort(fm)[:3]:
-                if fm[i] > 0:
-                    break
-                cex = confirm(self.oracle, case, X[i], self.case_index)
-                if cex is not None:
-                    self.found.append(cex)
-                    return True
+            if self._replay_best(X):
+                return True
             self.batches += 1
             if self.batches % self.settings.attack_every == 0 and not self.deadline.expired():
-                return _attack(net, case, cons, self.oracle, self.pool, self.deadline, self.case_index, self.found)
+                X, _ = falsify.pgd(net, cons, case.lower, case.upper, self.pool.X, steps=20, step_frac=0.05,
+                                   deadline=self.deadline)
+                if self._replay_best(X):
+                    return True
+                self.pool.add(X, falsify.margins(net, cons, X))
             return False
         finally:
             self.engine.stats.attack_s += time.perf_counter() - t
+
+    def _replay_best(self, X: np.ndarray, max_checks: int = 3) -> bool:
+        """Replay the (at most ``max_checks``) points of ``X`` where a float evaluation may reach the
+        unsafe region, most promising first; True (and the counterexample kept) on a confirmed one."""
+        fm = falsify.float_margins(self.network, self.cons, X)
+        for i in np.argsort(fm)[:max_checks]:
+            if fm[i] > 0:
+                break
+            cex = confirm(self.oracle, self.case, X[i], self.case_index)
+            if cex is not None:
+                self.found.append(cex)
+                return True
+        return False
 
     def _leaf(self, sub: crown.Batch) -> tuple[str, float]:
         out = _leaf_milp(self.network, self.prob, sub, self.case, self.cons, self.oracle, self.deadline,
@@ -146,18 +157,23 @@ def leaf_bounds(prob: crown.Problem, sub: crown.Batch) -> LayerBounds:
     return LayerBounds(tuple(lows), tuple(ups), "branch and bound leaf", errors=prob.errors)
 
 
-def _leaf_milp(network, prob, sub, case, cons, oracle, deadline, case_index):
-    """Decide ``cons`` on one sub-problem exactly: its MILP (an LP when every neuron is split) with
-    the sub-problem's bounds as constraints, solved by HiGHS in-process, judged by ``decide_disjunct``."""
+def _leaf_encoding(network: Network, prob: crown.Problem, sub: crown.Batch):
+    """One sub-problem's MILP (an LP when every neuron is split) over its own box, with its bounds
+    as constraints widened by the MILP margin ``tau``: ``(milp, tau)``."""
     from ..layer_bounds import margin_tau
     from ..milp.encoding import encode
 
     bnds = leaf_bounds(prob, sub)
     tau = margin_tau(bnds, MARGIN_ABS, MARGIN_REL)
-    lo, hi = sub.lo[0], sub.hi[0]  # the sub-problem's box (the case's, unless inputs were bisected)
-    milp = encode(network, bnds, lo, hi, enforce_bounds=tau)
+    return encode(network, bnds, sub.lo[0], sub.hi[0], enforce_bounds=tau), tau
+
+
+def _leaf_milp(network, prob, sub, case, cons, oracle, deadline, case_index):
+    """Decide ``cons`` on one sub-problem exactly: its MILP solved by HiGHS in-process, judged by
+    ``decide_disjunct`` (the attack after a solver point searches the sub-problem's box)."""
+    milp, tau = _leaf_encoding(network, prob, sub)
     return decide_disjunct(network, case, cons, milp, tau, "highs", deadline, oracle, np.random.default_rng(0),
-                           SUBBOX_ATTACK, case_index, box=(lo, hi))
+                           SUBBOX_ATTACK, case_index, box=(sub.lo[0], sub.hi[0]))
 
 
 def _leaf_minimum(network, prob, sub, c: np.ndarray, d: float, deadline: Deadline
@@ -165,12 +181,10 @@ def _leaf_minimum(network, prob, sub, c: np.ndarray, d: float, deadline: Deadlin
     """A sound lower bound of ``c @ y + d`` on one sub-problem from its MILP (HiGHS' rigorous dual
     bound), the output layer's rounding included; ``inf`` for an empty one; None if HiGHS gave none;
     and the solver's optimal input (a candidate for the best point, judged by the forward pass)."""
-    from ..layer_bounds import margin_tau
-    from ..milp.encoding import encode, output_rows
+    from ..milp.encoding import output_rows
     from ..milp.solvers.highs import LinearProgram
 
-    bnds = leaf_bounds(prob, sub)
-    milp = encode(network, bnds, sub.lo[0], sub.hi[0], enforce_bounds=margin_tau(bnds, MARGIN_ABS, MARGIN_REL))
+    milp, _ = _leaf_encoding(network, prob, sub)
     (idx, val, rhs), = output_rows(network, milp, np.zeros((1, network.n_inputs)), c[None, :], np.zeros(1),
                                    widen=False)
     lp = LinearProgram(milp, integer=True)
@@ -182,20 +196,6 @@ def _leaf_minimum(network, prob, sub, c: np.ndarray, d: float, deadline: Deadlin
     sol = lp.last_point()
     point = None if sol is None else sol[milp.input_vars]
     return float(low - rhs + d - np.abs(c) @ milp.output_error), point
-
-
-def _attack(network, case, cons, oracle, pool: _PointPool, deadline, case_index, found) -> bool:
-    X, _ = falsify.pgd(network, cons, case.lower, case.upper, pool.X, steps=20, step_frac=0.05, deadline=deadline)
-    fm = falsify.float_margins(network, cons, X)
-    for i in np.argsort(fm)[:3]:
-        if fm[i] > 0:
-            break
-        cex = confirm(oracle, case, X[i], case_index)
-        if cex is not None:
-            found.append(cex)
-            return True
-    pool.add(X, falsify.margins(network, cons, X))
-    return False
 
 
 @dataclass
