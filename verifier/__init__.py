@@ -9,16 +9,46 @@ Python API (the same functions the ``verifier`` command uses)::
     result.status            # "holds" | "violated" | "unknown"
 """
 
-from .bounds import LayerBounds, interval_bounds, symbolic_bounds
-from .errors import EncodingError, ModelError, SolverError, SpecError, VerifierError
-from .io.constraints import make_spec
-from .io.onnx import load_model
-from .io.spec_file import load_spec
-from .network import Activation, Layer, Network
-from .result import Counterexample, Result, Verdict
-from .search.query import layer_bounds, linear_query, output_bounds
-from .spec import Case, Constraints, Spec
-from .verify import Options, verify
+import importlib
+from typing import TYPE_CHECKING
+
+# Lazy: ``import verifier.checker`` (the independent certificate checker) must not load the rest
+# of the package, so the public names below are imported on first use (PEP 562).
+_EXPORTS = {
+    "LayerBounds": ".bounds", "interval_bounds": ".bounds", "symbolic_bounds": ".bounds",
+    "EncodingError": ".errors", "ModelError": ".errors", "SolverError": ".errors", "SpecError": ".errors",
+    "VerifierError": ".errors", "make_spec": ".io.constraints", "load_model": ".io.onnx",
+    "load_spec": ".io.spec_file", "Activation": ".network", "Layer": ".network", "Network": ".network",
+    "Counterexample": ".result", "Result": ".result", "Verdict": ".result", "layer_bounds": ".search.query",
+    "linear_query": ".search.query", "output_bounds": ".search.query", "Case": ".spec", "Constraints": ".spec",
+    "Spec": ".spec", "Options": ".verify", "verify": ".verify",
+}
+
+if TYPE_CHECKING:  # for type checkers and IDEs: the eager imports
+    from .bounds import LayerBounds, interval_bounds, symbolic_bounds  # noqa: F401
+    from .errors import EncodingError, ModelError, SolverError, SpecError, VerifierError  # noqa: F401
+    from .io.constraints import make_spec  # noqa: F401
+    from .io.onnx import load_model  # noqa: F401
+    from .io.spec_file import load_spec  # noqa: F401
+    from .network import Activation, Layer, Network  # noqa: F401
+    from .result import Counterexample, Result, Verdict  # noqa: F401
+    from .search.query import layer_bounds, linear_query, output_bounds  # noqa: F401
+    from .spec import Case, Constraints, Spec  # noqa: F401
+    from .verify import Options, verify  # noqa: F401
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'verifier' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
 
 __all__ = [
     "Activation",

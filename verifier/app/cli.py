@@ -264,8 +264,10 @@ def _boxes(net, model: str, spec: str | None, lower: str | None, upper: str | No
 
 
 from .commands_batch import register as _register_batch
+from .commands_proof import register as _register_proof
 
 _register_batch(main)
+_register_proof(main)
 
 if __name__ == "__main__":  # pragma: no cover
     main()
