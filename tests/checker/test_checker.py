@@ -244,6 +244,10 @@ def test_mutated_certificates_are_rejected_unless_still_correct(tmp_path):
         # an accepted mutant must still be a proof: the exact arithmetic agrees, and no sampled
         # point of the box breaks the property
         assert check_certificate(str(model), str(spec), str(tmp_path / "m.json"), "exact").valid, name
+        case = sp.cases[0]
+        xs = rng.uniform(case.lower, case.upper, (4000, case.lower.size))
+        ys = reference_forward(net, RELU, xs)
+        assert not any(case.violated_at(x, y) for x, y in zip(xs, ys)), name
     print(f"mutants: {tried} tried, {rejected} rejected, {still_valid} still valid (checked in exact arithmetic)")
     assert tried >= 8 and rejected >= tried // 2
     for bad_file in ("model", "spec"):
