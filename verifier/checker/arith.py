@@ -162,7 +162,15 @@ class Exact:
         E = Dy.of(e)
         err = Dy(np.abs(self.L.M) @ E.M, self.L.e + E.e)  # the float network's rounding d, at its worst
         self.c = self.c + self.L @ b - err
-        self.L = self.L @ W
+        self._rounded(self.L @ W, zmag)
+
+    def _rounded(self, L: Dy, zmag: np.ndarray) -> None:
+        """Keep ``L`` rounded to float64 (so that its integers stay short), and subtract what that
+        rounding can change: ``|L - fl(L)| <= 2**-53 |fl(L)|`` (int to float rounds to nearest),
+        times the variables' magnitude. Every sum and product stays exact."""
+        Lf = np.ldexp(L.M.astype(np.float64), L.e)
+        self.c = self.c - Dy.of(up(U64 * (np.abs(Lf) @ zmag)))
+        self.L = Dy.of(Lf)
 
     def act(self, lo_s, lo_t, up_s, up_t, xmag: np.ndarray, beta: np.ndarray | None = None) -> None:
         pos = self.L.M >= 0

@@ -111,7 +111,7 @@ def _check_counterexample(doc: dict, model_path: str, model: M.Model, cases: lis
     y = np.asarray(sess.run(None, {inp.name: x32.reshape(shape)})[0], dtype=np.float64).ravel()
     xs, ys = [Fraction(float(v)) for v in x], [Fraction(float(v)) for v in y]
     for case in cases:
-        inside = all(Fraction(lo) <= v <= Fraction(hi) for v, lo, hi in zip(xs, case.lower, case.upper))
+        inside = all(lo <= v <= hi for v, lo, hi in zip(xs, case.exact_lower, case.exact_upper))
         if inside and any(all(_holds(r, xs, ys) for r in conj) for conj in case.disjuncts):
             return
     raise Invalid(f"onnxruntime gives y = {y.tolist()} at the counterexample: no unsafe disjunct of a case "

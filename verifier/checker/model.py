@@ -99,8 +99,8 @@ def load(path: str) -> Model:
         other = [consts.get(n) for n in names if n != var[0]]
         if any(c is None for c in other):
             raise BadInput(f"{where}: an operand is neither a constant nor the network's tensor")
-        if any(c.dtype != np.float32 for c in other if c.dtype.kind == "f"):
-            raise BadInput(f"{where}: constants must be float32")
+        if node.op_type not in SHAPE_OPS and any(c.dtype != np.float32 for c in other):
+            raise BadInput(f"{where}: constants must be float32, found {[str(c.dtype) for c in other]}")
         shape = live.pop(var[0])
         shape = chain.apply(node.op_type, attrs, shape, names.index(var[0]), other, where)
         live = {node.output[0]: shape}

@@ -33,9 +33,11 @@ class Row:
 
 @dataclass
 class Case:
-    lower: list[float]
+    lower: list[float]  # the float64 box (see the module docstring)
     upper: list[float]
     disjuncts: list[list[Row]]
+    exact_lower: list[Fraction]  # the spec's own (decimal) box: counterexamples must lie in it
+    exact_upper: list[Fraction]
 
 
 def load(path: str, n_inputs: int) -> list[Case]:
@@ -73,7 +75,7 @@ def _cases(blocks: list[tuple[list[tuple], list[Atom]]], n_in: int, path: str) -
         if any(a > b for a, b in zip(lo, hi)):
             continue  # an empty box: nothing to prove there
         key = (tuple(lo), tuple(hi))
-        case = cases.setdefault(key, Case([float(v) for v in lo], [float(v) for v in hi], []))
+        case = cases.setdefault(key, Case([float(v) for v in lo], [float(v) for v in hi], [], lo, hi))
         case.disjuncts.append([_row(a) for a in rows])
     return list(cases.values())
 
