@@ -25,16 +25,16 @@ _EXPORTS = {
 }
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the eager imports
-    from .bounds import LayerBounds, interval_bounds, symbolic_bounds  # noqa: F401
-    from .errors import EncodingError, ModelError, SolverError, SpecError, VerifierError  # noqa: F401
-    from .io.constraints import make_spec  # noqa: F401
-    from .io.onnx import load_model  # noqa: F401
-    from .io.spec_file import load_spec  # noqa: F401
-    from .network import Activation, Layer, Network  # noqa: F401
-    from .result import Counterexample, Result, Verdict  # noqa: F401
-    from .search.query import layer_bounds, linear_query, output_bounds  # noqa: F401
-    from .spec import Case, Constraints, Spec  # noqa: F401
-    from .verify import Options, verify  # noqa: F401
+    from .bounds import LayerBounds, interval_bounds, symbolic_bounds
+    from .errors import EncodingError, ModelError, SolverError, SpecError, VerifierError
+    from .io.constraints import make_spec
+    from .io.onnx import load_model
+    from .io.spec_file import load_spec
+    from .network import Activation, Layer, Network
+    from .result import Counterexample, Result, Verdict
+    from .search.query import layer_bounds, linear_query, output_bounds
+    from .spec import Case, Constraints, Spec
+    from .verify import Options, verify
 
 
 def __getattr__(name: str):
