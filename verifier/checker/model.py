@@ -76,6 +76,8 @@ def load(path: str) -> Model:
     if inp.type.tensor_type.elem_type != 1:
         raise BadInput(f"{path}: input {inp.name!r} is not float32")
     shape = [d.dim_value for d in inp.type.tensor_type.shape.dim]
+    if len(shape) > 1 and shape[0] <= 0:
+        shape[0] = 1  # a symbolic batch dimension: one input at a time
     if any(d <= 0 for d in shape):
         raise BadInput(f"{path}: input {inp.name!r} needs a fixed shape, got {shape}")
     n_in = int(np.prod(shape))
