@@ -10,6 +10,8 @@ Python API (the same functions the ``verifier`` command uses)::
 """
 
 import importlib
+import sys
+import types
 from typing import TYPE_CHECKING
 
 # Lazy: ``import verifier.checker`` (the independent certificate checker) must not load the rest
@@ -35,6 +37,19 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the eager imports
     from .search.query import layer_bounds, linear_query, output_bounds
     from .spec import Case, Constraints, Spec
     from .verify import Options, verify
+
+
+class _Package(types.ModuleType):
+    """Importing the submodule ``verifier.verify`` binds it on the package; the name ``verify``
+    stays the function (as it was with eager imports)."""
+
+    def __setattr__(self, name: str, value) -> None:
+        if name == "verify" and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str):

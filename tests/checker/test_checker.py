@@ -14,6 +14,7 @@ import pytest
 
 import verifier
 from tests.helpers import certificates as C
+from tests.helpers import mutations
 from tests.helpers.networks import (
     ACT_BY_NAME,
     RELU,
@@ -174,86 +175,34 @@ def test_bisection_certificates_check_in_both_arithmetics(tmp_path, act_name, se
         assert res.stats["closed"] >= 1
 
 
-def _mutants(doc: dict, rng: np.random.Generator):
-    """(name, mutant, certainly wrong?) pairs: drops, moves, flips, number changes."""
-    tree = doc["cases"][0]["trees"][0]["root"]
-    nodes = []
-
-    def walk(n, depth):
-        nodes.append((n, depth))
-        for k in n.get("children", []):
-            walk(k, depth + 1)
-
-    walk(tree, 0)
-    inner = [n for n, _ in nodes if "split" in n]
-    closing = [n for n, _ in nodes if n.get("close")]
-    out = []
-    for _ in range(6):
-        m = copy.deepcopy(doc)
-        ids = {id(n): i for i, (n, _) in enumerate(nodes)}
-        mnodes = []
-        walk2 = [m["cases"][0]["trees"][0]["root"]]
-        while walk2:
-            n = walk2.pop(0)
-            mnodes.append(n)
-            walk2 += n.get("children", [])
-        del ids
-        # breadth-first order of mnodes differs from nodes: pick by kind instead
-        m_inner = [n for n in mnodes if "split" in n]
-        m_closing = [n for n in mnodes if n.get("close")]
-        kind = rng.integers(6)
-        if kind == 0 and m_inner:  # drop a subtree
-            n = m_inner[rng.integers(len(m_inner))]
-            n["children"][rng.integers(2)] = {"bounds": False, "close": {}}
-            out.append(("drop subtree", m))
-        elif kind == 1 and m_inner:  # move a split point
-            n = m_inner[rng.integers(len(m_inner))]
-            n["split"]["at"] += 0.3
-            out.append(("move split", m))
-        elif kind == 2:  # shrink the root box
-            m["cases"][0]["lower"][0] += 0.25
-            out.append(("shrink box", m))
-        elif kind == 3 and m_inner:  # swap the children (a flipped split)
-            n = m_inner[rng.integers(len(m_inner))]
-            n["children"] = n["children"][::-1]
-            out.append(("flip split", m))
-        elif kind == 4 and m_closing:  # drop a closing
-            n = m_closing[rng.integers(len(m_closing))]
-            n["close"].pop(next(iter(n["close"])))
-            out.append(("drop closing", m))
-        elif kind == 5:
-            m["cases"][0]["disjuncts"][0][0]["rhs"] += 0.5
-            out.append(("change rhs", m))
-    assert inner or closing
-    return out
-
-
 def test_mutated_certificates_are_rejected_unless_still_correct(tmp_path):
+    """Every kind of mutation (tests/helpers/mutations.py) of a bisection certificate is rejected,
+    unless the mutant is still a proof: then the exact arithmetic accepts it too and no sampled
+    point of the box breaks the property."""
     net, model, spec = _random_case(tmp_path, "relu", 3)
     sp = verifier.load_spec(spec)
     doc = C.bisection_certificate(model, spec, net, sp)
     rng = np.random.default_rng(0)
     tried = rejected = still_valid = 0
-    for name, m in _mutants(doc, rng) + _mutants(doc, rng):
-        tried += 1
-        res = check_certificate(str(model), str(spec), str(C.save(m, tmp_path / "m.json")), "fast")
-        if not res.valid:
-            rejected += 1
-            continue
-        still_valid += 1
-        # an accepted mutant must still be a proof: the exact arithmetic agrees, and no sampled
-        # point of the box breaks the property
-        assert check_certificate(str(model), str(spec), str(tmp_path / "m.json"), "exact").valid, name
-        case = sp.cases[0]
-        xs = rng.uniform(case.lower, case.upper, (4000, case.lower.size))
-        ys = reference_forward(net, RELU, xs)
-        assert not any(case.violated_at(x, y) for x, y in zip(xs, ys)), name
-    print(f"mutants: {tried} tried, {rejected} rejected, {still_valid} still valid (checked in exact arithmetic)")
-    assert tried >= 8 and rejected >= tried // 2
-    for bad_file in ("model", "spec"):
-        m = copy.deepcopy(doc)
-        m[bad_file]["sha256"] = "0" * 64
-        assert not check_certificate(str(model), str(spec), str(C.save(m, tmp_path / "m.json"))).valid
+    for kind in mutations.KINDS:
+        for _ in range(2):
+            m = mutations.mutate(doc, kind, rng)
+            if m is None:
+                continue
+            tried += 1
+            res = check_certificate(str(model), str(spec), str(C.save(m, tmp_path / "m.json")), "fast")
+            if not res.valid:
+                rejected += 1
+                continue
+            still_valid += 1
+            assert kind not in ("model hash", "spec hash", "shrink box", "change spec row", "drop subtree"), kind
+            assert check_certificate(str(model), str(spec), str(tmp_path / "m.json"), "exact").valid, kind
+            case = sp.cases[0]
+            xs = rng.uniform(case.lower, case.upper, (4000, case.lower.size))
+            ys = reference_forward(net, RELU, xs)
+            assert not any(case.violated_at(x, y) for x, y in zip(xs, ys)), kind
+    print(f"mutants: {tried} tried, {rejected} rejected, {still_valid} still valid")
+    assert tried >= 20 and rejected >= tried // 2
 
 
 def test_bad_input_and_cli_exit_codes(tmp_path):

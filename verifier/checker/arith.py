@@ -55,7 +55,7 @@ class Fast:
 
     def affine(self, W: np.ndarray, b: np.ndarray, e: np.ndarray, zmag: np.ndarray) -> None:
         """``L x = L (W z + b + d)``, ``|d| <= e``, ``|z| <= zmag``: over ``z``."""
-        n = W.shape[1]
+        n = W.shape[0]  # the length of the sums in L @ W and L @ b
         aL = np.abs(self.L)
         F = self.L @ W
         err = g64(n) * (aL @ (np.abs(W) @ zmag))  # F differs from L W by at most this, times |z|
@@ -75,6 +75,11 @@ class Fast:
             err = err + U64 * (np.abs(G) @ xmag)
         self._add_c(LT.sum(axis=1), err * 2.0)
         self.L = G
+
+    def add_input(self, C: np.ndarray, mag: np.ndarray) -> None:
+        """Add ``C @ input`` to the form (``|input| <= mag``)."""
+        self.L = self.L + C
+        self.s = self.s + up(U64 * (np.abs(self.L) @ mag))
 
     def minimum(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
         """Rigorous lower bound of every row over the box (float64, rounded down)."""
@@ -129,6 +134,16 @@ class Dy:
     def __matmul__(self, o: Dy) -> Dy:
         return Dy(self.M @ o.M, self.e + o.e)
 
+    @staticmethod
+    def of_fractions(values) -> Dy:
+        """Exactly these dyadic rationals (denominators powers of two)."""
+        vals = [Fraction(v) for v in values]
+        k = [v.denominator.bit_length() - 1 for v in vals]
+        if any(v.denominator != 1 << kk for v, kk in zip(vals, k)):
+            raise ValueError("not a dyadic rational")
+        top = max(k, default=0)
+        return Dy(np.array([v.numerator << (top - kk) for v, kk in zip(vals, k)], dtype=object), -top)
+
     def fractions(self) -> list[Fraction]:
         scale = Fraction(2) ** self.e
         return [Fraction(int(v)) * scale for v in np.ravel(self.M)]
@@ -153,10 +168,14 @@ class Exact:
 
     exact = True
 
-    def __init__(self, L: np.ndarray, c: np.ndarray, s: np.ndarray | None = None) -> None:
-        self.L, self.c = Dy.of(L), Dy.of(c)
+    def __init__(self, L, c: np.ndarray, s: np.ndarray | None = None) -> None:
+        self.L = L if isinstance(L, Dy) else Dy.of(L)
+        self.c = Dy.of(c)
         if s is not None and np.any(s):
             self.c = self.c - Dy.of(up(s))
+
+    def add_input(self, C: Dy, mag: np.ndarray) -> None:
+        self.L = self.L + C
 
     def affine(self, W: Dy, b: Dy, e: np.ndarray, zmag: np.ndarray) -> None:
         E = Dy.of(e)

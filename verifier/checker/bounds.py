@@ -9,6 +9,7 @@ the float values ``x_k``; the relaxation lines of an activation are valid on ``[
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 
 import numpy as np
@@ -17,6 +18,11 @@ from .arith import Dy, Exact, Fast, down, g64, up
 from .model import Layer, Model
 
 U32, ETA32 = 2.0 ** -24, 2.0 ** -149
+FLT32_SAFE = float(np.finfo(np.float32).max) / 1.001
+
+
+class CannotBound(Exception):
+    """The checker's float32 model does not cover this region (an overflow is possible)."""
 
 
 class Net:
@@ -130,6 +136,9 @@ def node_bounds(net: Net, lo: np.ndarray, hi: np.ndarray, clamps: dict[int, list
         Wp, Wn = np.maximum(layer.weight, 0.0), np.minimum(layer.weight, 0.0)
         n = layer.weight.shape[1] * 2 + 2
         mag = net.absW[k] @ zmag + np.abs(layer.bias) + e
+        if not np.all(mag < FLT32_SAFE):  # every partial sum stays below this: no overflow to inf
+            raise CannotBound(f"layer {k}: a float32 partial sum may reach {float(np.max(mag)):.3g}, beyond the "
+                              "float32 range (onnxruntime could compute inf)")
         slack = up(g64(n) * mag)
         l = down(Wp @ zl + Wn @ zu + layer.bias - e - slack)
         u = np.nextafter(Wp @ zu + Wn @ zl + layer.bias + e + slack, np.inf)
@@ -172,27 +181,26 @@ def objective_lower(net: Net, box, bnds, cy: list[Fraction], cx: list[Fraction],
               for i, c in enumerate(cx) if c != 0)
     if iv > 0:
         return True, float(iv)
-    # scale by the common denominator: integer coefficients, exact in both arithmetics
+    # scale by the odd part of the common denominator: dyadic coefficients, exact in both arithmetics
     D = 1
     for v in (*cy, *cx, const):
-        D = D * v.denominator // np.gcd(D, v.denominator)
-    Cy = np.array([float(v * D) for v in cy])[None, :]
-    Cx = [v * D for v in cx]
-    s = np.zeros(1)
-    if not net.exact:  # an integer beyond 2**53 rounds: its error times the output's magnitude
-        ymag = np.maximum(np.abs(ylo), np.abs(yhi))
-        s += up(sum(abs(float(abs(v * D - Fraction(Cy[0, i])))) * ymag[i] for i, v in enumerate(cy)))
-    # the scaled objective takes scaled multipliers (any beta >= 0 is valid: rounding is harmless)
-    betas = {j: v * float(D) for j, v in (betas or {}).items()}
-    lin = backsub(net, K, Cy, np.zeros(1), s, box, bounds, errs, alphas, betas)
+        q = v.denominator
+        D = math.lcm(D, q >> ((q & -q).bit_length() - 1))
+    sy, sx = [v * D for v in cy], [v * D for v in cx]
+    betas = {j: v * float(D) for j, v in (betas or {}).items()}  # any beta >= 0 is valid: rounding is harmless
     if net.exact:
-        low = lin.minimum_exact(lo, hi)[0]
-        low += sum((c * Fraction(float(lo[i])) if c > 0 else c * Fraction(float(hi[i])))
-                   for i, c in enumerate(Cx) if c != 0)
-        total = low + const * D
-        return total > 0, float(total / D)
-    low = Fraction(float(lin.minimum(lo, hi)[0]))
-    low += sum((c * Fraction(float(lo[i])) if c > 0 else c * Fraction(float(hi[i])))
-               for i, c in enumerate(Cx) if c != 0)
+        L0, Cx = Dy.of_fractions(sy), Dy.of_fractions(sx)
+        L0, Cx = Dy(L0.M[None, :], L0.e), Dy(Cx.M[None, :], Cx.e)
+        s = None
+    else:
+        L0 = np.array([float(v) for v in sy])[None, :]
+        Cx = np.array([float(v) for v in sx])[None, :]
+        ymag = np.maximum(np.abs(ylo), np.abs(yhi))
+        xmag = np.maximum(np.abs(lo), np.abs(hi))
+        s = up(np.array([sum(float(abs(v - Fraction(float(v)))) * m for v, m in zip(sy, ymag))
+                         + sum(float(abs(v - Fraction(float(v)))) * m for v, m in zip(sx, xmag))]))
+    lin = backsub(net, K, L0, np.zeros(1), s, box, bounds, errs, alphas, betas)
+    lin.add_input(Cx, np.maximum(np.abs(lo), np.abs(hi)))
+    low = lin.minimum_exact(lo, hi)[0] if net.exact else Fraction(float(lin.minimum(lo, hi)[0]))
     total = low + const * D
     return total > 0, float(total / D)

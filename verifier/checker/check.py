@@ -79,6 +79,13 @@ def check_certificate(model_path: str, spec_path: str, cert_path: str, mode: str
     except Invalid as exc:
         stats["check_s"] = round(time.perf_counter() - t0, 4)
         return Result(False, str(exc), verdict, mode, stats)
+    except B.CannotBound as exc:
+        stats["check_s"] = round(time.perf_counter() - t0, 4)
+        return Result(False, f"not checkable: {exc}", verdict, mode, stats)
+    except (ValueError, TypeError, AttributeError, KeyError, IndexError, OverflowError, ZeroDivisionError) as exc:
+        # a malformed certificate (wrong types, non-finite numbers): never valid
+        stats["check_s"] = round(time.perf_counter() - t0, 4)
+        return Result(False, f"malformed certificate: {type(exc).__name__}: {exc}", verdict, mode, stats)
     stats["check_s"] = round(time.perf_counter() - t0, 4)
     return Result(True, None, verdict, mode, stats)
 
@@ -99,6 +106,8 @@ def _check_counterexample(doc: dict, model_path: str, model: M.Model, cases: lis
     import onnxruntime as ort
 
     cex = doc.get("counterexample") or {}
+    if not isinstance(cex, dict):
+        raise Invalid("the counterexample must be an object")
     x = np.asarray(cex.get("x", []), dtype=np.float64).ravel()
     if x.size != model.n_inputs or not np.all(np.isfinite(x)):
         raise Invalid(f"the counterexample has {x.size} finite inputs, the model {model.n_inputs}")
@@ -160,7 +169,10 @@ def _check_case(net: B.Net, ci: int, case: S.Case, cert_cases: list, stats: dict
     todo = [j for j, rows in enumerate(case.disjuncts) if not _trivially_empty(rows)]
     if not todo:
         return
+    reasons = []
     for cc in cert_cases:  # a certificate case whose box contains ours and proves every disjunct
+        if not isinstance(cc, dict):
+            raise Invalid(f"case {ci}: a certificate case must be an object")
         try:
             clo = np.asarray(cc["lower"], dtype=np.float64)
             chi = np.asarray(cc["upper"], dtype=np.float64)
@@ -168,6 +180,8 @@ def _check_case(net: B.Net, ci: int, case: S.Case, cert_cases: list, stats: dict
             raise Invalid(f"case {ci}: malformed certificate case ({exc})") from None
         if clo.shape != lo.shape or chi.shape != hi.shape or np.any(clo > lo) or np.any(chi < hi):
             continue
+        if not (np.all(np.isfinite(clo)) and np.all(np.isfinite(chi))):
+            raise Invalid(f"case {ci}: the certificate's box is not finite")
         cert_disj = cc.get("disjuncts", [])
         maps = {}  # certificate disjunct -> (checker disjunct, row map)
         for cj, crows in enumerate(cert_disj):
@@ -187,8 +201,10 @@ def _check_case(net: B.Net, ci: int, case: S.Case, cert_cases: list, stats: dict
         missing = [j for j in todo if j not in covered]
         if not missing:
             return
-        raise Invalid(f"case {ci}: disjunct {missing[0]} of the spec is not proved by the certificate "
-                      "(no matching disjunct, or no tree proves it)")
+        reasons.append(f"case {ci}: disjunct {missing[0]} of the spec is not proved by the certificate "
+                       "(no matching disjunct, or no tree proves it)")
+    if reasons:
+        raise Invalid(reasons[0])
     raise Invalid(f"case {ci} (box {case.lower} .. {case.upper}): the certificate has no case whose box contains it")
 
 
@@ -214,6 +230,8 @@ def _check_tree(net: B.Net, ci: int, box, root, targets: dict, case: S.Case, sta
         stats["nodes"] += 1
         if np.any(lo > hi):
             continue  # an input split outside the box: the region is empty
+        if not isinstance(node.get("close") or {}, dict):
+            raise Invalid(f"case {ci}, {path}: 'close' must be an object")
         clamps = _clamps(net, splits)
         if bnds is None or node.get("bounds"):
             bnds = B.node_bounds(net, lo, hi, clamps)
@@ -238,8 +256,10 @@ def _check_tree(net: B.Net, ci: int, box, root, targets: dict, case: S.Case, sta
             raise Invalid(f"case {ci}, {path}: a leaf leaves disjunct(s) {sorted(open_)} of the tree open")
         if not isinstance(kids, list) or len(kids) != 2:
             raise Invalid(f"case {ci}, {path}: a split needs exactly two children")
+        if not isinstance(split, dict):
+            raise Invalid(f"case {ci}, {path}: 'split' must be an object")
         at = split.get("at")
-        if not isinstance(at, (int, float)) or not np.isfinite(at):
+        if not isinstance(at, (int, float)) or isinstance(at, bool) or not np.isfinite(float(at)):
             raise Invalid(f"case {ci}, {path}: split threshold {at!r} is not a finite number")
         at = float(at)
         if "input" in split:

@@ -37,6 +37,10 @@ class Layer:
 
     def __post_init__(self) -> None:
         self.terms = np.count_nonzero(self.weight, axis=1) + (self.bias != 0)
+        if not (np.all(np.isfinite(self.weight)) and np.all(np.isfinite(self.bias))):
+            raise BadInput("a weight or bias is not finite")
+        if self.terms.size and self.terms.max() * 2.0 ** -24 >= 0.01:
+            raise BadInput(f"a row sums {int(self.terms.max())} terms: the float32 error model needs n u < 0.01")
 
 
 @dataclass
@@ -54,6 +58,40 @@ class Model:
         return [k for k, layer in enumerate(self.layers) if layer.act is not None]
 
 
+def _constant(attrs: dict, where: str) -> np.ndarray:
+    from onnx import numpy_helper
+
+    if set(attrs) == {"value"}:
+        return numpy_helper.to_array(attrs["value"])
+    if set(attrs) in ({"value_float"}, {"value_floats"}):
+        return np.asarray(next(iter(attrs.values())), dtype=np.float32)
+    if set(attrs) in ({"value_int"}, {"value_ints"}):
+        return np.asarray(next(iter(attrs.values())), dtype=np.int64)
+    raise BadInput(f"{where}: a Constant needs one of value, value_float(s), value_int(s)")
+
+
+def _unambiguous(proto, path: str) -> None:
+    """Refuse what onnxruntime could read differently from the checker: operators of other
+    domains or model-local functions (a ``Relu`` of another domain is not ReLU), sparse
+    initializers, and any name defined twice (a Constant node redefining an initializer)."""
+    g = proto.graph
+    if len(proto.functions):
+        raise BadInput(f"{path}: model-local functions are not supported")
+    if len(g.sparse_initializer):
+        raise BadInput(f"{path}: sparse initializers are not supported")
+    for node in g.node:
+        if node.domain not in ("", "ai.onnx"):
+            raise BadInput(f"{path}: node {node.name or node.output[0]!r} is {node.domain}.{node.op_type}: "
+                           "only the default ONNX domain is supported")
+    names = [t.name for t in g.initializer] + [o for n in g.node for o in n.output if o]
+    names += [i.name for i in g.input if i.name not in {t.name for t in g.initializer}]
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise BadInput(f"{path}: tensor name {name!r} is defined more than once")
+        seen.add(name)
+
+
 def sha256_file(path: str) -> str:
     with open(path, "rb") as f:
         return hashlib.sha256(f.read()).hexdigest()
@@ -68,6 +106,7 @@ def load(path: str) -> Model:
     except Exception as exc:
         raise BadInput(f"{path}: not a readable ONNX model ({exc})") from exc
     g = proto.graph
+    _unambiguous(proto, path)
     consts = {t.name: numpy_helper.to_array(t) for t in g.initializer}
     inputs = [i for i in g.input if i.name not in consts]
     if len(inputs) != 1 or len(g.output) != 1:
@@ -90,7 +129,7 @@ def load(path: str) -> Model:
             raise BadInput(f"{where}: operator not in the checker's subset {', '.join(SUPPORTED)}")
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
         if node.op_type == "Constant":
-            consts[node.output[0]] = numpy_helper.to_array(attrs["value"])
+            consts[node.output[0]] = _constant(attrs, where)
             continue
         names = [n for n in node.input if n]
         var = [n for n in names if n in live]
@@ -194,7 +233,11 @@ class _Chain:
         M = B.T if attrs.get("transB", 0) else B
         bias = None
         if len(other) > 1:
-            bias = np.broadcast_to(other[1].astype(np.float64), (1, M.shape[1])).ravel()
+            try:
+                bias = np.broadcast_to(other[1].astype(np.float64), (1, M.shape[1])).ravel()
+            except ValueError:
+                raise BadInput(f"{where}: Gemm bias of shape {other[1].shape} does not broadcast to "
+                               f"(1, {M.shape[1]})") from None
         return self._contract(shape, pos, M, bias, where)
 
     def _contract(self, shape: tuple, pos: int, M: np.ndarray, bias: np.ndarray | None, where: str) -> tuple:

@@ -15,6 +15,7 @@ with infix constraints in ``x<i>`` / ``y<j>`` (chains like ``0 <= y0 <= 1`` allo
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from fractions import Fraction
@@ -74,6 +75,16 @@ def _cases(blocks: list[tuple[list[tuple], list[Atom]]], n_in: int, path: str) -
             raise BadInput(f"{path}: input X_{missing} has no lower or upper bound")
         if any(a > b for a, b in zip(lo, hi)):
             continue  # an empty box: nothing to prove there
+        try:
+            finite = all(math.isfinite(float(v)) for v in lo + hi)
+        except OverflowError:
+            finite = False
+        if not finite:
+            raise BadInput(f"{path}: an input bound is beyond the float64 range")
+        for lin, _, _ in rows:
+            bad = [i for (kind, i) in lin if kind == "x" and i >= n_in]
+            if bad:
+                raise BadInput(f"{path}: X_{bad[0]} is beyond the model's {n_in} inputs")
         key = (tuple(lo), tuple(hi))
         case = cases.setdefault(key, Case([float(v) for v in lo], [float(v) for v in hi], [], lo, hi))
         case.disjuncts.append([_row(a) for a in rows])
@@ -205,16 +216,21 @@ def _toml(text: str, path: str, n_in: int) -> list[tuple[list, list]]:
     except tomllib.TOMLDecodeError as exc:
         raise BadInput(f"{path}: {exc}") from exc
     inp = doc.get("input", {})
+    unsafe = doc.get("unsafe", [])
+    if not isinstance(inp, dict) or not isinstance(unsafe, list) or not all(isinstance(b, dict) for b in unsafe):
+        raise BadInput(f"{path}: expected an [input] table and [[unsafe]] blocks")
     boxes = inp.get("boxes") or [{"lower": inp.get("lower"), "upper": inp.get("upper")}]
     box_atoms = []
     for b in boxes:
         lo, hi = b.get("lower"), b.get("upper")
         if not isinstance(lo, list) or not isinstance(hi, list) or len(lo) != len(hi):
             raise BadInput(f"{path}: [input] needs lists lower and upper of equal length")
+        if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in lo + hi):
+            raise BadInput(f"{path}: input bounds must be finite numbers")
         box_atoms.append([(i, "lo", Fraction(repr(float(v)))) for i, v in enumerate(lo)]
                          + [(i, "hi", Fraction(repr(float(v)))) for i, v in enumerate(hi)])
     blocks = []
-    for block in doc.get("unsafe", []):
+    for block in unsafe:
         atoms = [a for s in block.get("all", []) for a in _infix(str(s), path)]
         for box in box_atoms:
             extra_box, rows = _split(atoms)
