@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import verifier
-from tests.helpers import certificates as C
+from tests.helpers import hand_certificates as C
 from tests.helpers import mutations
 from tests.helpers.networks import (
     ACT_BY_NAME,

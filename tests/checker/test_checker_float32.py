@@ -15,7 +15,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from tests.helpers import certificates as C
+from tests.helpers import hand_certificates as C
 from tests.soundness.test_float32_soundness import _onnx, _random_layers, _real_max
 from verifier import load_model, load_spec
 from verifier.checker import check_certificate
