@@ -44,7 +44,7 @@ def group(parts: tuple[str, ...]) -> str:
         return "app"
     if top in ("io", "bounds", "milp", "search", "verify", "checker"):
         return top
-    if top == "options":  # the settings of verify, kept in their own module
+    if top in ("options", "certifying"):  # the settings of verify and its certificates, in their own modules
         return "verify"
     if top in SHIMS:
         return "shim"

@@ -38,6 +38,10 @@ class Options:
     progress: Callable[[str], None] | None = field(default=None, compare=False)  # status-line sink
     #: JSON-lines file to which neuron splitting appends the best bound over time of each disjunct
     trace: str | None = None
+    #: write a proof certificate to this file (gzip-compressed when it ends in ``.gz``): the proof trees
+    #: of a *holds*, the counterexample of a *violated*, nothing for *unknown* (``stats["certificate"]``
+    #: says which, and why). The model and spec must be files (their bytes are hashed).
+    certificate: str | None = None
 
     def choose_strategy(self, network: Network) -> str:
         """Input splitting pays off when few inputs span the box (ACAS Xu: 5); otherwise neuron

@@ -98,6 +98,8 @@ class RunStats(Mapping):
     replay_calls: int | None = None
     onnxruntime_calls: int | None = None
     float_model: dict | None = None
+    #: the proof certificate: written, path or reason, nodes, leaves, bytes, certify_s (``Options.certificate``)
+    certificate: dict | None = None
     #: anything else (from a stats mapping with keys this version does not know)
     extra: dict = field(default_factory=dict)
 

@@ -23,6 +23,7 @@ import numpy as np
 from . import budget
 from .bounds import LayerBounds, box_bounds, margin_tau, rounding_errors
 from .budget import Deadline, Expired
+from .certifying import Certifier
 from .errors import VerifierError
 from .io.onnx import compare_with_onnxruntime, load_model
 from .io.replay import (
@@ -81,6 +82,8 @@ class _Run:
     views: dict = field(default_factory=dict)
     #: case index -> the fixed inputs folded for it
     folded: dict = field(default_factory=dict)
+    #: the proof certificate being built (``Options.certificate``)
+    certifier: Certifier | None = None
 
     def out_of_time(self) -> bool:
         return self.deadline.expired()
@@ -93,7 +96,8 @@ def verify(model: Network | str | os.PathLike, spec: Spec | str | os.PathLike, t
     ``timeout`` and ``solver``, when given, override the corresponding fields of ``options``.
     Counterexamples are replayed in onnxruntime when the network came from an ONNX model (from the
     model bytes the loader kept: the file may be gone since), and in the network's own float32
-    forward pass when it was built in memory; ``stats.oracle`` says which.
+    forward pass when it was built in memory; ``stats.oracle`` says which. With
+    ``Options.certificate`` a proof certificate is written (``certifying``; ``stats.certificate``).
     """
     t_call = budget.clock()
     opts = options or Options()
@@ -104,16 +108,25 @@ def verify(model: Network | str | os.PathLike, spec: Spec | str | os.PathLike, t
     solver_obj = get_solver(opts.solver)
     t0 = t_call if opts.started is None else min(opts.started, t_call)
     deadline = Deadline(None if opts.timeout is None else t0 + opts.timeout, opts.timeout)
+    certifier = Certifier.open(opts.certificate, model, spec) if opts.certificate else None
     try:
         run = _start(model, spec, opts, t0, solver_obj, deadline)
     except Expired as exc:  # loading took the whole budget
-        return Result(UNKNOWN, None, f"timeout after {opts.timeout:g} s (during {exc.phase})",
-                      budget.clock() - t0, RunStats(timed_out=True, load_s=round(budget.clock() - t0, 4)))
+        result = Result(UNKNOWN, None, f"timeout after {opts.timeout:g} s (during {exc.phase})",
+                        budget.clock() - t0, RunStats(timed_out=True, load_s=round(budget.clock() - t0, 4)))
+        if certifier is not None:
+            certifier.finish(result, None)
+        return result
+    if certifier is not None:
+        certifier.bind(run.network)
+        run.certifier = certifier
     try:
         result = _verify(run)
     except Expired as exc:
         result = _timeout(run, exc.phase)
     _full_counterexample(run, result)
+    if certifier is not None:
+        certifier.finish(result, run.spec)
     result.time_s = budget.clock() - t0
     result.stats.replay_calls = run.oracle.calls
     if run.oracle.name == ONNXRUNTIME:
@@ -218,12 +231,15 @@ def _verify(run: _Run) -> Result:
     if run.options.falsify:
         run.stats.add_time("falsify_s", t_attack)
     for ci, bnds, tau, todo in screened:
-        if not todo:
+        certifying = run.certifier is not None and run.certifier.active
+        if not todo and not certifying:
             continue
         if run.out_of_time():
             return _timeout(run, "bounds")
         crun, case = _case_view(run, ci, run.spec.cases[ci])
-        outcome = _prove_case(crun, ci, case, bnds, tau, todo, tally)
+        outcome = _certify_case(crun, ci, case, bnds, todo, tally) if certifying else False
+        if not outcome and todo:
+            outcome = _prove_case(crun, ci, case, bnds, tau, todo, tally)
         if isinstance(outcome, Result):
             return outcome
     run.stats.proof_from_bounds_only = not (tally.proved_by_milp or tally.proved_by_lp or tally.proved_by_split
@@ -432,9 +448,30 @@ def _tighten_for_milp(run: _Run, case: Case, bnds: LayerBounds, fraction: float 
     return tight
 
 
+def _certify_case(run: _Run, ci: int, case: Case, bnds: LayerBounds, todo: list[int],
+                  tally: DisjunctOutcomes) -> Result | bool:
+    """The certifying search of one case (``certifying``): True if it proved the case, a violated
+    Result, or False (no certificate: the normal strategy decides the case)."""
+    strategy = "input-split" if run.options.choose_strategy(run.network) == "input-split" else "neuron-split"
+    got = run.certifier.prove(run.network, ci, case, todo, bnds, run.oracle, run.deadline, strategy,
+                              None if run.fixed is None else run.fixed.free, _bab_settings(run), run.options.progress)
+    if isinstance(got, Counterexample):
+        run.stats.found_by = "certifying search"
+        return Result(VIOLATED, got, None, stats=run.stats)
+    if got and todo:
+        run.stats.strategy = strategy
+        key = "proved_by_bounds" if strategy == "input-split" else "proved_by_split"
+        setattr(tally, key, getattr(tally, key) + len(todo))
+    return got
+
+
+def _bab_settings(run: _Run) -> BabSettings:
+    return BabSettings(solver=run.solver, margin_abs=run.options.margin_abs, margin_rel=run.options.margin_rel,
+                       seed=run.options.seed)
+
+
 def _input_split_case(run: _Run, ci: int, case: Case, todo: list[int], tally: DisjunctOutcomes) -> Result | None:
-    settings = BabSettings(solver=run.solver, margin_abs=run.options.margin_abs,
-                           margin_rel=run.options.margin_rel, seed=run.options.seed)
+    settings = _bab_settings(run)
     deadline = run.deadline
     disjuncts = [case.unsafe[i] for i in todo]
     progress = None

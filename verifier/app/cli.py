@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import VerifierError
 from ..results import EXIT_USAGE
-from .render import StatusLine, info_summary, print_info, print_result
+from .render import StatusLine, certificate_line, info_summary, print_info, print_result
 from .tasks import STRATEGIES
 
 EXIT_HELP = """\b
@@ -105,19 +105,28 @@ def main() -> None:
 @click.option("--trace", "trace", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Append the best bound over time of each disjunct searched by neuron splitting to this "
                    "JSON-lines file (one object per branching step: case, disjunct, t, bound, open).")
+@click.option("--certificate", "certificate", type=click.Path(dir_okay=False), default=None,
+              help="Write a proof certificate to this file (gzip when it ends in .gz): the proof of a holds, the "
+                   "counterexample of a violated; none for unknown. Check it with 'verifier check-proof'.")
 def verify(model: str, spec: str, timeout: float | None, solver: str, as_json: bool, vnncomp_out: str | None,
-           quiet: bool, jobs: int, strategy: str, bounds_method: str, trace: str | None) -> None:
+           quiet: bool, jobs: int, strategy: str, bounds_method: str, trace: str | None,
+           certificate: str | None) -> None:
     """Check that SPEC holds for MODEL.
 
     MODEL is an ONNX file. SPEC is a property file: .vnnlib (VNN-COMP) or .toml (native format);
     it gives the input box(es) and the unsafe output region.
+
+    With --certificate the proof is searched so that an independent checker can recompute it
+    (bounds only: input splitting without LP / MILP leaves, or neuron splitting without exact
+    leaf checks); when that search cannot finish, the usual search decides and no certificate is
+    written (the reason is printed on stderr).
     """
     from ..verify import Options
     from ..verify import verify as run_verify
 
     status = StatusLine() if (sys.stderr.isatty() and not quiet) else None
     options = Options(timeout=timeout, solver=solver, jobs=jobs, progress=status, strategy=strategy,
-                      bounds=bounds_method, trace=trace)
+                      bounds=bounds_method, trace=trace, certificate=certificate)
     try:
         result = run_verify(model, spec, options=options)
     finally:
@@ -128,6 +137,8 @@ def verify(model: str, spec: str, timeout: float | None, solver: str, as_json: b
             Path(vnncomp_out).write_text(result.vnncomp_text())
         except OSError as exc:
             _fail(f"{vnncomp_out}: cannot write the result file: {exc.strerror}")
+    if certificate:
+        click.echo(certificate_line(result.stats.certificate), err=True)
     if as_json:
         click.echo(json.dumps(result.to_json()))
     else:

@@ -21,6 +21,7 @@ import click
 from ..errors import VerifierError
 from ..results import UNKNOWN
 from . import junit
+from .certificates import certificates_folder, judge_certificate
 from .dask_backend import import_dask
 from .dispatch import run
 from .pool import default_jobs
@@ -258,6 +259,8 @@ def _junit_case(j: Judgement) -> junit.Case:
     t = o.task
     facts = (f"model: {t.model_path}\nspec: {t.spec_path}\nrequired: {t.expected}\nresult: {o.status}\n"
              f"time: {o.time_s:.3f} s (limit {t.timeout:g} s)" + (f"\nreason: {o.reason}" if o.reason else ""))
+    if t.certificate:
+        facts += f"\ncertificate: {t.certificate}\n{j.message}"
     if j.state == PASSED:
         return junit.Case(t.label, o.time_s, junit.PASS, output=facts)
     if j.state == FAILED:
@@ -268,7 +271,7 @@ def _junit_case(j: Judgement) -> junit.Case:
         if o.input_error:
             return junit.Case(t.label, o.time_s, junit.ERROR, j.message, details, "InputError")
         return junit.Case(t.label, o.time_s, junit.FAIL, j.message, details,
-                          "WrongVerdict" if j.wrong else "UnknownVerdict")
+                          j.kind or ("WrongVerdict" if j.wrong else "UnknownVerdict"))
     return junit.Case(t.label, o.time_s, junit.SKIP, j.message, output=f"WARNING: verdict unknown, allowed by "
                                                                        f"--allow-unknown\n{facts}")
 
@@ -277,7 +280,8 @@ def _report_check(j: Judgement) -> None:
     o = j.outcome
     out = sys.stdout
     if j.state == PASSED:
-        click.echo(f"{paint('PASS', GREEN, out)}  {o.task.label}: {o.status} ({o.time_s:.2f} s)")
+        said = j.message if o.task.certificate else o.status
+        click.echo(f"{paint('PASS', GREEN, out)}  {o.task.label}: {said} ({o.time_s:.2f} s)")
         return
     tag = paint("FAIL", RED + BOLD, out) if j.state == FAILED else paint("WARN", YELLOW, out)
     click.echo(f"{tag}  {o.task.label}: {j.message} ({o.time_s:.2f} s)")
@@ -310,20 +314,31 @@ def check(suite_file: str, junit_path: str | None, as_json: bool, jobs: int | No
       expect = "holds"                  # optional: holds (default) or violated
       strategy = "milp"                 # optional, also solver, bounds, instance_jobs, seed
                                         # (top level: for every check; the options win)
+      certificate = true                # optional (also top level): require a proof certificate,
+                                        # written to REPORT.certificates/ beside --junit REPORT.xml
 
     \b
     Exit codes:
       0  every check obtained its verdict (unknown allowed only with --allow-unknown)
-      1  some check obtained the opposite verdict (e.g. violated where holds is required)
+      1  some check obtained the opposite verdict (e.g. violated where holds is required), or the
+         certificate checker rejected a check's certificate
       2  bad input: a malformed suite (the file and line are named), or a model or spec that the
          verifier rejects (that check fails, the others still run)
-      3  no wrong verdict, but some check ended unknown (time-out, solver error, crash)
+      3  no wrong verdict, but some check ended unknown (time-out, solver error, crash) or without
+         the certificate it requires
     """
     _check_scheduler(scheduler)
     suite = load_suite(suite_file)
     if junit_path:
         _check_writable(junit_path, "JUnit report")
-    tasks = _prepare(suite.tasks(options=_take_options(kwargs)))
+    certificates = None
+    if suite.wants_certificates:
+        certificates = certificates_folder(junit_path, suite_file)
+        try:
+            os.makedirs(certificates, exist_ok=True)
+        except OSError as exc:
+            raise VerifierError(f"{certificates}: cannot create the certificates folder: {exc.strerror}") from None
+    tasks = _prepare(suite.tasks(options=_take_options(kwargs), certificates=certificates))
     t0 = time.monotonic()
     try:
         with _sigterm_as_interrupt():
@@ -331,28 +346,35 @@ def check(suite_file: str, junit_path: str | None, as_json: bool, jobs: int | No
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
-    judgements = [judge(o, allow_unknown) for o in outcomes]
+    judgements = [judge_certificate(judge(o, allow_unknown)) for o in outcomes]
     for j in judgements:
         _report_check(j)
     n_wrong = sum(j.wrong for j in judgements)
+    n_rejected = sum(j.rejected for j in judgements)
     n_failed = sum(j.state == FAILED for j in judgements)
     n_bad = sum(j.outcome.input_error for j in judgements)
     n_unknown = sum(j.outcome.status == UNKNOWN and not j.outcome.input_error for j in judgements)
-    code = EXIT_WRONG if n_wrong else EXIT_USAGE if n_bad else EXIT_UNKNOWN if n_failed else EXIT_OK
+    code = EXIT_WRONG if n_wrong or n_rejected else EXIT_USAGE if n_bad else EXIT_UNKNOWN if n_failed else EXIT_OK
     verdict = paint("FAILED", RED + BOLD, sys.stdout) if code else paint("PASSED", GREEN, sys.stdout)
+    rejected = f", {n_rejected} certificate rejected" if n_rejected else ""
     click.echo(f"suite {suite.name}: {verdict}: {len(judgements)} checks, {len(judgements) - n_failed} passed, "
                f"{n_failed} failed ({n_wrong} wrong verdict, {n_bad} bad input, {n_unknown} unknown"
-               f"{', allowed' if allow_unknown and n_unknown else ''}), wall time {time.monotonic() - t0:.1f} s")
+               f"{', allowed' if allow_unknown and n_unknown else ''}{rejected}), "
+               f"wall time {time.monotonic() - t0:.1f} s")
+    if certificates:
+        click.echo(f"certificates in {certificates}")
     if junit_path:
         try:
             junit.write(junit_path, suite.name, [_junit_case(j) for j in judgements], suite_file)
         except OSError as exc:
             raise VerifierError(f"{junit_path}: cannot write the JUnit report: {exc.strerror}") from None
     if as_json:
-        checks = [{**j.outcome.to_json(), "state": j.state, "wrong": j.wrong, "message": j.message}
+        checks = [{**j.outcome.to_json(), "state": j.state, "wrong": j.wrong, "message": j.message,
+                   "certificate": j.outcome.task.certificate, "certificate_rejected": j.rejected}
                   for j in judgements]
         click.echo(json.dumps({"suite": suite.name, "checks": checks, "passed": len(judgements) - n_failed,
                                "failed": n_failed, "wrong": n_wrong, "bad_input": n_bad, "unknown": n_unknown,
+                               "certificates_rejected": n_rejected, "certificates": certificates,
                                "exit_code": code}))
     sys.exit(code)
 

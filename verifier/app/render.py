@@ -248,3 +248,13 @@ def print_info(summary: dict) -> None:
                    f"{e['output_shape']!s:<18} {e['activation']:<34} {_op_types(e['onnx_ops'])}".rstrip())
     click.echo(f"parameters   {s['parameters']}")
     click.echo(f"neurons      {s['neurons']} (with an activation)")
+
+
+def certificate_line(info: dict | None) -> str:
+    """One line on the certificate of a run (``stats["certificate"]``): where it went, or why there is none."""
+    if not info:
+        return "certificate: none written"
+    if info.get("written"):
+        return (f"certificate ({info.get('verdict')}) written to {info['path']}: {info.get('nodes', 0)} nodes, "
+                f"{info.get('leaves', 0)} leaves, {info.get('bytes', 0)} bytes, {info.get('certify_s', 0):.2f} s")
+    return f"certificate: none written ({info.get('reason') or 'no reason given'})"

@@ -28,8 +28,8 @@ from .tasks import OPTION_FIELDS, Outcome, Task, option_problem
 
 #: a check's time limit (seconds) when neither the check nor the suite gives one
 DEFAULT_SUITE_TIMEOUT = 300.0
-CHECK_KEYS = ("name", "model", "spec", "timeout", "expect", *OPTION_FIELDS)
-SUITE_KEYS = ("name", "timeout", *OPTION_FIELDS, "check")
+CHECK_KEYS = ("name", "model", "spec", "timeout", "expect", "certificate", *OPTION_FIELDS)
+SUITE_KEYS = ("name", "timeout", "certificate", *OPTION_FIELDS, "check")
 _VERDICTS = {"holds": HOLDS, "unsat": HOLDS, "violated": VIOLATED, "sat": VIOLATED, "unknown": UNKNOWN,
              "": UNKNOWN, "timeout": UNKNOWN}
 
@@ -200,6 +200,7 @@ class Check:
     expect: str
     line: int | None
     options: tuple[tuple[str, object], ...] = ()  # verify options of this check (the suite's, then its own)
+    certificate: bool = False  # the check requires a proof certificate (``verifier check`` writes and checks it)
 
 
 @dataclass(frozen=True)
@@ -209,13 +210,28 @@ class Suite:
     checks: tuple[Check, ...]
 
     def tasks(self, solver: str | None = None, timeout: float | None = None,
-              options: Mapping[str, object] | None = None) -> list[Task]:
+              options: Mapping[str, object] | None = None, certificates: str | None = None) -> list[Task]:
         """One task per check. ``timeout``, ``solver`` and ``options`` (command-line values; None = not
-        given) win over the check's own settings, which win over the suite's top-level ones."""
+        given) win over the check's own settings, which win over the suite's top-level ones.
+        ``certificates``: the folder where the checks that require a certificate write it
+        (``certificate_file``); None: no certificates (``verifier batch``)."""
         given = {**(options or {}), **({"solver": solver} if solver is not None else {})}
         return [Task(c.model, c.spec, c.model_path, c.spec_path, timeout if timeout is not None else c.timeout,
-                     self.name, c.expect, c.name, "cbc", c.line).with_options(dict(c.options)).with_options(given)
-                for c in self.checks]
+                     self.name, c.expect, c.name, "cbc", c.line,
+                     certificate=certificate_file(certificates, k, c.name) if certificates and c.certificate
+                     else None).with_options(dict(c.options)).with_options(given)
+                for k, c in enumerate(self.checks)]
+
+    @property
+    def wants_certificates(self) -> bool:
+        return any(c.certificate for c in self.checks)
+
+
+def certificate_file(folder: str, index: int, name: str) -> str:
+    """Where check number ``index`` (0-based) named ``name`` writes its certificate: ``NN-<name>.proof.json.gz``
+    (the name reduced to letters, digits, ``.``, ``_`` and ``-``; the number keeps two checks apart)."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.")[:80] or "check"
+    return os.path.join(folder, f"{index + 1:02d}-{slug}.proof.json.gz")
 
 
 _HEADER = re.compile(r"^\s*\[")
@@ -282,6 +298,7 @@ def load_suite(path: str | os.PathLike) -> Suite:
         name = path.stem
     default_timeout = _table_timeout(data, DEFAULT_SUITE_TIMEOUT, where.key(None, "timeout"), problems)
     suite_options = _table_options(data, lambda key: where.key(None, key), problems)
+    suite_certificate = _table_certificate(data, False, where.key(None, "certificate"), problems)
     raw = data.get("check")
     if raw is None or (isinstance(raw, list) and not raw):
         problems.append((None, "no checks: add [[check]] tables with model = ..., spec = ..."))
@@ -292,7 +309,7 @@ def load_suite(path: str | os.PathLike) -> Suite:
     checks: list[Check] = []
     seen: dict[str, int | None] = {}
     for k, entry in enumerate(raw):
-        check = _check(entry, k, path.parent, default_timeout, suite_options, where, problems)
+        check = _check(entry, k, path.parent, default_timeout, suite_options, suite_certificate, where, problems)
         if check is None:
             continue
         if check.name in seen:
@@ -319,8 +336,17 @@ def _table_options(table: dict, line_of, problems: list) -> dict:
     return out
 
 
-def _check(entry: dict, k: int, folder: Path, default_timeout: float, suite_options: dict, where: _Lines,
-           problems: list[tuple[int | None, str]]) -> Check | None:
+def _table_certificate(table: dict, default: bool, where, problems: list) -> bool:
+    """The table's ``certificate`` key (true / false) if valid, else ``default`` (a bad value goes to ``problems``)."""
+    value = table.get("certificate", default)
+    if not isinstance(value, bool):
+        problems.append((where, f"bad certificate value {value!r}: use true or false"))
+        return default
+    return value
+
+
+def _check(entry: dict, k: int, folder: Path, default_timeout: float, suite_options: dict, suite_certificate: bool,
+           where: _Lines, problems: list[tuple[int | None, str]]) -> Check | None:
     """One validated check, or None (and ``problems`` extended) if it is malformed."""
     line = where.block(k)
     n0 = len(problems)
@@ -341,6 +367,7 @@ def _check(entry: dict, k: int, folder: Path, default_timeout: float, suite_opti
             paths[key] = (value, full)
     timeout = _table_timeout(entry, default_timeout, where.key(k, "timeout"), problems)
     options = {**suite_options, **_table_options(entry, lambda key: where.key(k, key), problems)}
+    certificate = _table_certificate(entry, suite_certificate, where.key(k, "certificate"), problems)
     expect = entry.get("expect", HOLDS)
     if expect not in (HOLDS, VIOLATED):
         problems.append((where.key(k, "expect"), f"bad expect value {expect!r}: use \"holds\" or \"violated\""))
@@ -351,7 +378,8 @@ def _check(entry: dict, k: int, folder: Path, default_timeout: float, suite_opti
         return None
     (model, model_path), (spec, spec_path) = paths["model"], paths["spec"]
     name = name.strip() if name else f"{Path(model).name} / {Path(spec).name}"
-    return Check(name, model, spec, model_path, spec_path, timeout, expect, line, tuple(sorted(options.items())))
+    return Check(name, model, spec, model_path, spec_path, timeout, expect, line, tuple(sorted(options.items())),
+                 certificate)
 
 
 def load_list(path: str | os.PathLike, timeout: float | None = None, solver: str | None = None,
@@ -380,12 +408,15 @@ PASSED, FAILED, UNKNOWN_ALLOWED = CheckState.PASSED, CheckState.FAILED, CheckSta
 
 @dataclass(frozen=True)
 class Judgement:
-    """``state`` is pass / fail / unknown-allowed; ``wrong`` marks the opposite verdict (not unknown)."""
+    """``state`` is pass / fail / unknown-allowed; ``wrong`` marks the opposite verdict (not unknown);
+    ``rejected`` a certificate the checker rejected; ``kind`` a failure type for the report (else derived)."""
 
     outcome: Outcome
     state: CheckState
     wrong: bool
     message: str
+    rejected: bool = False
+    kind: str = ""
 
 
 def judge(outcome: Outcome, allow_unknown: bool = False) -> Judgement:

@@ -59,6 +59,7 @@ class Task:
     instance_jobs: int = 1  # processes inside this one instance (verify's Options.jobs), not the batch's --jobs
     seed: int = 0
     runner: str | None = None
+    certificate: str | None = None  # write the proof certificate here (``verifier check`` with ``certificate = true``)
 
     @property
     def label(self) -> str:
@@ -70,7 +71,7 @@ class Task:
         from ..verify import Options
 
         return Options(timeout=self.timeout, solver=self.solver, strategy=self.strategy, bounds=self.bounds,
-                       jobs=self.instance_jobs, seed=self.seed)
+                       jobs=self.instance_jobs, seed=self.seed, certificate=self.certificate)
 
     def option_values(self) -> dict:
         """The options besides the timeout, as a dict (for reports)."""

@@ -227,13 +227,23 @@ class Engine:
 
     def _record(self, batch: crown.Batch, b: int, o: crown.Optimised, how: str, lower: np.ndarray) -> None:
         """Keep what closed sub-problem ``b``: its box, its splits (layer, neuron, phase), how it was
-        closed (``bound``, ``empty``: crossed neuron bounds, ``exact check``), its row bounds and the
-        slopes / multipliers of its bound (the evidence a certificate can be built from)."""
+        closed (``bound``, ``empty``: crossed neuron bounds, ``exact check``), its row bounds, the row
+        with the best one (``row``) and that row's parameters: the lower slopes of every activation
+        layer (``alpha``: layer -> (n_j,)) and the multipliers of its split neurons (``beta``: layer
+        -> (neuron indices, values)): the evidence a certificate is built from. Recorded leaves count
+        towards the queue's memory limit."""
         splits = [(int(j), int(i), int(s[b, i])) for j, s in batch.splits.items() for i in np.flatnonzero(s[b])]
-        self.leaves.append({"lo": batch.lo[b].copy(), "hi": batch.hi[b].copy(), "splits": splits, "how": how,
-                            "lower": np.asarray(lower, float).copy(),
-                            "alpha": {j: a[b].copy() for j, a in o.alpha.items()},
-                            "beta": {j: x[b].copy() for j, x in (o.beta or {}).items()}})
+        r = int(np.argmax(lower))
+        beta = {}
+        for j, x in (o.beta or {}).items():
+            idx = np.flatnonzero(batch.splits[j][b])
+            beta[j] = (idx, x[b, r, idx].copy())
+        rec = {"lo": batch.lo[b].copy(), "hi": batch.hi[b].copy(), "splits": splits, "how": how,
+               "lower": np.asarray(lower, float).copy(), "row": r,
+               "alpha": {j: a[b, r].copy() for j, a in o.alpha.items()}, "beta": beta}
+        self.leaves.append(rec)
+        self.mem += rec["lo"].nbytes * 2 + sum(a.nbytes for a in rec["alpha"].values()) + \
+            sum(i.nbytes + v.nbytes for i, v in beta.values()) + 64 * (len(splits) + 4)
 
     @staticmethod
     def _free(node: _Node) -> int:

@@ -7,6 +7,11 @@ two along the input whose coefficient in the bound times the box width is larges
 moves the bound most), or, when few neurons are left unstable or the box is deep, handed to the
 MILP. A counterexample (replayed in onnxruntime) anywhere ends the search; an undecided leaf makes
 the answer unknown, never holds.
+
+With ``BabSettings(lp_check=False, exact_leaves=False)`` every sub-box is closed by the symbolic
+bounds alone (a box that would need the MILP ends the search instead: unknown), so that an optional
+``BoxRecorder`` (``search.box_tree``) can write the tree down as a proof certificate: every visited
+box, the rows that closed which disjuncts there, and every split.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
@@ -52,6 +58,10 @@ class BabSettings:
     margin_rel: float = MARGIN_REL
     seed: int = 0  # of the nearby attack around a solver point that does not replay (``Options.seed``)
     attack: AttackSettings = SUBBOX_ATTACK
+    lp_check: bool = True  # try the LP relaxation on boxes with few unstable neurons (HiGHS only)
+    #: False: a box that would go to the MILP (few unstable neurons, too deep, nothing to split) ends the
+    #: search as unknown instead; boxes with few unstable neurons are split further (bounds-only proofs)
+    exact_leaves: bool = True
 
 
 @dataclass
@@ -82,6 +92,28 @@ class BabStats:
 Box = tuple[np.ndarray, np.ndarray, int]  # (lower, upper, depth)
 
 
+class BoxStep(NamedTuple):
+    """What bounding one sub-box gave (no counterexample): the disjuncts still alive (positions in
+    the search's list), the number of unstable neurons, the input to split (None: none), the box's
+    bounds and, per disjunct the bounds proved empty there, the row whose lower bound did it."""
+
+    alive: list[int]
+    unstable: int
+    split_dim: int | None
+    bounds: LayerBounds
+    proved: dict[int, int]
+
+
+class BoxRecorder(Protocol):
+    """Receives the search tree of ``input_split`` (a proof certificate's evidence, ``search.box_tree``):
+    every box bounded (``visit``, with the disjuncts its bounds proved and by which row) and every
+    split of a box into its ``low`` (``x_dim <= at``) and ``high`` (``x_dim >= at``) halves."""
+
+    def visit(self, box: Box, proved: dict[int, int]) -> None: ...
+
+    def split(self, box: Box, dim: int, at: float, low: Box, high: Box) -> None: ...
+
+
 class BabStatus(StrEnum):
     """A branch-and-bound search's status: a verdict, or ``open`` (its box budget is spent and
     ``open_boxes`` hold the rest, for worker processes to go on with)."""
@@ -104,17 +136,22 @@ class BabOutcome:
 def input_split(network: Network, case: Case, disjuncts: list[Constraints], oracle: OnnxOracle,
                 settings: BabSettings, deadline: Deadline | float | None, case_index: int = 0,
                 boxes: list[Box] | None = None, max_boxes: int | None = None,
-                progress: Callable[[BabStats, int], None] | None = None) -> BabOutcome:
+                progress: Callable[[BabStats, int], None] | None = None,
+                recorder: BoxRecorder | None = None) -> BabOutcome:
     """Prove or refute ``case`` restricted to ``disjuncts`` by splitting its input box.
 
     ``boxes`` replaces the root box when given (parallel workers). With ``max_boxes``, the search
     stops after that many sub-boxes and returns the still-open ones (status ``open``) so that the
     caller can hand them to worker processes. ``progress(stats, n_open)`` is called now and then.
-    ``deadline``: a ``Deadline`` or an absolute ``time.perf_counter`` time.
+    ``deadline``: a ``Deadline`` or an absolute ``time.perf_counter`` time. ``recorder`` gets the
+    search tree; it needs bounds-only proofs (``lp_check`` and ``exact_leaves`` off).
     """
+    if recorder is not None and (settings.lp_check or settings.exact_leaves):
+        raise ValueError("a recorded search tree needs bounds-only proofs: BabSettings(lp_check=False, "
+                         "exact_leaves=False)")
     deadline = Deadline.coerce(deadline)
     stats = BabStats()
-    use_lp = highs_available()
+    use_lp = settings.lp_check and highs_available()
     stack = list(boxes) if boxes is not None else [(case.lower.copy(), case.upper.copy(), 0)]
     reasons: list[str] = []
     last_report = time.perf_counter()
@@ -129,7 +166,8 @@ def input_split(network: Network, case: Case, disjuncts: list[Constraints], orac
         if progress is not None and now - last_report > 0.5:
             progress(stats, len(stack))
             last_report = now
-        lo, hi, depth = stack.pop()
+        box = stack.pop()
+        lo, hi, depth = box
         stats.explored += 1
         stats.max_depth = max(stats.max_depth, depth)
         try:
@@ -139,10 +177,17 @@ def input_split(network: Network, case: Case, disjuncts: list[Constraints], orac
                               f"({len(stack) + 1} sub-boxes open)", stats)
         if isinstance(step, Counterexample):
             return BabOutcome(BabStatus.VIOLATED, step, None, stats)
-        alive, unstable, split_dim, box_bounds = step
+        if recorder is not None:
+            recorder.visit(box, step.proved)
+        alive, unstable, split_dim, box_bounds = step.alive, step.unstable, step.split_dim, step.bounds
         if not alive:
             continue  # bound_box counted the proof (symbolic bounds or LP)
-        if unstable <= settings.milp_unstable or depth >= settings.max_depth or split_dim is None:
+        if not settings.exact_leaves and (depth >= settings.max_depth or split_dim is None):
+            why = f"depth limit {settings.max_depth} reached" if split_dim is not None else "a point box"
+            return BabOutcome(BabStatus.UNKNOWN, None, f"bounds alone do not close a sub-box ({why}) and exact "
+                              "checks are off", stats)
+        if settings.exact_leaves and (unstable <= settings.milp_unstable or depth >= settings.max_depth
+                                      or split_dim is None):
             res = milp_box(network, case, [disjuncts[i] for i in alive], oracle, lo, hi, box_bounds, settings,
                            deadline, stats, case_index)
             if isinstance(res, Counterexample):
@@ -160,8 +205,11 @@ def input_split(network: Network, case: Case, disjuncts: list[Constraints], orac
         hi1[split_dim] = mid
         lo2 = lo.copy()
         lo2[split_dim] = mid
-        stack.append((lo2, hi, depth + 1))
-        stack.append((lo, hi1, depth + 1))
+        high, low = (lo2, hi, depth + 1), (lo, hi1, depth + 1)
+        if recorder is not None:
+            recorder.split(box, split_dim, float(mid), low, high)
+        stack.append(high)
+        stack.append(low)
     if reasons or stats.undecided:
         return BabOutcome(BabStatus.UNKNOWN, None, "; ".join(dict.fromkeys(reasons)) or "undecided sub-boxes", stats)
     return BabOutcome(BabStatus.HOLDS, None, None, stats)
@@ -169,9 +217,9 @@ def input_split(network: Network, case: Case, disjuncts: list[Constraints], orac
 
 def bound_box(network: Network, case: Case, disjuncts: list[Constraints], oracle: OnnxOracle, lo: np.ndarray,
               hi: np.ndarray, stats: BabStats, settings: BabSettings, case_index: int = 0, lp_check: bool = False,
-              deadline: Deadline | float | None = None):
-    """Bound one sub-box: a counterexample, or (disjuncts still alive, #unstable, split dimension,
-    the box's bounds). The bounds include the float rounding of the network (``floatmodel``)."""
+              deadline: Deadline | float | None = None) -> Counterexample | BoxStep:
+    """Bound one sub-box: a counterexample, or what is left of it (``BoxStep``). The bounds include
+    the float rounding of the network (``floatmodel``)."""
     t = time.perf_counter()
     deadline = Deadline.coerce(deadline)
     b = symbolic_bounds(network, lo, hi, deadline=deadline)  # Expired past the deadline
@@ -179,6 +227,7 @@ def bound_box(network: Network, case: Case, disjuncts: list[Constraints], oracle
     best_dim, best_score = None, -np.inf
     cands = []
     row_bounds = {}  # disjunct -> (lower, upper) of its rows: the LP stage reuses them
+    proved: dict[int, int] = {}  # disjunct -> the row whose bound proves it empty here
     for i, cons in enumerate(disjuncts):
         if cons.rhs.size == 0:
             alive.append(i)
@@ -187,6 +236,7 @@ def bound_box(network: Network, case: Case, disjuncts: list[Constraints], oracle
         row_bounds[i] = (low, up)
         slack = low - cons.rhs
         if np.any(slack > 0):
+            proved[i] = int(np.argmax(slack))
             continue
         alive.append(i)
         r = int(np.argmax(slack))  # the row closest to being proved: split to push it over
@@ -203,7 +253,7 @@ def bound_box(network: Network, case: Case, disjuncts: list[Constraints], oracle
     stats.bounds_s += time.perf_counter() - t
     if not alive:
         stats.proved_by_bounds += 1
-        return [], 0, None, b
+        return BoxStep([], 0, None, b, proved)
     t = time.perf_counter()
     cex = _attack_points(network, case, [disjuncts[i] for i in alive], oracle, np.vstack(cands + [0.5 * (lo + hi)]),
                          case_index)
@@ -222,11 +272,11 @@ def bound_box(network: Network, case: Case, disjuncts: list[Constraints], oracle
         stats.lp_s += time.perf_counter() - t
         if not still:
             stats.proved_by_lp += 1
-            return [], 0, None, b
+            return BoxStep([], 0, None, b, proved)
         alive = still
     if best_dim is None and np.any(hi > lo):
         best_dim = int(np.argmax(hi - lo))
-    return alive, n_unstable, best_dim, b
+    return BoxStep(alive, n_unstable, best_dim, b, proved)
 
 
 def _attack_points(network: Network, case: Case, live: list[Constraints], oracle: OnnxOracle, pts: np.ndarray,

@@ -65,11 +65,15 @@ class _PointPool:
 
 class DisjunctSearch:
     """Neuron splitting on one unsafe disjunct: ``start`` it with a deadline, ``resume`` it with a
-    later one while it is open (``done`` false): its queue of sub-problems is kept in between."""
+    later one while it is open (``done`` false): its queue of sub-problems is kept in between.
+    ``exact_leaves=False``: a sub-problem with nothing left to split ends the search open instead of
+    going to the exact (MILP) check (certifying searches: every leaf closed by its bound)."""
 
     def __init__(self, network: Network, bounds: LayerBounds, case: Case, cons: Constraints, oracle,
-                 case_index: int = 0, settings: Settings | None = None, progress=None) -> None:
+                 case_index: int = 0, settings: Settings | None = None, progress=None,
+                 exact_leaves: bool = True) -> None:
         self.network, self.case, self.cons, self.oracle, self.case_index = network, case, cons, oracle, case_index
+        self.exact_leaves = exact_leaves
         self.settings = settings or Settings()
         self.prob = crown.Problem(network, bounds, case.lower, case.upper)
         self.engine = Engine(self.prob, cons.ay, cons.ax, -cons.rhs, cons.strict, self.settings)
@@ -90,7 +94,8 @@ class DisjunctSearch:
         if self.started:
             return self._outcome(*self.engine.resume(deadline))
         self.started = True
-        return self._outcome(*self.engine.run(deadline, lambda: 0.0, self._on_points, self.progress, self._leaf))
+        leaf = self._leaf if self.exact_leaves else None
+        return self._outcome(*self.engine.run(deadline, lambda: 0.0, self._on_points, self.progress, leaf))
 
     def _outcome(self, status: str, low: float, reason: str | None) -> SplitOutcome:
         st = self.engine.stats
@@ -271,6 +276,10 @@ class CaseOutcome:
     to_milp: list[int] = field(default_factory=list)  # disjuncts left to the MILP
     time_s: float = 0.0
     stats: dict[int, Stats] = field(default_factory=dict)  # per disjunct searched
+    #: per disjunct searched with ``Settings.record_leaves``: the closed sub-problems (``Engine.leaves``)
+    leaves: dict[int, list[dict]] = field(default_factory=dict)
+    #: why the disjuncts in ``to_milp`` could not go on (a search ended open: memory, an undecided leaf)
+    to_milp_reasons: dict[int, str] = field(default_factory=dict)
 
     def stats_dict(self, previous: dict | None = None) -> dict:
         """The branch-and-bound counters summed over the disjuncts (and ``previous`` cases)."""
@@ -287,19 +296,26 @@ FIRST_ROUND = 0.3
 
 
 def prove_case(network: Network, bounds: LayerBounds, case: Case, todo: list[int], oracle, deadline: Deadline,
-               case_index: int = 0, progress=None, settings: Settings | None = None) -> CaseOutcome:
+               case_index: int = 0, progress=None, settings: Settings | None = None,
+               certify: bool = False) -> CaseOutcome:
     """Neuron splitting on the disjuncts ``todo`` of ``case``, in rounds: first each gets an equal
-    slice of ``FIRST_ROUND`` of the time, then the still-open ones resume with equal shares of the rest."""
+    slice of ``FIRST_ROUND`` of the time, then the still-open ones resume with equal shares of the rest.
+
+    ``certify``: a search whose proof a certificate can record: the leaves are kept
+    (``CaseOutcome.leaves``), no disjunct goes to the MILP for having few unstable neurons and no
+    sub-problem goes to the exact check (a disjunct that would need one ends open, in ``to_milp``)."""
     t0 = time.perf_counter()
     out = CaseOutcome()
-    if bounds.n_unstable(network) <= MILP_MAX_UNSTABLE:
+    if not certify and bounds.n_unstable(network) <= MILP_MAX_UNSTABLE:
         out.to_milp = list(todo)
         return out
     # the queues of all the case's searches together stay under the memory limit
     settings = settings or Settings()
-    settings = replace(settings, max_memory_mb=settings.max_memory_mb / len(todo))
+    settings = replace(settings, max_memory_mb=settings.max_memory_mb / len(todo),
+                       record_leaves=settings.record_leaves or certify)
     searches = {di: DisjunctSearch(network, bounds, case, case.unsafe[di], oracle, case_index, settings,
-                                   None if progress is None else _reporter(progress, di, k, len(todo), t0))
+                                   None if progress is None else _reporter(progress, di, k, len(todo), t0),
+                                   exact_leaves=not certify)
                 for k, di in enumerate(todo)}
     pending = list(todo)
     last: dict[int, SplitOutcome] = {}
@@ -321,6 +337,7 @@ def prove_case(network: Network, bounds: LayerBounds, case: Case, todo: list[int
                 pending.remove(di)
                 if res.kind == "open":  # the search cannot go on (memory, an undecided leaf): the MILP may
                     out.to_milp.append(di)
+                    out.to_milp_reasons[di] = res.reason or "the search cannot go on"
         first = False
     for di in pending:
         res = last.get(di)
@@ -328,6 +345,8 @@ def prove_case(network: Network, bounds: LayerBounds, case: Case, todo: list[int
         out.open_reasons.append("timeout during neuron-splitting branch and bound" if res is None else
                                 f"{res.reason} (best bound {res.lower:.4g})")
     out.stats = {di: s.engine.stats for di, s in searches.items() if s.started}
+    if settings.record_leaves:
+        out.leaves = {di: s.engine.leaves for di, s in searches.items() if s.started}
     out.time_s = time.perf_counter() - t0
     return out
 
