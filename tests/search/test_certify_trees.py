@@ -97,3 +97,30 @@ def test_a_recorded_search_needs_bounds_only_proofs():
     with pytest.raises(ValueError, match="bounds-only"):
         input_split(net, case, list(case.unsafe), NetworkOracle(net), BabSettings(), None,
                     recorder=BoxTreeRecorder([0]))
+
+
+def test_box_tree_records_optimised_slopes_and_they_give_the_bound():
+    """With ``alpha_iters``, boxes the default bounds leave open may close with optimised lower slopes:
+    the node's evidence carries them (per activation layer) and, recomputed on the node's box, they
+    give a positive bound."""
+    from tests.helpers.certificates import replay_neuron_leaf, walk
+    from verifier.io.certificate import rows
+
+    net = random_network(1, ACT_BY_NAME["leaky0.1"], (2, 16, 16, 2))
+    lo, hi = -np.ones(2), np.ones(2)
+    X = np.random.default_rng(0).uniform(lo, hi, (20000, 2))
+    y = net.forward(X)
+    t = float(np.max(y[:, 0] - y[:, 1]))
+    cons = Constraints(np.zeros((1, 2)), np.array([[-1.0, 1.0]]), np.array([-t - 0.05]), np.array([False]))
+    case = Case(lo, hi, (cons,))
+    rec = BoxTreeRecorder([0], None, activation_index(net))
+    settings = BabSettings(milp_unstable=-1, max_depth=40, lp_check=False, exact_leaves=False, alpha_iters=20,
+                           alpha_gap=np.inf)
+    out = input_split(net, case, [cons], NetworkOracle(net), settings, None, recorder=rec)
+    assert out.status == BabStatus.HOLDS and out.stats.proved_by_alpha > 0
+    entry = {"lower": list(lo), "upper": list(hi), "disjuncts": [rows(cons)]}
+    with_alpha = [(node, path) for node, path in walk(rec.root) if "alpha" in node["close"].get("0", {})]
+    assert with_alpha
+    for node, path in with_alpha:
+        assert sorted(node["close"]["0"]["alpha"]) == ["0", "1"]
+        assert replay_neuron_leaf(net, entry, path, 0) > 0

@@ -39,6 +39,8 @@ from .phase_tree import TreeError, activation_index, phase_tree
 
 #: input splitting without MILP leaves may go deeper than the normal search (60) before it gives up
 MAX_DEPTH = 120
+#: gradient steps on the lower slopes of a box the default bounds leave open, before it is split
+ALPHA_ITERS = 10
 #: activation kinds a certificate can describe
 CERTIFIABLE_KINDS = ("relu", "leaky")
 
@@ -122,8 +124,9 @@ def _refuted_at_root(network: Network, bounds: LayerBounds, case: Case, which: l
 
 def _by_input_split(network, case, todo, oracle, deadline, case_index, inputs, settings, progress):
     base = settings or BabSettings()
-    settings = replace(base, milp_unstable=-1, max_depth=MAX_DEPTH, lp_check=False, exact_leaves=False)
-    rec = BoxTreeRecorder(todo, inputs)
+    settings = replace(base, milp_unstable=-1, max_depth=MAX_DEPTH, lp_check=False, exact_leaves=False,
+                       alpha_iters=ALPHA_ITERS)
+    rec = BoxTreeRecorder(todo, inputs, activation_index(network))
     report = None
     if progress is not None:
         def report(st, n_open: int) -> None:
@@ -137,7 +140,8 @@ def _by_input_split(network, case, todo, oracle, deadline, case_index, inputs, s
         reason = out.reason or "input splitting left sub-boxes open"
         return NotCertified(reason, reason.startswith("timeout"))
     return CaseProof([{"disjuncts": list(todo), "root": rec.root}], rec.nodes, rec.leaves, "input-split",
-                     {"explored": out.stats.explored, "max_depth": out.stats.max_depth})
+                     {"explored": out.stats.explored, "max_depth": out.stats.max_depth,
+                      "proved_by_alpha": out.stats.proved_by_alpha})
 
 
 def _by_neuron_split(network, case, todo, bounds, oracle, deadline, case_index, progress):

@@ -24,7 +24,7 @@ from typing import NamedTuple, Protocol
 
 import numpy as np
 
-from ..bounds import LayerBounds, linear_bounds, margin_tau, symbolic_bounds
+from ..bounds import LayerBounds, crown, linear_bounds, margin_tau, symbolic_bounds
 from ..budget import Deadline, Expired
 from ..io.replay import Counterexample, OnnxOracle, confirm
 from ..milp import triangle
@@ -59,6 +59,11 @@ class BabSettings:
     seed: int = 0  # of the nearby attack around a solver point that does not replay (``Options.seed``)
     attack: AttackSettings = SUBBOX_ATTACK
     lp_check: bool = True  # try the LP relaxation on boxes with few unstable neurons (HiGHS only)
+    #: > 0: a box the bounds leave open tries this many gradient steps on the lower slopes alpha of
+    #: its back-substitution (``bounds.crown``) before it is split or sent to the LP / MILP, for the
+    #: disjuncts whose best row misses by at most ``alpha_gap`` of its bound range (the others rarely close)
+    alpha_iters: int = 0
+    alpha_gap: float = 0.1
     #: False: a box that would go to the MILP (few unstable neurons, too deep, nothing to split) ends the
     #: search as unknown instead; boxes with few unstable neurons are split further (bounds-only proofs)
     exact_leaves: bool = True
@@ -77,6 +82,8 @@ class BabStats:
     attack_s: float = 0.0
     lp_s: float = 0.0
     milp_binaries_max: int = 0
+    proved_by_alpha: int = 0  # boxes closed by optimised lower slopes (``alpha_iters``)
+    alpha_s: float = 0.0
 
     def merge(self, other: BabStats) -> None:
         for k, v in other.__dict__.items():
@@ -95,21 +102,24 @@ Box = tuple[np.ndarray, np.ndarray, int]  # (lower, upper, depth)
 class BoxStep(NamedTuple):
     """What bounding one sub-box gave (no counterexample): the disjuncts still alive (positions in
     the search's list), the number of unstable neurons, the input to split (None: none), the box's
-    bounds and, per disjunct the bounds proved empty there, the row whose lower bound did it."""
+    bounds and, per disjunct the bounds proved empty there, the row whose lower bound did it, and
+    (``slopes``) for those proved with optimised lower slopes, that row's slopes per layer."""
 
     alive: list[int]
     unstable: int
     split_dim: int | None
     bounds: LayerBounds
     proved: dict[int, int]
+    slopes: dict[int, dict[int, np.ndarray]] | None = None
 
 
 class BoxRecorder(Protocol):
     """Receives the search tree of ``input_split`` (a proof certificate's evidence, ``search.box_tree``):
-    every box bounded (``visit``, with the disjuncts its bounds proved and by which row) and every
-    split of a box into its ``low`` (``x_dim <= at``) and ``high`` (``x_dim >= at``) halves."""
+    every box bounded (``visit``, with the disjuncts its bounds proved, by which row, and the lower
+    slopes that did it when they were optimised) and every split of a box into its ``low``
+    (``x_dim <= at``) and ``high`` (``x_dim >= at``) halves."""
 
-    def visit(self, box: Box, proved: dict[int, int]) -> None: ...
+    def visit(self, box: Box, proved: dict[int, int], slopes: dict[int, dict[int, np.ndarray]] | None) -> None: ...
 
     def split(self, box: Box, dim: int, at: float, low: Box, high: Box) -> None: ...
 
@@ -178,7 +188,7 @@ def input_split(network: Network, case: Case, disjuncts: list[Constraints], orac
         if isinstance(step, Counterexample):
             return BabOutcome(BabStatus.VIOLATED, step, None, stats)
         if recorder is not None:
-            recorder.visit(box, step.proved)
+            recorder.visit(box, step.proved, step.slopes)
         alive, unstable, split_dim, box_bounds = step.alive, step.unstable, step.split_dim, step.bounds
         if not alive:
             continue  # bound_box counted the proof (symbolic bounds or LP)
@@ -228,6 +238,7 @@ def bound_box(network: Network, case: Case, disjuncts: list[Constraints], oracle
     cands = []
     row_bounds = {}  # disjunct -> (lower, upper) of its rows: the LP stage reuses them
     proved: dict[int, int] = {}  # disjunct -> the row whose bound proves it empty here
+    near: dict[int, float] = {}  # disjunct left open -> how far its best row misses, relative to its range
     for i, cons in enumerate(disjuncts):
         if cons.rhs.size == 0:
             alive.append(i)
@@ -240,6 +251,7 @@ def bound_box(network: Network, case: Case, disjuncts: list[Constraints], oracle
             continue
         alive.append(i)
         r = int(np.argmax(slack))  # the row closest to being proved: split to push it over
+        near[i] = float(-slack[r] / max(up[r] - low[r], 1e-300))
         score = _split_score(b, coef[r], lo, hi, settings.split_rule)
         # an input already split very finely cannot keep winning just because the bound ignores
         # the others: that would drive the search deep without shrinking the box
@@ -261,6 +273,19 @@ def bound_box(network: Network, case: Case, disjuncts: list[Constraints], oracle
     if cex is not None:
         return cex
     n_unstable = b.n_unstable(network)
+    slopes: dict[int, dict[int, np.ndarray]] = {}
+    if settings.alpha_iters > 0 and n_unstable > 0 and min(near.values(), default=np.inf) <= settings.alpha_gap:
+        t = time.perf_counter()
+        prob = crown.Problem(network, b, lo, hi)
+        for i in [i for i in alive if near.get(i, np.inf) <= settings.alpha_gap]:
+            got = _alpha_proof(prob, disjuncts[i], settings.alpha_iters)
+            if got is not None:
+                proved[i], slopes[i] = got
+                alive.remove(i)
+        stats.alpha_s += time.perf_counter() - t
+        if not alive:
+            stats.proved_by_alpha += 1
+            return BoxStep([], 0, None, b, proved, slopes)
     if lp_check and 0 < n_unstable <= settings.lp_unstable:
         t = time.perf_counter()
         still = []
@@ -272,11 +297,24 @@ def bound_box(network: Network, case: Case, disjuncts: list[Constraints], oracle
         stats.lp_s += time.perf_counter() - t
         if not still:
             stats.proved_by_lp += 1
-            return BoxStep([], 0, None, b, proved)
+            return BoxStep([], 0, None, b, proved, slopes)
         alive = still
     if best_dim is None and np.any(hi > lo):
         best_dim = int(np.argmax(hi - lo))
-    return BoxStep(alive, n_unstable, best_dim, b, proved)
+    return BoxStep(alive, n_unstable, best_dim, b, proved, slopes)
+
+
+def _alpha_proof(prob: crown.Problem, cons: Constraints, iters: int) -> tuple[int, dict[int, np.ndarray]] | None:
+    """Some row of ``cons`` proved positive on the box by back-substitution with optimised lower
+    slopes: (that row, its slopes per activation layer), or None."""
+    batch = prob.root()
+    out = crown.optimise(prob, batch, cons.ay, -cons.rhs, cons.ax, prob.init_alpha(batch, cons.n_rows), None,
+                         iters=iters, target=0.0, use_beta=False)
+    low = out.lower[0]
+    if not np.any(low > 0):
+        return None
+    r = int(np.argmax(low))
+    return r, {j: a[0, r].copy() for j, a in out.alpha.items()}
 
 
 def _attack_points(network: Network, case: Case, live: list[Constraints], oracle: OnnxOracle, pts: np.ndarray,
