@@ -31,8 +31,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.helpers import mutations  # noqa: E402
-from verifier.checker import check_certificate  # noqa: E402
+from tests.helpers import mutations
+from verifier.checker import check_certificate
 
 
 def _read(path: Path) -> dict:
