@@ -25,12 +25,13 @@ from pathlib import Path
 
 import numpy as np
 
+from .budget import Expired
 from .errors import VerifierError
 from .io.certificate import Sources, case_entry, counterexample_entry, sha256, write
 from .io.replay import model_bytes_of
 from .network import Network
 from .result import HOLDS, VIOLATED, Counterexample, Result
-from .search.certify import CaseProof, certify_case, not_certifiable
+from .search.certify import CaseProof, NotCertified, certify_case, not_certifiable
 from .spec import Spec
 
 #: the share of the remaining time a case's certifying search may take (the normal strategy gets the
@@ -91,6 +92,8 @@ class Certifier:
         try:
             got = certify_case(network, case, todo, bounds, oracle, deadline.child(CERTIFY_SHARE), ci, strategy,
                                inputs, settings, progress)
+        except Expired as exc:  # its share of the time ran out in a phase that cannot stop early
+            got = NotCertified(f"timeout during {exc.phase}", timed_out=True)
         finally:
             self.seconds += time.perf_counter() - t
         if isinstance(got, CaseProof):

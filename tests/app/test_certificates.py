@@ -262,3 +262,21 @@ def test_when_bounds_alone_cannot_finish_the_normal_strategy_decides(tmp_path, m
     assert res.status == "holds" and not out.exists()
     assert "certifying search could not prove it" in res.stats["certificate"]["reason"]
     assert "depth limit 1" in res.stats["certificate"]["reason"]
+
+
+def test_a_model_or_spec_file_changed_during_the_run_gives_no_certificate(tmp_path):
+    from verifier.certifying import Certifier
+    from verifier.result import Result
+
+    model = _model(tmp_path, "relu", (3, 8, 2))
+    spec = _spec(tmp_path, [(-np.ones(3), np.ones(3))], ["y0 >= 1000"])
+    cert = Certifier.open(tmp_path / "p.json", str(model), str(spec))
+    network_to_onnx(random_network(1, ACT_BY_NAME["relu"], (3, 8, 2)), ACT_BY_NAME["relu"], model)  # replaced
+    cert.bind(load_model(model))
+    assert "not the one in the file hashed" in cert.failure
+    cert = Certifier.open(tmp_path / "p.json", str(model), str(spec))
+    cert.bind(load_model(model))
+    assert cert.active
+    spec.write_text(spec.read_text() + "\n# edited\n")
+    info = cert.finish(Result("holds"), load_spec(spec))
+    assert not info["written"] and info["reason"] == "the spec file changed during the run"

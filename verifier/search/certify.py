@@ -7,8 +7,10 @@ parameters ``alpha`` / ``beta`` of its bound. So the proof is searched with boun
 - disjuncts that the case's own symbolic bounds refute close at the root of one tree (``lam`` on
   the refuting row);
 - networks verified by input splitting: ``input_split`` with the LP check off and no MILP leaves
-  (a box is split further instead; a box too deep or that cannot be split ends the attempt), its
-  tree written down by ``box_tree.BoxTreeRecorder``: one tree for all the remaining disjuncts;
+  (a box is split further instead; a box too deep or that cannot be split ends the attempt); a box
+  whose best row nearly closes tries ``ALPHA_ITERS`` steps of optimised lower slopes (recorded as
+  the evidence's ``alpha``) where the normal search would try the LP; the tree is written down by
+  ``box_tree.BoxTreeRecorder``: one tree for all the remaining disjuncts;
 - networks verified by neuron splitting: per disjunct, branch and bound from the case's symbolic
   bounds (no LP tightening, no MILP for few unstable neurons, no exact leaf check), its recorded
   leaves rebuilt into a tree by ``phase_tree``: one tree per disjunct.
@@ -71,6 +73,10 @@ def not_certifiable(network: Network) -> str | None:
     kinds = sorted({ly.activation.kind for ly in network.layers if ly.activation is not None} - set(CERTIFIABLE_KINDS))
     if kinds:
         return f"activation kinds {kinds} (certificates describe ReLU and LeakyReLU networks only)"
+    dtype = network.meta.get("input_dtype", "float32")
+    if dtype != "float32" or any(ly.guards for ly in network.layers):
+        what = f"its input is {dtype}" if dtype != "float32" else "it computes in float16 in places"
+        return f"the model is not a float32 model ({what}; the certificate's float model is float32)"
     return None
 
 

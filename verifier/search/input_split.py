@@ -61,9 +61,10 @@ class BabSettings:
     lp_check: bool = True  # try the LP relaxation on boxes with few unstable neurons (HiGHS only)
     #: > 0: a box the bounds leave open tries this many gradient steps on the lower slopes alpha of
     #: its back-substitution (``bounds.crown``) before it is split or sent to the LP / MILP, for the
-    #: disjuncts whose best row misses by at most ``alpha_gap`` of its bound range (the others rarely close)
+    #: disjuncts whose best row misses by at most ``alpha_gap`` of its bound range (the others rarely close;
+    #: 0.25 measured best of 0.1 / 0.25 / 0.5 on hard ACAS Xu instances)
     alpha_iters: int = 0
-    alpha_gap: float = 0.1
+    alpha_gap: float = 0.25
     #: False: a box that would go to the MILP (few unstable neurons, too deep, nothing to split) ends the
     #: search as unknown instead; boxes with few unstable neurons are split further (bounds-only proofs)
     exact_leaves: bool = True
