@@ -89,10 +89,6 @@ class Fast:
         slack = self.s + up(g64(self.L.shape[1] + 2) * (mag + np.abs(self.c)) + U64 * np.abs(total))
         return down(total - up(slack))
 
-    @staticmethod
-    def to_exact(v: np.ndarray) -> list[Fraction]:
-        return [Fraction(float(x)) for x in v]
-
 
 class Dy:
     """Dyadic rationals ``M * 2**e``: ``M`` an object array of Python ints, one exponent."""

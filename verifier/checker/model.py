@@ -164,7 +164,6 @@ class _Chain:
     def _reset(self) -> None:
         self.W: np.ndarray | None = None  # None: identity (nothing pending)
         self.b = np.zeros(self.n)
-        self.contracted = False
         self.biased = False
 
     def finish(self, act: str | None, where: str, slope: float = 0.0) -> list[Layer]:
@@ -217,7 +216,6 @@ class _Chain:
             if self.W is not None or self.biased:
                 self.finish(None, where)  # a scaling after other operators is a layer of its own
             self.W = np.diag(vec)
-            self.contracted = True
             return shape
         if op == "Sub" and pos != 0:
             raise BadInput(f"{where}: constant minus the network's tensor is not supported")
@@ -251,7 +249,6 @@ class _Chain:
         self.W = M.T.copy()  # (n_out, n_in)
         self.n = self.W.shape[0]
         self.b = np.zeros(self.n)
-        self.contracted = True
         if bias is not None and np.any(bias != 0):
             self._add_bias(bias, where)
         return (1, self.n) if len(shape) == 2 else (self.n,)

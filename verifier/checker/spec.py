@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from itertools import product
 
@@ -39,6 +39,7 @@ class Case:
     disjuncts: list[list[Row]]
     exact_lower: list[Fraction]  # the spec's own (decimal) box: counterexamples must lie in it
     exact_upper: list[Fraction]
+    strict: set = field(default_factory=set)  # (input, "lo" | "hi") bounds that are strict (< or >)
 
 
 def load(path: str, n_inputs: int) -> list[Case]:
@@ -63,13 +64,21 @@ def _cases(blocks: list[tuple[list[tuple], list[Atom]]], n_in: int, path: str) -
     cases: dict[tuple, Case] = {}
     for box_atoms, rows in blocks:
         lo, hi = [None] * n_in, [None] * n_in
-        for i, side, value in box_atoms:
+        strict = set()  # (i, side) whose bound is strict: only counterexamples care
+        for i, side, value, is_strict in box_atoms:
             if i >= n_in:
                 raise BadInput(f"{path}: X_{i} is beyond the model's {n_in} inputs")
-            if side == "lo":
-                lo[i] = value if lo[i] is None else max(lo[i], value)
-            else:
-                hi[i] = value if hi[i] is None else min(hi[i], value)
+            cur = lo[i] if side == "lo" else hi[i]
+            tighter = cur is None or (value > cur if side == "lo" else value < cur)
+            if tighter:
+                strict.discard((i, side))
+            if tighter or value == cur:
+                if side == "lo":
+                    lo[i] = value
+                else:
+                    hi[i] = value
+                if is_strict:
+                    strict.add((i, side))
         if any(v is None for v in lo + hi):
             missing = next(i for i in range(n_in) if lo[i] is None or hi[i] is None)
             raise BadInput(f"{path}: input X_{missing} has no lower or upper bound")
@@ -86,7 +95,7 @@ def _cases(blocks: list[tuple[list[tuple], list[Atom]]], n_in: int, path: str) -
             if bad:
                 raise BadInput(f"{path}: X_{bad[0]} is beyond the model's {n_in} inputs")
         key = (tuple(lo), tuple(hi))
-        case = cases.setdefault(key, Case([float(v) for v in lo], [float(v) for v in hi], [], lo, hi))
+        case = cases.setdefault(key, Case([float(v) for v in lo], [float(v) for v in hi], [], lo, hi, set(strict)))
         case.disjuncts.append([_row(a) for a in rows])
     return list(cases.values())
 
@@ -104,11 +113,11 @@ def _split(atoms: list[Atom]) -> tuple[list[tuple], list[Atom]]:
     box, rows = [], []
     for lin, const, op in atoms:
         nz = {k: c for k, c in lin.items() if c != 0}
-        if len(nz) == 1 and next(iter(nz))[0] == "x" and op in ("<=", ">="):
+        if len(nz) == 1 and next(iter(nz))[0] == "x":
             (_, i), c = next(iter(nz.items()))
             bound = -const / c  # c x + const op 0
-            upper = (op == "<=") == (c > 0)
-            box.append((i, "hi" if upper else "lo", bound))
+            upper = (op in ("<=", "<")) == (c > 0)
+            box.append((i, "hi" if upper else "lo", bound, op in ("<", ">")))
         else:
             rows.append((nz, const, op))
     return box, rows
@@ -205,7 +214,7 @@ def _term(t, path: str) -> tuple[dict, Fraction]:
 
 # ---------------------------------------------------------------- TOML
 
-_TOKEN = re.compile(r"\s*(?:(\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?)|([xy])(\d+)|(<=|>=|==|<|>|[-+*/()]))")
+_TOKEN = re.compile(r"\s*(?:(\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?)|([xy])(\d+)|(<=|>=|==|<|>|=|[-+*/()]))")
 
 
 def _toml(text: str, path: str, n_in: int) -> list[tuple[list, list]]:
@@ -227,8 +236,9 @@ def _toml(text: str, path: str, n_in: int) -> list[tuple[list, list]]:
             raise BadInput(f"{path}: [input] needs lists lower and upper of equal length")
         if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in lo + hi):
             raise BadInput(f"{path}: input bounds must be finite numbers")
-        box_atoms.append([(i, "lo", Fraction(repr(float(v)))) for i, v in enumerate(lo)]
-                         + [(i, "hi", Fraction(repr(float(v)))) for i, v in enumerate(hi)])
+        # TOML numbers are binary64 values: exactly those (not the decimals that print them)
+        box_atoms.append([(i, "lo", Fraction(float(v)), False) for i, v in enumerate(lo)]
+                         + [(i, "hi", Fraction(float(v)), False) for i, v in enumerate(hi)])
     blocks = []
     for block in unsafe:
         atoms = [a for s in block.get("all", []) for a in _infix(str(s), path)]
@@ -303,12 +313,12 @@ def _infix(s: str, path: str) -> list[Atom]:
 
     atoms = []
     left = expr()
-    while toks[i] in ("<=", ">=", "<", ">", "=="):
+    while toks[i] in ("<=", ">=", "<", ">", "==", "="):
         op = toks[i]
         i += 1
         right = expr()
         lin, c = _combine(left[0], right[0], -1), left[1] - right[1]
-        atoms += [(lin, c, "<="), (lin, c, ">=")] if op == "==" else [(lin, c, op)]
+        atoms += [(lin, c, "<="), (lin, c, ">=")] if op in ("==", "=") else [(lin, c, op)]
         left = right
     if toks[i] != "$" or not atoms:
         raise BadInput(f"{path}: {s!r}: expected comparisons of linear expressions")
