@@ -171,7 +171,7 @@ def _row_matches(cert: dict, row: S.Row, n_in: int, n_out: int) -> bool:
     return same and close and (row.strict or not strict)
 
 
-def _implied_bound(cert: dict, lo: np.ndarray, hi: np.ndarray) -> S.Row | None:
+def _implied_bound(cert: dict, lo: np.ndarray, hi: np.ndarray, strict: set) -> S.Row | None:
     """A certificate row ``c x_i <= r`` that every point of the box satisfies (the checker read
     this input bound into the box): the row itself, exactly, else None."""
     try:
@@ -183,15 +183,17 @@ def _implied_bound(cert: dict, lo: np.ndarray, hi: np.ndarray) -> S.Row | None:
     if len(ax) != 1 or ay or not 0 <= ax[0][0] < lo.size:
         return None
     i, c = ax[0]
-    worst = c * Fraction(float(hi[i])) if c > 0 else c * Fraction(float(lo[i]))
-    if worst < rhs or (worst == rhs and not cert.get("strict")):
+    side = "hi" if c > 0 else "lo"
+    worst = c * Fraction(float(hi[i] if c > 0 else lo[i]))
+    if worst < rhs or (worst == rhs and (not cert.get("strict") or (i, side) in strict)):
         return S.Row({i: c}, {}, rhs, bool(cert.get("strict")))
     return None
 
 
 def _match_disjunct(cert_rows: list, rows: list[S.Row], n_in: int, n_out: int, box) -> list | None:
-    """Per certificate row, the checker's equal row of the disjunct, or the row itself when the
-    checker's box implies it (None: a row matches neither)."""
+    """``box``: (lower, upper, strict bounds) of the checker's case."""
+    # per certificate row: the checker's equal row of the disjunct, or the row itself when the
+    # checker's box implies it (None: a row matches neither)
     out = []
     for cr in cert_rows:
         hit = next((r for r in rows if _row_matches(cr, r, n_in, n_out)), None)
@@ -231,7 +233,7 @@ def _check_case(net: B.Net, ci: int, case: S.Case, cert_cases: list, stats: dict
         maps = {}  # certificate disjunct -> (checker disjunct, row map)
         for cj, crows in enumerate(cert_disj):
             for j in todo:
-                rmap = _match_disjunct(crows, case.disjuncts[j], n_in, n_out, (lo, hi))
+                rmap = _match_disjunct(crows, case.disjuncts[j], n_in, n_out, (lo, hi, case.strict))
                 if rmap is not None and j not in {m[0] for m in maps.values()}:
                     maps[cj] = (j, rmap)
                     break
