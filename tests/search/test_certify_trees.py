@@ -10,7 +10,7 @@ import pytest
 
 from tests.helpers.certificates import closed_on, paths
 from tests.helpers.networks import ACT_BY_NAME, random_network
-from verifier.io.certificate import decode_array, encode_array
+from verifier.io.certificate import decode_array
 from verifier.io.replay import NetworkOracle
 from verifier.search.box_tree import BoxTreeRecorder
 from verifier.search.input_split import BabSettings, BabStatus, input_split
@@ -29,7 +29,7 @@ def _leaf(splits, how="bound", lower=1.0, n=4):
 
 def test_leaves_of_a_binary_tree_make_the_tree():
     leaves = [_leaf([(0, 1, 1), (2, 3, 1)]), _leaf([(0, 1, 1), (2, 3, -1)]), _leaf([(0, 1, -1)], how="empty")]
-    root, nodes, n_leaves = phase_tree(leaves, 5, ACTS, encode_array)
+    root, nodes, n_leaves = phase_tree(leaves, 5, ACTS)
     assert (nodes, n_leaves) == (5, 3)
     assert root["bounds"] is True and root["split"] == {"neuron": [0, 1], "at": 0.0}
     low, high = root["children"]
@@ -42,7 +42,7 @@ def test_leaves_of_a_binary_tree_make_the_tree():
 
 
 def test_one_leaf_is_a_root_proof():
-    root, nodes, n_leaves = phase_tree([_leaf([])], 0, ACTS, encode_array)
+    root, nodes, n_leaves = phase_tree([_leaf([])], 0, ACTS)
     assert (nodes, n_leaves) == (1, 1) and "split" not in root and "lam" in root["close"]["0"]
 
 
@@ -56,7 +56,7 @@ def test_one_leaf_is_a_root_proof():
 ])
 def test_leaves_that_make_no_certificate_are_refused(leaves, why):
     with pytest.raises(TreeError, match=why):
-        phase_tree(leaves, 0, ACTS, encode_array)
+        phase_tree(leaves, 0, ACTS)
 
 
 def test_activation_index_counts_the_layers_with_an_activation():

@@ -30,7 +30,6 @@ import numpy as np
 
 from ..bounds import LayerBounds, linear_bounds, symbolic_bounds
 from ..budget import Deadline
-from ..io.certificate import encode_array
 from ..io.replay import Counterexample
 from ..network import Network
 from ..spec import Case
@@ -162,7 +161,7 @@ def _by_neuron_split(network, case, todo, bounds, oracle, deadline, case_index, 
     proof = CaseProof([], strategy="neuron-split", stats=out.stats_dict())
     for j in todo:
         try:
-            root, nodes, leaves = phase_tree(out.leaves.get(j, []), j, acts, encode_array)
+            root, nodes, leaves = phase_tree(out.leaves.get(j, []), j, acts)
         except TreeError as exc:
             return NotCertified(f"disjunct {j}: {exc}")
         proof.trees.append({"disjuncts": [j], "root": root})

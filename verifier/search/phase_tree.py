@@ -17,10 +17,7 @@ written as activation-layer indices ``a`` (the number of layers with an activati
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-import numpy as np
-
+from ..io.certificate import encode_array
 from ..network import Network
 
 
@@ -38,8 +35,8 @@ def activation_index(network: Network) -> dict[int, int]:
     return out
 
 
-def leaf_evidence(leaf: dict, act_index: dict[int, int], encode: Callable[[np.ndarray], dict]) -> dict:
-    """The EVIDENCE of one recorded leaf (``encode`` turns a float64 array into its ARRAY form)."""
+def leaf_evidence(leaf: dict, act_index: dict[int, int]) -> dict:
+    """The EVIDENCE of one recorded leaf."""
     if leaf["how"] == "empty":
         return {"empty": True}
     if leaf["how"] != "bound":
@@ -49,7 +46,7 @@ def leaf_evidence(leaf: dict, act_index: dict[int, int], encode: Callable[[np.nd
     if not leaf["lower"][r] > 0.0:  # a strict row may close a sub-problem at 0; the checker needs > 0
         raise TreeError(f"a sub-problem is closed by a bound of {leaf['lower'][r]!r} (not > 0)")
     ev: dict = {"lam": [[int(r), 1.0]],
-                "alpha": {str(act_index[j]): encode(np.asarray(a, dtype=np.float64))
+                "alpha": {str(act_index[j]): encode_array(a)
                           for j, a in sorted(leaf["alpha"].items())}}
     beta = {}
     for j, (idx, vals) in sorted(leaf["beta"].items()):
@@ -61,8 +58,7 @@ def leaf_evidence(leaf: dict, act_index: dict[int, int], encode: Callable[[np.nd
     return ev
 
 
-def phase_tree(leaves: list[dict], disjunct: int, act_index: dict[int, int],
-               encode: Callable[[np.ndarray], dict]) -> tuple[dict, int, int]:
+def phase_tree(leaves: list[dict], disjunct: int, act_index: dict[int, int]) -> tuple[dict, int, int]:
     """The root NODE of the tree of ``leaves`` closing ``disjunct``, and its numbers of nodes and leaves."""
     if not leaves:
         raise TreeError("no closed sub-problem was recorded")
@@ -76,7 +72,7 @@ def phase_tree(leaves: list[dict], disjunct: int, act_index: dict[int, int],
         node.setdefault("bounds", False)
         node.setdefault("close", {})
         if len(group) == 1 and len(keys[group[0]]) == len(path):
-            node["close"][str(disjunct)] = leaf_evidence(leaves[group[0]], act_index, encode)
+            node["close"][str(disjunct)] = leaf_evidence(leaves[group[0]], act_index)
             n_leaves += 1
             continue
         common = set.intersection(*(set(keys[g]) for g in group)) - path
