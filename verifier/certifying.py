@@ -107,8 +107,8 @@ class Certifier:
     def finish(self, result: Result, spec: Spec) -> dict:
         """Write the certificate the result allows (if any); set and return ``result.stats.certificate``."""
         t = time.perf_counter()
-        nodes = sum(p.nodes for p in self.proofs.values())
-        leaves = sum(p.leaves for p in self.proofs.values())
+        proofs = self.proofs.values() if result.status == HOLDS else ()  # the trees a certificate holds
+        nodes, leaves = sum(p.nodes for p in proofs), sum(p.leaves for p in proofs)
         doc, reason = self._document(result, spec, nodes, leaves)
         info: dict = {"written": False}
         if doc is not None:

@@ -65,6 +65,7 @@ class BabSettings:
     #: 0.25 measured best of 0.1 / 0.25 / 0.5 on hard ACAS Xu instances)
     alpha_iters: int = 0
     alpha_gap: float = 0.25
+    alpha_lr: float = 0.3  # Adam step of those slopes (measured on ACAS Xu boxes: 0.3 closes a third more than 0.1)
     #: False: a box that would go to the MILP (few unstable neurons, too deep, nothing to split) ends the
     #: search as unknown instead; boxes with few unstable neurons are split further (bounds-only proofs)
     exact_leaves: bool = True
@@ -279,7 +280,7 @@ def bound_box(network: Network, case: Case, disjuncts: list[Constraints], oracle
         t = time.perf_counter()
         prob = crown.Problem(network, b, lo, hi)
         for i in [i for i in alive if near.get(i, np.inf) <= settings.alpha_gap]:
-            got = _alpha_proof(prob, disjuncts[i], settings.alpha_iters)
+            got = _alpha_proof(prob, disjuncts[i], settings.alpha_iters, settings.alpha_lr)
             if got is not None:
                 proved[i], slopes[i] = got
                 alive.remove(i)
@@ -305,12 +306,13 @@ def bound_box(network: Network, case: Case, disjuncts: list[Constraints], oracle
     return BoxStep(alive, n_unstable, best_dim, b, proved, slopes)
 
 
-def _alpha_proof(prob: crown.Problem, cons: Constraints, iters: int) -> tuple[int, dict[int, np.ndarray]] | None:
+def _alpha_proof(prob: crown.Problem, cons: Constraints, iters: int, lr: float
+                 ) -> tuple[int, dict[int, np.ndarray]] | None:
     """Some row of ``cons`` proved positive on the box by back-substitution with optimised lower
     slopes: (that row, its slopes per activation layer), or None."""
     batch = prob.root()
     out = crown.optimise(prob, batch, cons.ay, -cons.rhs, cons.ax, prob.init_alpha(batch, cons.n_rows), None,
-                         iters=iters, target=0.0, use_beta=False)
+                         iters=iters, lr=lr, target=0.0, use_beta=False)
     low = out.lower[0]
     if not np.any(low > 0):
         return None
