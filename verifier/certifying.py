@@ -36,7 +36,7 @@ from .spec import Spec
 
 #: the share of the remaining time a case's certifying search may take (the normal strategy gets the
 #: rest when the certificate cannot be made)
-CERTIFY_SHARE = 0.5
+CERTIFY_SHARE = 0.75
 
 
 class Certifier:
