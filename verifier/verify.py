@@ -54,12 +54,11 @@ from .search.disjunct import (
     refuted_by_bounds,
 )
 from .search.fixed_inputs import FixedInputs
-from .search.input_split import BabOutcome, BabSettings, BabStats, BabStatus, input_split, lp_refutes
+from .search.input_split import BabOutcome, BabSettings, BabStats, BabStatus, input_split
+from .search.lp_stage import lp_check, tighten_for_milp
 from .search.side_by_side import solve_side_by_side
 from .spec import Case, Constraints, Spec
 
-#: the whole-box LP check of each disjunct is skipped above this many unstable neurons (too slow)
-LP_CHECK_MAX_UNSTABLE = 600
 #: neuron splitting starts from LP-tightened bounds only below this many unstable neurons
 NEURON_SPLIT_LP_MAX_UNSTABLE = 300
 
@@ -300,13 +299,13 @@ def _prove_case(run: _Run, ci: int, case: Case, bnds: LayerBounds, tau: float, t
         # the root of branch and bound optimises its own relaxation (alpha): LP tightening only
         # where it is cheap (a few hundred unstable neurons), and no separate LP check
         if bnds.n_unstable(run.network) <= NEURON_SPLIT_LP_MAX_UNSTABLE:
-            bnds = _tighten_for_milp(run, case, bnds, 1 / 6)
+            bnds = tighten_for_milp(run.network, case, bnds, run.options.bounds, run.deadline, run.stats, 1 / 6)
         todo = _neuron_split_case(run, ci, case, bnds, todo, tally)
         if not isinstance(todo, list) or not todo:
             return todo or None
     else:
-        bnds = _tighten_for_milp(run, case, bnds)
-    todo = _lp_check(run, case, bnds, todo, tally)
+        bnds = tighten_for_milp(run.network, case, bnds, run.options.bounds, run.deadline, run.stats)
+    todo = lp_check(run.network, case, bnds, todo, tally, run.deadline, run.stats)
     if todo is None:
         return _timeout(run, "LP checks")
     if not todo:
@@ -404,48 +403,6 @@ def _milps_side_by_side(run: _Run, todo: list[int], problem: Callable[[int], MIL
     if found is not None:
         return found
     return _timeout(run, "MILP") if unsolved else None
-
-
-def _lp_check(run: _Run, case: Case, bnds: LayerBounds, todo: list[int], tally: DisjunctOutcomes) -> list[int] | None:
-    """Drop the disjuncts whose worst row the LP relaxation proves positive (None: out of time)."""
-    from .milp.solvers.highs import highs_available
-
-    if not highs_available() or bnds.n_unstable(run.network) > LP_CHECK_MAX_UNSTABLE:
-        return todo
-    t = time.perf_counter()
-    still = []
-    for k, di in enumerate(todo):
-        if run.out_of_time():
-            return None
-        budget = run.deadline.share(3 * (len(todo) - k))  # leave most of the time to the MILPs
-        if lp_refutes(run.network, bnds, case.lower, case.upper, case.unsafe[di], budget):
-            tally.count("proved_by_lp")
-        else:
-            still.append(di)
-    run.stats.add_time("lp_check_s", time.perf_counter() - t)
-    return still
-
-
-def _tighten_for_milp(run: _Run, case: Case, bnds: LayerBounds, fraction: float = 1 / 3) -> LayerBounds:
-    """LP tightening before a big MILP: each neuron it stabilises removes a binary.
-
-    It pays when HiGHS is there (in-process, warm-started LPs); with CBC only (one process per LP)
-    it is limited to small networks. It gets at most ``fraction`` of the remaining time.
-    """
-    from .milp.solvers.highs import highs_available
-    from .search.tighten import lp_bounds
-
-    n_unstable = bnds.n_unstable(run.network)
-    if n_unstable == 0 or run.options.bounds != "symbolic" or (not highs_available() and n_unstable > 60):
-        return bnds
-    if run.out_of_time():
-        return bnds
-    t = time.perf_counter()
-    tight = lp_bounds(run.network, case.lower, case.upper, start=bnds, deadline=run.deadline.child(fraction))
-    run.stats.add_time("lp_tightening_s", time.perf_counter() - t)
-    run.stats.append("unstable_after_lp", tight.n_unstable(run.network))
-    run.stats.bounds_method = "lp"
-    return tight
 
 
 def _certify_case(run: _Run, ci: int, case: Case, bnds: LayerBounds, todo: list[int],
