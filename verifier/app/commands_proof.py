@@ -23,7 +23,7 @@ Exit codes (the checker's own):
               "rigorous error bounds, just as sound.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 def check_proof(model: str, spec: str, certificate: str, exact: bool, as_json: bool) -> None:
-    """Re-verify CERTIFICATE (from ``verify --certificate``) for MODEL and SPEC, trusting no solver.
+    """Re-verify CERTIFICATE (written by "verify --certificate") for MODEL and SPEC, trusting no solver.
 
     The checker reads the ONNX file and the spec itself, applies its own float32 error model and
     recomputes every bound of the proof tree; for a violated certificate it replays the
