@@ -175,32 +175,42 @@ def objective_lower(net: Net, box, bnds, cy: list[Fraction], cx: list[Fraction],
     bounds, errs = (bnds[0], bnds[1]), bnds[2]
     K = len(net.layers) - 1
     ylo, yhi = bounds[0][K], bounds[1][K]
-    iv = const + sum((c * Fraction(float(ylo[i])) if c > 0 else c * Fraction(float(yhi[i])))
-                     for i, c in enumerate(cy) if c != 0)
-    iv += sum((c * Fraction(float(lo[i])) if c > 0 else c * Fraction(float(hi[i])))
-              for i, c in enumerate(cx) if c != 0)
+    ny = {i: c for i, c in enumerate(cy) if c != 0}  # the non-zero coefficients (rows are sparse)
+    nx = {i: c for i, c in enumerate(cx) if c != 0}
+    iv = const + sum((c * Fraction(float(ylo[i])) if c > 0 else c * Fraction(float(yhi[i]))) for i, c in ny.items())
+    iv += sum((c * Fraction(float(lo[i])) if c > 0 else c * Fraction(float(hi[i]))) for i, c in nx.items())
     if iv > 0:
         return True, float(iv)
     # scale by the odd part of the common denominator: dyadic coefficients, exact in both arithmetics
     D = 1
-    for v in (*cy, *cx, const):
+    for v in (*ny.values(), *nx.values(), const):
         q = v.denominator
         D = math.lcm(D, q >> ((q & -q).bit_length() - 1))
-    sy, sx = [v * D for v in cy], [v * D for v in cx]
+    sy = {i: v * D for i, v in ny.items()}
+    sx = {i: v * D for i, v in nx.items()}
     betas = {j: v * float(D) for j, v in (betas or {}).items()}  # any beta >= 0 is valid: rounding is harmless
     if net.exact:
-        L0, Cx = Dy.of_fractions(sy), Dy.of_fractions(sx)
+        dense_y, dense_x = [Fraction(0)] * len(cy), [Fraction(0)] * len(cx)
+        for i, v in sy.items():
+            dense_y[i] = v
+        for i, v in sx.items():
+            dense_x[i] = v
+        L0, Cx = Dy.of_fractions(dense_y), Dy.of_fractions(dense_x)
         L0, Cx = Dy(L0.M[None, :], L0.e), Dy(Cx.M[None, :], Cx.e)
         s = None
     else:
-        L0 = np.array([float(v) for v in sy])[None, :]
-        Cx = np.array([float(v) for v in sx])[None, :]
+        L0, Cx = np.zeros((1, len(cy))), np.zeros((1, len(cx)))
+        for i, v in sy.items():
+            L0[0, i] = float(v)
+        for i, v in sx.items():
+            Cx[0, i] = float(v)
         ymag = np.maximum(np.abs(ylo), np.abs(yhi))
         xmag = np.maximum(np.abs(lo), np.abs(hi))
-        s = up(np.array([sum(float(abs(v - Fraction(float(v)))) * m for v, m in zip(sy, ymag))
-                         + sum(float(abs(v - Fraction(float(v)))) * m for v, m in zip(sx, xmag))]))
+        s = up(np.array([sum(float(abs(v - Fraction(float(v)))) * ymag[i] for i, v in sy.items())
+                         + sum(float(abs(v - Fraction(float(v)))) * xmag[i] for i, v in sx.items())]))
     lin = backsub(net, K, L0, np.zeros(1), s, box, bounds, errs, alphas, betas)
-    lin.add_input(Cx, np.maximum(np.abs(lo), np.abs(hi)))
+    if sx:
+        lin.add_input(Cx, np.maximum(np.abs(lo), np.abs(hi)))
     low = lin.minimum_exact(lo, hi)[0] if net.exact else Fraction(float(lin.minimum(lo, hi)[0]))
     total = low + const * D
     return total > 0, float(total / D)
