@@ -25,6 +25,7 @@ from tests.helpers.networks import (
     reference_forward,
 )
 from verifier.checker import check_certificate
+from verifier.io.certificate import rows
 
 MODES = ("fast", "exact")
 
@@ -47,7 +48,7 @@ def _root_cert(model, spec, rows_per_disjunct: int = 1, evidence=None):
     case = sp.cases[0]
     close = {str(j): copy.deepcopy(evidence) if evidence else {"lam": [[0, 1.0]]} for j in range(len(case.unsafe))}
     return C.document(model, spec, [{"lower": case.lower.tolist(), "upper": case.upper.tolist(),
-                                      "disjuncts": [C.rows_of(c) for c in case.unsafe],
+                                      "disjuncts": [rows(c) for c in case.unsafe],
                                       "trees": [{"disjuncts": list(range(len(case.unsafe))),
                                                  "root": {"bounds": True, "close": close}}]}])
 
@@ -133,7 +134,7 @@ def test_hand_computed_beta_certificate(tmp_path, mode):
 
     def doc(root):
         return C.document(model, spec, [{"lower": case.lower.tolist(), "upper": case.upper.tolist(),
-                                         "disjuncts": [C.rows_of(c) for c in case.unsafe],
+                                         "disjuncts": [rows(c) for c in case.unsafe],
                                          "trees": [{"disjuncts": [0], "root": root}]}])
 
     assert not check_certificate(str(model), str(spec), str(C.save(_root_cert(model, spec), tmp_path / "r.json")),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import gzip
 import hashlib
 import json
@@ -12,20 +11,11 @@ import numpy as np
 import onnx
 
 from verifier.bounds import linear_bounds, symbolic_bounds
+from verifier.io.certificate import rows
 
 
 def sha(path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def rows_of(c) -> list[dict]:
-    return [{"ax": [[int(i), float(c.ax[r, i])] for i in np.flatnonzero(c.ax[r])],
-             "ay": [[int(i), float(c.ay[r, i])] for i in np.flatnonzero(c.ay[r])],
-             "rhs": float(c.rhs[r]), "strict": bool(c.strict[r])} for r in range(c.rhs.size)]
-
-
-def f64(a) -> dict:
-    return {"f64": base64.b64encode(np.asarray(a, dtype="<f8").tobytes()).decode()}
 
 
 def document(model_path, spec_path, cases: list[dict], verdict: str = "holds", **extra) -> dict:
@@ -72,6 +62,6 @@ def bisection_certificate(model_path, spec_path, network, spec) -> dict:
     for case in spec.cases:
         tree = bisection_tree(network, case.lower.copy(), case.upper.copy(), dict(enumerate(case.unsafe)))
         cases.append({"lower": case.lower.tolist(), "upper": case.upper.tolist(),
-                      "disjuncts": [rows_of(c) for c in case.unsafe],
+                      "disjuncts": [rows(c) for c in case.unsafe],
                       "trees": [{"disjuncts": list(range(len(case.unsafe))), "root": tree}]})
     return document(model_path, spec_path, cases)

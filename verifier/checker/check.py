@@ -155,7 +155,7 @@ def _holds(r: S.Row, xs: list[Fraction], ys: list[Fraction]) -> bool:
 
 # ---------------------------------------------------------------- matching
 
-def _row_matches(cert: dict, row: S.Row, n_in: int, n_out: int) -> bool:
+def _row_matches(cert: dict, row: S.Row) -> bool:
     try:
         ax = {int(i): float(v) for i, v in cert["ax"]}
         ay = {int(i): float(v) for i, v in cert["ay"]}
@@ -190,13 +190,13 @@ def _implied_bound(cert: dict, lo: np.ndarray, hi: np.ndarray, strict: set) -> S
     return None
 
 
-def _match_disjunct(cert_rows: list, rows: list[S.Row], n_in: int, n_out: int, box) -> list | None:
+def _match_disjunct(cert_rows: list, rows: list[S.Row], box) -> list | None:
     """``box``: (lower, upper, strict bounds) of the checker's case."""
     # per certificate row: the checker's equal row of the disjunct, or the row itself when the
     # checker's box implies it (None: a row matches neither)
     out = []
     for cr in cert_rows:
-        hit = next((r for r in rows if _row_matches(cr, r, n_in, n_out)), None)
+        hit = next((r for r in rows if _row_matches(cr, r)), None)
         if hit is None and isinstance(cr, dict):
             hit = _implied_bound(cr, *box)
         if hit is None:
@@ -211,7 +211,6 @@ def _trivially_empty(rows: list[S.Row]) -> bool:
 
 
 def _check_case(net: B.Net, ci: int, case: S.Case, cert_cases: list, stats: dict) -> None:
-    n_in, n_out = net.model.n_inputs, net.model.n_outputs
     lo, hi = np.array(case.lower), np.array(case.upper)
     todo = [j for j, rows in enumerate(case.disjuncts) if not _trivially_empty(rows)]
     if not todo:
@@ -233,7 +232,7 @@ def _check_case(net: B.Net, ci: int, case: S.Case, cert_cases: list, stats: dict
         maps = {}  # certificate disjunct -> (checker disjunct, row map)
         for cj, crows in enumerate(cert_disj):
             for j in todo:
-                rmap = _match_disjunct(crows, case.disjuncts[j], n_in, n_out, (lo, hi, case.strict))
+                rmap = _match_disjunct(crows, case.disjuncts[j], (lo, hi, case.strict))
                 if rmap is not None and j not in {m[0] for m in maps.values()}:
                     maps[cj] = (j, rmap)
                     break
