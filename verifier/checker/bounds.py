@@ -14,7 +14,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from .arith import Dy, Exact, Fast, down, g64, up
+from .arith import Exact, Fast, Right, down, g64, up
 from .model import Layer, Model
 
 U32, ETA32 = 2.0 ** -24, 2.0 ** -149
@@ -32,8 +32,9 @@ class Net:
         self.model, self.exact = model, exact
         self.layers = model.layers
         self.Lin = Exact if exact else Fast
-        self.W = [Dy.of(layer.weight) if exact else layer.weight for layer in self.layers]
-        self.b = [Dy.of(layer.bias) if exact else layer.bias for layer in self.layers]
+        self.W = [Right(np.column_stack([layer.weight, layer.bias]), False) if exact else layer.weight
+                  for layer in self.layers]  # exact: [W | b], split once for the exact products
+        self.b = [None if exact else layer.bias for layer in self.layers]
         self.absW = [np.abs(layer.weight) for layer in self.layers]
         self.gam = [up(layer.terms * U32 / (1.0 - layer.terms * U32)) for layer in self.layers]
         self.act_layer = model.activation_layers  # a -> k
@@ -189,25 +190,15 @@ def objective_lower(net: Net, box, bnds, cy: list[Fraction], cx: list[Fraction],
     sy = {i: v * D for i, v in ny.items()}
     sx = {i: v * D for i, v in nx.items()}
     betas = {j: v * float(D) for j, v in (betas or {}).items()}  # any beta >= 0 is valid: rounding is harmless
-    if net.exact:
-        dense_y, dense_x = [Fraction(0)] * len(cy), [Fraction(0)] * len(cx)
-        for i, v in sy.items():
-            dense_y[i] = v
-        for i, v in sx.items():
-            dense_x[i] = v
-        L0, Cx = Dy.of_fractions(dense_y), Dy.of_fractions(dense_x)
-        L0, Cx = Dy(L0.M[None, :], L0.e), Dy(Cx.M[None, :], Cx.e)
-        s = None
-    else:
-        L0, Cx = np.zeros((1, len(cy))), np.zeros((1, len(cx)))
-        for i, v in sy.items():
-            L0[0, i] = float(v)
-        for i, v in sx.items():
-            Cx[0, i] = float(v)
-        ymag = np.maximum(np.abs(ylo), np.abs(yhi))
-        xmag = np.maximum(np.abs(lo), np.abs(hi))
-        s = up(np.array([sum(float(abs(v - Fraction(float(v)))) * ymag[i] for i, v in sy.items())
-                         + sum(float(abs(v - Fraction(float(v)))) * xmag[i] for i, v in sx.items())]))
+    L0, Cx = np.zeros((1, len(cy))), np.zeros((1, len(cx)))
+    for i, v in sy.items():
+        L0[0, i] = float(v)
+    for i, v in sx.items():
+        Cx[0, i] = float(v)
+    ymag = np.maximum(np.abs(ylo), np.abs(yhi))
+    xmag = np.maximum(np.abs(lo), np.abs(hi))
+    s = up(np.array([sum(float(abs(v - Fraction(float(v)))) * ymag[i] for i, v in sy.items())
+                     + sum(float(abs(v - Fraction(float(v)))) * xmag[i] for i, v in sx.items())]))
     lin = backsub(net, K, L0, np.zeros(1), s, box, bounds, errs, alphas, betas)
     if sx:
         lin.add_input(Cx, np.maximum(np.abs(lo), np.abs(hi)))
