@@ -174,7 +174,12 @@ def test_output_atoms_are_normalised(atom, ay, rhs, strict):
     (["(<= 0 X_0 1)"], 0.0, 1.0),
     (["(= X_0 0.25)"], 0.25, 0.25),
     (["(and (<= X_0 1) (<= X_0 0.5))", "(>= X_0 0)", "(>= X_0 -3)"], 0.0, 0.5),
-    (["(>= X_0 -1e-3)", "(<= X_0 1.5e2)"], -0.001, 150.0),
+    # -1e-3 is not a float64: its nearest float64 lies below it, so the lower bound is the next one up
+    (["(>= X_0 -1e-3)", "(<= X_0 1.5e2)"], np.nextafter(-0.001, 0.0), 150.0),
+    # float64(0.3) lies below 0.3 (a lower bound moves up one step), float64(0.2) above 0.2 (an
+    # upper bound moves down one step); float64(0.1) above 0.1 is already inside as a lower bound
+    (["(>= X_0 0.3)", "(<= X_0 1)"], np.nextafter(0.3, 1.0), 1.0),
+    (["(>= X_0 0.1)", "(<= X_0 0.2)"], 0.1, np.nextafter(0.2, 0.0)),
 ])
 def test_single_input_atoms_form_the_box(asserts, lower, upper):
     body = "".join(f"(assert {a})\n" for a in asserts) + "(assert (<= Y_0 0))"
@@ -196,19 +201,40 @@ def test_strict_input_bound_gives_closed_box_and_strict_row():
     assert not spec.violated_at([1.0], [0.0])
 
 
-def test_inexact_coefficient_bound_encloses_the_set_and_keeps_the_row():
+def test_inexact_coefficient_bound_is_decided_exactly():
+    """``3 x <= 1`` in exact rationals: the box holds exactly the float64 points that satisfy it
+    (its bound is 1/3 rounded inward), so no row is needed."""
     spec = vnn("(assert (<= (* 3 X_0) 1))\n(assert (>= (* 3 X_0) -1))\n(assert (<= Y_0 0))", 1, 1,
                box=False)
     [case] = spec.cases
-    assert Fraction(float(case.upper[0])) > Fraction(1, 3)
-    assert Fraction(float(case.lower[0])) < Fraction(-1, 3)
+    hi, lo = float(case.upper[0]), float(case.lower[0])
+    assert Fraction(hi) <= Fraction(1, 3) < Fraction(np.nextafter(hi, 1.0))
+    assert Fraction(np.nextafter(lo, -1.0)) < Fraction(-1, 3) <= Fraction(lo)
     [c] = case.unsafe
-    assert c.n_rows == 3
-    x = 1 / 3
-    for _ in range(4):  # near the bound the row decides, exactly as float64 evaluates 3*x <= 1
-        x = np.nextafter(x, 1.0)
-        assert spec.violated_at([x], [0.0]) == (3.0 * x <= 1.0)
+    assert c.n_rows == 1
+    assert spec.violated_at([hi], [0.0]) and not spec.violated_at([np.nextafter(hi, 1.0)], [0.0])
+
+
+def test_strict_inexact_bound_encloses_the_set_and_keeps_the_row():
+    spec = vnn("(assert (< (* 3 X_0) 1))\n(assert (>= X_0 0))\n(assert (<= Y_0 0))", 1, 1, box=False)
+    [case] = spec.cases
+    assert Fraction(float(case.upper[0])) > Fraction(1, 3)
+    [c] = case.unsafe
+    assert c.n_rows == 2
     assert not spec.violated_at([0.3334], [0.0]) and spec.violated_at([0.3333], [0.0])
+
+
+def _inward(decimals: list[str], upper: bool) -> list[float]:
+    """The spec's decimals rounded inward to float64 (down for an upper bound, up for a lower one)."""
+    out = []
+    for d in decimals:
+        f = float(d)
+        if upper and Fraction(f) > Fraction(d):
+            f = np.nextafter(f, -np.inf)
+        elif not upper and Fraction(f) < Fraction(d):
+            f = np.nextafter(f, np.inf)
+        out.append(float(f))
+    return out
 
 
 def test_mixed_and_multi_input_atoms_are_rows():
@@ -757,8 +783,9 @@ def test_benchmark_file_parses(bench, name):
 def test_acasxu_prop_3_semantics(bench):
     spec = load_spec(bench / "acasxu/prop_3.vnnlib")
     [case] = spec.cases
-    np.testing.assert_array_equal(case.lower, [-0.303531156, -0.009549297, 0.493380324, 0.3, 0.3])
-    np.testing.assert_array_equal(case.upper, [-0.298552812, 0.009549297, 0.5, 0.5, 0.5])
+    np.testing.assert_array_equal(case.lower, _inward(["-0.303531156", "-0.009549297", "0.493380324", "0.3", "0.3"],
+                                                      upper=False))
+    np.testing.assert_array_equal(case.upper, _inward(["-0.298552812", "0.009549297", "0.5", "0.5", "0.5"], upper=True))
     centre = (case.lower + case.upper) / 2
     assert spec.violated_at(centre, [0.0, 1.0, 1.0, 1.0, 1.0])  # COC minimal: unsafe
     assert spec.violated_at(centre, [1.0, 1.0, 1.0, 1.0, 1.0])  # ties count (<=)

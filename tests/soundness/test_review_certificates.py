@@ -26,6 +26,7 @@ from onnx import numpy_helper as nh
 
 from verifier.checker import check_certificate
 from verifier.checker.model import BadInput
+from verifier.errors import SpecError
 from verifier.verify import Options, verify
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -164,15 +165,28 @@ def test_toml_fixed_input_counterexample_is_accepted(tmp_path):
     assert _accepted(mp, sp, cp)[0]
 
 
-@pytest.mark.xfail(strict=True, reason="R5b: verify says violated with a counterexample outside the VNN-LIB decimal "
-                                       "box (box read as float64); its violated certificate is rejected")
-def test_vnnlib_violated_certificate_replays_in_the_checker(tmp_path):
+def test_vnnlib_point_box_without_float64_points_is_empty(tmp_path):
+    """R5b, fixed: the decimal _V01 lies strictly between two float64 numbers, so the box
+    X_1 = _V01 holds no input onnxruntime can be given. The verifier rounds VNN-LIB bounds inward to
+    float64 (as the checker does) and says the input region is empty, instead of claiming
+    *violated* at float32(0.1), 6e-19 outside the decimal box."""
     text = _HDR + f"(assert (>= X_0 0.0))\n(assert (<= X_0 1.0))\n(assert (>= X_1 {_V01}))\n(assert (<= X_1 {_V01}))\n"
     text += "(assert (>= Y_1 0.0))\n"
+    with pytest.raises(SpecError, match="rounded inward"):
+        _certify(tmp_path, text, "vnnlib")
+
+
+def test_vnnlib_counterexample_never_lies_between_a_decimal_and_its_float64(tmp_path):
+    """y1 = x1 on x0 = 0. The only float32 input reaching y1 <= _V01 is x1 = float32(0.1), just below
+    the decimal lower bound _V01 of x1 (float32(0.1) is the float64 nearest to _V01, 6e-19 below it):
+    the property holds for every input of the decimal box, so *violated* would be wrong (it was the
+    answer when the bound was read as its nearest float64)."""
+    text = _HDR + f"(assert (>= X_0 0.0))\n(assert (<= X_0 0.0))\n(assert (>= X_1 {_V01}))\n(assert (<= X_1 1.0))\n"
+    text += f"(assert (<= Y_1 {_V01}))\n"
     r, cp, mp, sp = _certify(tmp_path, text, "vnnlib")
-    if r.status != "violated":
-        return  # not claiming violated on a box without float32 points is fine
-    assert cp is not None and _accepted(mp, sp, cp)[0]
+    assert r.status != "violated"
+    if r.status == "holds":
+        assert cp is not None and _accepted(mp, sp, cp)[0]
 
 
 # ------------------------------------------------------------------ R6: violated certificates of models the checker cannot read

@@ -94,10 +94,19 @@ def _cases(blocks: list[tuple[list[tuple], list[Atom]]], n_in: int, path: str) -
             bad = [i for (kind, i) in lin if kind == "x" and i >= n_in]
             if bad:
                 raise BadInput(f"{path}: X_{bad[0]} is beyond the model's {n_in} inputs")
-        key = (tuple(lo), tuple(hi))
-        case = cases.setdefault(key, Case([float(v) for v in lo], [float(v) for v in hi], [], lo, hi, set(strict)))
+        flo, fhi = [_inward(v, False) for v in lo], [_inward(v, True) for v in hi]
+        if any(a > b for a, b in zip(flo, fhi)):
+            continue  # no float64 point in the box
+        case = cases.setdefault((tuple(lo), tuple(hi)), Case(flo, fhi, [], lo, hi, set(strict)))
         case.disjuncts.append([_row(a) for a in rows])
     return list(cases.values())
+
+
+def _inward(v: Fraction, upper: bool) -> float:
+    f = float(v)
+    if upper and Fraction(f) > v:
+        return math.nextafter(f, -math.inf)
+    return math.nextafter(f, math.inf) if not upper and Fraction(f) < v else f
 
 
 def _row(atom: Atom) -> Row:

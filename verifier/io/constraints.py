@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Sequence
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -20,27 +21,61 @@ from ..spec import MAX_NESTING, Case, Constraints, Spec
 _Var = tuple[str, int]  # ("x", i) for an input, ("y", j) for an output
 
 
+_FROM_FLOATS = object()
+
+
+def _exact_number(text: str) -> Fraction | None:
+    """The exact value of a decimal token (None past an exponent of 400: left to its float64)."""
+    m = re.search(r"[eE]([+-]?\d+)$", text)
+    return None if m and abs(int(m.group(1))) > 400 else Fraction(text)
+
+
 class _Lin:
-    """A linear expression ``sum(coef[v] * v) + const`` (immutable by convention)."""
+    """A linear expression ``sum(coef[v] * v) + const`` (immutable by convention).
 
-    __slots__ = ("coef", "const")
+    ``exact``: the same expression in exact rationals, from the spec's own decimals, as
+    ``(coefficients, constant)``; None when unknown. It decides input-box bounds exactly.
+    """
 
-    def __init__(self, coef: dict[_Var, float] | None = None, const: float = 0.0) -> None:
+    __slots__ = ("coef", "const", "exact")
+
+    def __init__(self, coef: dict[_Var, float] | None = None, const: float = 0.0,
+                 exact: Any = _FROM_FLOATS) -> None:
         self.coef = coef or {}
         self.const = const
+        if exact is _FROM_FLOATS:
+            exact = ({v: Fraction(c) for v, c in self.coef.items()}, Fraction(const))
+        self.exact = exact
 
     @property
     def is_const(self) -> bool:
         return all(c == 0.0 for c in self.coef.values())
 
+    @property
+    def exact_const(self) -> Fraction | None:
+        """The exact constant when the expression is exactly a constant, else None."""
+        if self.exact is None or any(self.exact[0].values()):
+            return None
+        return self.exact[1]
+
     def plus(self, other: _Lin, sign: float = 1.0) -> _Lin:
         coef = dict(self.coef)
         for v, c in other.coef.items():
             coef[v] = coef.get(v, 0.0) + sign * c
-        return _Lin(coef, self.const + sign * other.const)
+        exact = None
+        if self.exact is not None and other.exact is not None:
+            s, xc = Fraction(sign), dict(self.exact[0])
+            for v, c in other.exact[0].items():
+                xc[v] = xc.get(v, 0) + s * c
+            exact = (xc, self.exact[1] + s * other.exact[1])
+        return _Lin(coef, self.const + sign * other.const, exact)
 
-    def times(self, k: float) -> _Lin:
-        return _Lin({v: c * k for v, c in self.coef.items()}, self.const * k)
+    def times(self, k: float, exact_k: Fraction | None) -> _Lin:
+        """``k`` times the expression; ``exact_k``: the factor's exact value (None: unknown)."""
+        exact = None
+        if self.exact is not None and exact_k is not None:
+            exact = ({v: c * exact_k for v, c in self.exact[0].items()}, self.exact[1] * exact_k)
+        return _Lin({v: c * k for v, c in self.coef.items()}, self.const * k, exact)
 
 
 class _Atom:
@@ -56,13 +91,13 @@ class _Atom:
     __slots__ = ("bound", "coef", "label", "pos", "rhs", "strict")
 
     def __init__(self, coef: dict[_Var, float], rhs: float, strict: bool, pos: int = -1,
-                 label: str = "") -> None:
+                 label: str = "", exact: tuple | None = None) -> None:
         self.coef = coef
         self.rhs = rhs
         self.strict = strict
         self.pos = pos
         self.label = label
-        self.bound = _single_input_bound(coef, rhs, strict)
+        self.bound = _exact_input_bound(coef, strict, exact) or _single_input_bound(coef, rhs, strict)
 
     @property
     def finite(self) -> bool:
@@ -71,6 +106,32 @@ class _Atom:
     def constant_truth(self) -> bool:
         """For an atom without variables: whether ``0 <= rhs`` (``0 < rhs``) holds."""
         return 0.0 < self.rhs if self.strict else 0.0 <= self.rhs
+
+
+def _exact_input_bound(coef: dict[_Var, float], strict: bool,
+                       exact: tuple | None) -> tuple[int, bool, float, bool] | None:
+    """The box bound of a non-strict ``c * x_i <= rhs`` known exactly (``exact``: its coefficients
+    and rhs as rationals), rounded *inward* to float64: a float64 (so any float32 or float16) input
+    lies in the box exactly when it satisfies the spec's own decimal condition, so no row is kept
+    and no counterexample can fall between a decimal and its float64 neighbour."""
+    if exact is None or strict or len(coef) != 1:
+        return None
+    xc, rhs = exact
+    nz = {v: c for v, c in xc.items() if c != 0}
+    ((kind, index), _), = coef.items()
+    if list(nz) != list(coef) or kind != "x":
+        return None
+    c = nz[(kind, index)]
+    value = rhs / c
+    try:
+        f = float(value)
+    except OverflowError:
+        return None
+    if c > 0 and Fraction(f) > value:
+        f = math.nextafter(f, -math.inf)
+    elif c < 0 and Fraction(f) < value:
+        f = math.nextafter(f, math.inf)
+    return index, c > 0, f + 0.0, False
 
 
 def _single_input_bound(coef: dict[_Var, float], rhs: float,
@@ -101,7 +162,8 @@ def _atoms_of(left: _Lin, op: str, right: _Lin, pos: int = -1, label: str = "") 
     atoms = []
     for lin, strict in diffs:
         coef = {v: c for v, c in lin.coef.items() if c != 0.0}
-        atoms.append(_Atom(coef, -lin.const + 0.0, strict, pos, label))
+        exact = None if lin.exact is None else (lin.exact[0], -lin.exact[1])
+        atoms.append(_Atom(coef, -lin.const + 0.0, strict, pos, label, exact))
     return atoms
 
 
@@ -238,11 +300,12 @@ class _ConstraintParser:
             if op_tok[1] == "/":
                 if not factor.is_const or factor.const == 0.0:
                     raise _LocalError("'/' must divide by a nonzero constant", op_tok[2])
-                out = out.times(1.0 / factor.const)
+                xk = factor.exact_const
+                out = out.times(1.0 / factor.const, None if not xk else 1 / xk)
             elif factor.is_const:
-                out = out.times(factor.const)
+                out = out.times(factor.const, factor.exact_const)
             elif out.is_const:
-                out = factor.times(out.const)
+                out = factor.times(out.const, out.exact_const)
             else:
                 raise _LocalError("nonlinear product: at most one side of '*' may contain "
                                   "variables", op_tok[2])
@@ -253,7 +316,7 @@ class _ConstraintParser:
         if kind == "op" and text in ("+", "-"):
             self.take()
             inner = self.unary()
-            return inner if text == "+" else inner.times(-1.0)
+            return inner if text == "+" else inner.times(-1.0, Fraction(-1))
         return self.primary()
 
     def primary(self) -> _Lin:
@@ -263,7 +326,8 @@ class _ConstraintParser:
             value = float(text)
             if not math.isfinite(value):
                 raise _LocalError(f"number {text} is out of the float64 range", offset)
-            return _Lin(None, value)
+            exact = _exact_number(text)
+            return _Lin(None, value, None if exact is None else ({}, exact))
         if kind == "name":
             m = _CONSTRAINT_VAR.fullmatch(text)
             if m is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 from bisect import bisect_left
+from fractions import Fraction
 from itertools import pairwise
 
 import numpy as np
@@ -15,6 +16,7 @@ from .constraints import (
     _Atom,
     _atoms_of,
     _conjunction,
+    _exact_number,
     _Lin,
     _Var,
 )
@@ -258,7 +260,7 @@ class _VnnlibParser:
         if op == "-":
             out = self.expr(args[0])
             if len(args) == 1:
-                return out.times(-1.0)
+                return out.times(-1.0, Fraction(-1))
             for arg in args[1:]:
                 out = out.plus(self.expr(arg), -1.0)
             return out
@@ -267,9 +269,9 @@ class _VnnlibParser:
             for arg in args[1:]:
                 factor = self.expr(arg)
                 if factor.is_const:
-                    out = out.times(factor.const)
+                    out = out.times(factor.const, factor.exact_const)
                 elif out.is_const:
-                    out = factor.times(out.const)
+                    out = factor.times(out.const, out.exact_const)
                 else:
                     raise self.error("nonlinear product: at most one factor of '*' may contain "
                                      "variables", node.items[0].pos)
@@ -280,7 +282,8 @@ class _VnnlibParser:
                 divisor = self.expr(arg)
                 if not divisor.is_const or divisor.const == 0.0:
                     raise self.error("'/' must divide by a nonzero constant", arg.pos)
-                out = out.times(1.0 / divisor.const)
+                xk = divisor.exact_const
+                out = out.times(1.0 / divisor.const, None if not xk else 1 / xk)
             return out
         raise self.error(f"unsupported operator {op!r} in an expression: expected +, -, * or /",
                          node.items[0].pos)
@@ -291,7 +294,8 @@ class _VnnlibParser:
             value = float(text)
             if not math.isfinite(value):
                 raise self.error(f"number {text} is out of the float64 range", node.pos)
-            return _Lin(None, value)
+            exact = _exact_number(text)
+            return _Lin(None, value, None if exact is None else ({}, exact))
         var = self.names.get(text)
         if var is not None:
             return _Lin({var: 1.0})
@@ -315,7 +319,8 @@ class _VnnlibParser:
             bad = next((i for i in range(n_inputs) if lower[i] > upper[i]), None)
             if bad is not None:
                 pos = max(lower_at[bad], upper_at[bad])
-                why = f"X_{bad} has lower bound {lower[bad]!r} > upper bound {upper[bad]!r}"
+                why = (f"X_{bad} has lower bound {lower[bad]!r} > upper bound {upper[bad]!r} (bounds are "
+                       "rounded inward to float64 numbers: no float64 lies between them)")
                 self.warnings.append(f"{label} is dropped: its input box is empty: {why} "
                                      f"(line {self.line_col(pos)[0]})")
                 if empty_error is None:
