@@ -247,7 +247,12 @@ def _check_case(net: B.Net, ci: int, case: S.Case, cert_cases: list, stats: dict
                        "(no matching disjunct, or no tree proves it)")
     if reasons:
         raise Invalid(reasons[0])
-    raise Invalid(f"case {ci} (box {case.lower} .. {case.upper}): the certificate has no case whose box contains it")
+    raise Invalid(f"case {ci} (box {_short(case.lower)} .. {_short(case.upper)}): the certificate has no case whose "
+                  "box contains it")
+
+
+def _short(v: list) -> str:
+    return str(v) if len(v) <= 6 else f"[{v[0]}, {v[1]}, {v[2]}, ... ({len(v)} inputs)]"
 
 
 # ---------------------------------------------------------------- trees

@@ -94,10 +94,13 @@ def _cases(blocks: list[tuple[list[tuple], list[Atom]]], n_in: int, path: str) -
             bad = [i for (kind, i) in lin if kind == "x" and i >= n_in]
             if bad:
                 raise BadInput(f"{path}: X_{bad[0]} is beyond the model's {n_in} inputs")
-        flo, fhi = [_inward(v, False) for v in lo], [_inward(v, True) for v in hi]
-        if any(a > b for a, b in zip(flo, fhi)):
-            continue  # no float64 point in the box
-        case = cases.setdefault((tuple(lo), tuple(hi)), Case(flo, fhi, [], lo, hi, set(strict)))
+        key = tuple((v.numerator, v.denominator) for v in lo + hi)  # (hashing Fractions is slow)
+        if key not in cases:
+            flo, fhi = [_inward(v, False) for v in lo], [_inward(v, True) for v in hi]
+            if any(a > b for a, b in zip(flo, fhi)):
+                continue  # no float64 point in the box
+            cases[key] = Case(flo, fhi, [], lo, hi, set(strict))
+        case = cases[key]
         case.disjuncts.append([_row(a) for a in rows])
     return list(cases.values())
 
@@ -117,19 +120,27 @@ def _row(atom: Atom) -> Row:
     return Row(ax, ay, -sign * const, op in ("<", ">"))
 
 
-def _split(atoms: list[Atom]) -> tuple[list[tuple], list[Atom]]:
-    """Single-variable input bounds (the box) and the rest (rows)."""
+def _split(atoms: list[Atom], memo: dict | None = None) -> tuple[list[tuple], list[Atom]]:
+    """Single-variable input bounds (the box) and the rest (rows); ``memo``: atom id -> its part, for
+    the atoms that the disjunctive normal form repeats in every conjunction."""
     box, rows = [], []
-    for lin, const, op in atoms:
-        nz = {k: c for k, c in lin.items() if c != 0}
-        if len(nz) == 1 and next(iter(nz))[0] == "x":
-            (_, i), c = next(iter(nz.items()))
-            bound = -const / c  # c x + const op 0
-            upper = (op in ("<=", "<")) == (c > 0)
-            box.append((i, "hi" if upper else "lo", bound, op in ("<", ">")))
-        else:
-            rows.append((nz, const, op))
+    for atom in atoms:
+        part = memo.get(id(atom)) if memo is not None else None
+        if part is None:
+            part = _part(*atom)
+            if memo is not None:
+                memo[id(atom)] = part
+        (box if part[0] else rows).append(part[1])
     return box, rows
+
+
+def _part(lin: dict, const: Fraction, op: str) -> tuple[bool, tuple]:
+    nz = {k: c for k, c in lin.items() if c != 0}
+    if len(nz) == 1 and next(iter(nz))[0] == "x":
+        (_, i), c = next(iter(nz.items()))
+        upper = (op in ("<=", "<")) == (c > 0)  # c x + const op 0
+        return True, (i, "hi" if upper else "lo", -const / c, op in ("<", ">"))
+    return False, (nz, const, op)
 
 
 # ---------------------------------------------------------------- VNN-LIB
@@ -167,7 +178,8 @@ def _vnnlib(text: str, path: str) -> list[tuple[list, list]]:
         elif e[0] != "declare-const":
             raise BadInput(f"{path}: command {e[0]!r} is not supported (declare-const, assert)")
     dnf = _dnf(["and", *formulas], path)
-    return [_split(conj) for conj in dnf]
+    memo: dict = {}
+    return [_split(conj, memo) for conj in dnf]
 
 
 def _dnf(f, path: str) -> list[list[Atom]]:
