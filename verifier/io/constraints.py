@@ -24,10 +24,31 @@ _Var = tuple[str, int]  # ("x", i) for an input, ("y", j) for an output
 _FROM_FLOATS = object()
 
 
-def _exact_number(text: str) -> Fraction | None:
-    """The exact value of a decimal token (None past an exponent of 400: left to its float64)."""
+#: the longest number token read exactly (a bound on the work of one exact value)
+MAX_NUMBER_CHARS = 4000
+
+
+def _exact_number(text: str) -> Fraction:
+    """The exact value of a decimal token; ValueError for a token too long to read exactly."""
     m = re.search(r"[eE]([+-]?\d+)$", text)
-    return None if m and abs(int(m.group(1))) > 400 else Fraction(text)
+    if len(text) > MAX_NUMBER_CHARS or (m and abs(int(m.group(1))) > 100_000):
+        raise ValueError(f"number {text[:20]}... has more than {MAX_NUMBER_CHARS} characters or an exponent "
+                         "beyond 100000: not supported")
+    return Fraction(text)
+
+
+def _inward(value: Fraction, upper: bool, strict: bool) -> float | None:
+    """The float64 bound equivalent to ``v <= value`` (``upper``) or ``v >= value`` (``<`` / ``>`` when
+    ``strict``) for float64 ``v``: the largest (smallest) float64 satisfying it. None on overflow."""
+    try:
+        f = float(value)
+    except OverflowError:
+        return None
+    if upper and (Fraction(f) > value or (strict and Fraction(f) == value)):
+        f = math.nextafter(f, -math.inf)
+    elif not upper and (Fraction(f) < value or (strict and Fraction(f) == value)):
+        f = math.nextafter(f, math.inf)
+    return f + 0.0 if math.isfinite(f) else None
 
 
 class _Lin:
@@ -88,10 +109,17 @@ class _Atom:
     that the exact semantics are kept.
     """
 
-    __slots__ = ("bound", "coef", "label", "pos", "rhs", "strict")
+    __slots__ = ("bound", "coef", "exact", "label", "pos", "rhs", "strict")
 
     def __init__(self, coef: dict[_Var, float], rhs: float, strict: bool, pos: int = -1,
                  label: str = "", exact: tuple | None = None) -> None:
+        if exact is not None:  # the float values from the exact ones (no float64 folding)
+            exact = ({v: c for v, c in exact[0].items() if c != 0}, exact[1])
+            try:
+                coef, rhs = {v: float(c) for v, c in exact[0].items()}, float(exact[1])
+            except OverflowError:
+                exact = None
+        self.exact = exact
         self.coef = coef
         self.rhs = rhs
         self.strict = strict
@@ -105,33 +133,46 @@ class _Atom:
 
     def constant_truth(self) -> bool:
         """For an atom without variables: whether ``0 <= rhs`` (``0 < rhs``) holds."""
-        return 0.0 < self.rhs if self.strict else 0.0 <= self.rhs
+        rhs = self.rhs if self.exact is None else self.exact[1]
+        return 0 < rhs if self.strict else 0 <= rhs
+
+    def row(self, warnings: list[str], describe: Callable[[_Atom], str]) -> tuple[dict, float, bool, tuple | None]:
+        """The float64 row ``(coef, rhs, strict, exact)`` of the atom (``exact``: the atom's own row
+        where the float one only encloses it, else None). With the exact values: one variable gives
+        the equivalent bound on float64 values (``3 v <= 0.1`` becomes ``v <= floor64(0.1 / 3)``: no
+        enclosure needed); several keep their coefficients (warned when one is not a float64 number)
+        and round the rhs outward."""
+        if self.exact is None:
+            return self.coef, self.rhs, self.strict, None
+        xc, xr = self.exact
+        exact_coef = all(Fraction(self.coef[v]) == c for v, c in xc.items())
+        if exact_coef and Fraction(self.rhs) == xr:  # float64 numbers: the row as it is
+            return self.coef, self.rhs, self.strict, None
+        if len(xc) == 1:
+            (v, c), = xc.items()
+            f = _inward(xr / c, c > 0, self.strict)
+            if f is not None:
+                return {v: 1.0 if c > 0 else -1.0}, f if c > 0 else -f, False, None
+        if not exact_coef:
+            warnings.append(f"{describe(self)}: a coefficient is not a float64 number; the search uses the "
+                            "nearest float64 (counterexamples are checked against the exact row)")
+        rhs = self.rhs if Fraction(self.rhs) >= xr else math.nextafter(self.rhs, math.inf)
+        return dict(self.coef), rhs, self.strict, (xc, xr)
 
 
 def _exact_input_bound(coef: dict[_Var, float], strict: bool,
                        exact: tuple | None) -> tuple[int, bool, float, bool] | None:
-    """The box bound of a non-strict ``c * x_i <= rhs`` known exactly (``exact``: its coefficients
-    and rhs as rationals), rounded *inward* to float64: a float64 (so any float32 or float16) input
-    lies in the box exactly when it satisfies the spec's own decimal condition, so no row is kept
-    and no counterexample can fall between a decimal and its float64 neighbour."""
-    if exact is None or strict or len(coef) != 1:
+    """The box bound of ``c * x_i <= rhs`` (``<``) known exactly (``exact``: its coefficients and
+    rhs as rationals), rounded *inward* to float64: a float64 (so any float32 or float16) input lies
+    in the box exactly when it satisfies the spec's own decimal condition, so no row is kept and no
+    counterexample can fall between a decimal and its float64 neighbour."""
+    if exact is None or len(exact[0]) != 1:
         return None
-    xc, rhs = exact
-    nz = {v: c for v, c in xc.items() if c != 0}
-    ((kind, index), _), = coef.items()
-    if list(nz) != list(coef) or kind != "x":
+    ((kind, index), c), = exact[0].items()
+    if kind != "x":
         return None
-    c = nz[(kind, index)]
-    value = rhs / c
-    try:
-        f = float(value)
-    except OverflowError:
-        return None
-    if c > 0 and Fraction(f) > value:
-        f = math.nextafter(f, -math.inf)
-    elif c < 0 and Fraction(f) < value:
-        f = math.nextafter(f, math.inf)
-    return index, c > 0, f + 0.0, False
+    f = _inward(exact[1] / c, c > 0, strict)
+    return None if f is None else (index, c > 0, f, False)
 
 
 def _single_input_bound(coef: dict[_Var, float], rhs: float,
@@ -190,15 +231,17 @@ def _conjunction(atoms: Sequence[_Atom], n_inputs: int, n_outputs: int, label: s
     ay = np.zeros((k, n_outputs))
     rhs = np.empty(k)
     strict = np.empty(k, dtype=bool)
+    exact: list = []
     for r, atom in enumerate(rows):
-        for (kind, index), c in atom.coef.items():
+        coef, rhs[r], strict[r], ex = atom.row(warnings, describe)
+        for (kind, index), c in coef.items():
             (ax if kind == "x" else ay)[r, index] = c
-        rhs[r] = atom.rhs
-        strict[r] = atom.strict
+        exact.append(None if ex is None else ({i: c for (kd, i), c in ex[0].items() if kd == "x"},
+                                              {i: c for (kd, i), c in ex[0].items() if kd == "y"}, ex[1]))
     if k == 0:
         warnings.append(f"{label} has no output constraint: every input in its box counts as "
                         "unsafe")
-    return Constraints(ax, ay, rhs, strict)
+    return Constraints(ax, ay, rhs, strict, tuple(exact) if any(e is not None for e in exact) else None)
 
 
 def _line_col(text: str, pos: int) -> tuple[int, int]:
@@ -298,7 +341,7 @@ class _ConstraintParser:
             op_tok = self.take()
             factor = self.unary()
             if op_tok[1] == "/":
-                if not factor.is_const or factor.const == 0.0:
+                if not factor.is_const or factor.const == 0.0 or factor.exact_const == 0:
                     raise _LocalError("'/' must divide by a nonzero constant", op_tok[2])
                 xk = factor.exact_const
                 out = out.times(1.0 / factor.const, None if not xk else 1 / xk)
@@ -326,8 +369,7 @@ class _ConstraintParser:
             value = float(text)
             if not math.isfinite(value):
                 raise _LocalError(f"number {text} is out of the float64 range", offset)
-            exact = _exact_number(text)
-            return _Lin(None, value, None if exact is None else ({}, exact))
+            return _Lin(None, value, ({}, Fraction(value)))  # the binary64 number, as TOML's own
         if kind == "name":
             m = _CONSTRAINT_VAR.fullmatch(text)
             if m is None:

@@ -280,7 +280,7 @@ class _VnnlibParser:
             out = self.expr(args[0])
             for arg in args[1:]:
                 divisor = self.expr(arg)
-                if not divisor.is_const or divisor.const == 0.0:
+                if not divisor.is_const or divisor.const == 0.0 or divisor.exact_const == 0:
                     raise self.error("'/' must divide by a nonzero constant", arg.pos)
                 xk = divisor.exact_const
                 out = out.times(1.0 / divisor.const, None if not xk else 1 / xk)
@@ -294,8 +294,10 @@ class _VnnlibParser:
             value = float(text)
             if not math.isfinite(value):
                 raise self.error(f"number {text} is out of the float64 range", node.pos)
-            exact = _exact_number(text)
-            return _Lin(None, value, None if exact is None else ({}, exact))
+            try:
+                return _Lin(None, value, ({}, _exact_number(text)))
+            except ValueError as exc:
+                raise self.error(str(exc), node.pos) from None
         var = self.names.get(text)
         if var is not None:
             return _Lin({var: 1.0})
