@@ -874,3 +874,13 @@ def test_row_on_several_variables_rounds_its_rhs_outward_and_replays_exactly():
     assert c.holds_at([0.0, 0.0], [0.3, 0.0])  # 0.3 (the float) <= 0.3 (the decimal)
     assert not c.holds_at([0.0, 0.0], [float(np.nextafter(0.3, 1.0)), 0.0])  # just above the decimal
     assert c.margin([0.0, 0.0], [float(np.nextafter(0.3, 1.0)), 0.0])[0] <= 0  # ... inside the float row
+
+
+def test_row_with_decimal_coefficients_is_scaled_to_float64_numbers():
+    """``0.1 Y_0 - 0.3 Y_1 <= 0.05`` times 5 (the odd part of the denominators) is
+    ``0.5 Y_0 - 1.5 Y_1 <= 0.25``: float64 numbers, so the search's row is the exact row, scaled,
+    with no warning."""
+    spec = vnn("(assert (<= (- (* 0.1 Y_0) (* 0.3 Y_1)) 0.05))")
+    [c] = rows(spec)
+    assert c.ay.tolist() == [[0.5, -1.5]] and c.rhs.tolist() == [0.25] and c.exact is None
+    assert not any("float64" in w for w in spec.warnings)

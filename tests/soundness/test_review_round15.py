@@ -420,3 +420,16 @@ def test_disjuncts_with_equal_float_boxes_and_an_empty_one(tmp_path):
     for mode in ("fast", "exact"):
         res = check_certificate(mp, sp, str(cp), mode=mode)
         assert res.valid, res.reason
+
+
+def test_row_with_decimal_coefficients_certificate_round_trip(tmp_path):
+    """A row with decimal coefficients (scaled by the odd part of its denominators, in the verifier
+    and the checker alike): the holds certificate is accepted in both arithmetics."""
+    from tests.soundness.test_review_certificates import _BOX_V
+
+    text = _HDR + _BOX_V + "(assert (>= (- (* 0.1 Y_0) (* 0.3 Y_1)) 0.25))\n"
+    r, cp, mp, sp = _certify(tmp_path, text, "vnnlib")
+    assert r.status == "holds" and cp is not None
+    for mode in ("fast", "exact"):
+        res = check_certificate(mp, sp, str(cp), mode=mode)
+        assert res.valid, res.reason

@@ -123,6 +123,13 @@ def _row(atom: Atom) -> Row:
     ax = {i: sign * c for (k, i), c in lin.items() if k == "x" and c != 0}
     ay = {i: sign * c for (k, i), c in lin.items() if k == "y" and c != 0}
     rhs, strict = -sign * const, op in ("<", ">")
+    coefs = (*ax.values(), *ay.values())
+    if len(coefs) > 1 and not all(Fraction(float(c)) == c for c in coefs):  # as the verifier: times the
+        D = 1  # odd part of the denominators when that makes every coefficient a float64 number
+        for c in coefs:
+            D = math.lcm(D, c.denominator >> ((c.denominator & -c.denominator).bit_length() - 1))
+        if D < 2 ** 53 and all(abs(c * D) < 2 ** 1000 and Fraction(float(c * D)) == c * D for c in coefs):
+            ax, ay, rhs = {i: c * D for i, c in ax.items()}, {i: c * D for i, c in ay.items()}, rhs * D
     exact = all(Fraction(float(c)) == c for c in (*ax.values(), *ay.values(), rhs))
     if len(ax) + len(ay) == 1 and not exact and abs(rhs / next(iter((ax or ay).values()))) < 2 ** 1000:
         ((i, c),) = (ax or ay).items()  # the same bound on float64 values (as the verifier reads it)

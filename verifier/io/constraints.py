@@ -37,6 +37,16 @@ def _exact_number(text: str) -> Fraction:
     return Fraction(text)
 
 
+def odd_denominator(values) -> int:
+    """The least common multiple of the odd parts of the values' denominators: times it, decimal
+    coefficients such as 0.1 and 0.3 become dyadic (float64 numbers when short enough)."""
+    D = 1
+    for v in values:
+        q = Fraction(v).denominator
+        D = math.lcm(D, q >> ((q & -q).bit_length() - 1))
+    return D
+
+
 def _inward(value: Fraction, upper: bool, strict: bool) -> float | None:
     """The float64 bound equivalent to ``v <= value`` (``upper``) or ``v >= value`` (``<`` / ``>`` when
     ``strict``) for float64 ``v``: the largest (smallest) float64 satisfying it. None on overflow."""
@@ -153,11 +163,22 @@ class _Atom:
             f = _inward(xr / c, c > 0, self.strict)
             if f is not None:
                 return {v: 1.0 if c > 0 else -1.0}, f if c > 0 else -f, False, None
-        if not exact_coef:
-            warnings.append(f"{describe(self)}: a coefficient is not a float64 number; the search uses the "
-                            "nearest float64 (counterexamples are checked against the exact row)")
-        rhs = self.rhs if Fraction(self.rhs) >= xr else math.nextafter(self.rhs, math.inf)
-        return dict(self.coef), rhs, self.strict, (xc, xr)
+        coef = dict(self.coef)
+        if not exact_coef:  # 0.1 y0 - 0.3 y1: times the odd part of the denominators, 2 y0 - 6 y1
+            D = odd_denominator(xc.values())
+            scaled = {v: c * D for v, c in xc.items()}
+            if D < 2 ** 53 and all(abs(c) < 2 ** 1000 and Fraction(float(c)) == c for c in scaled.values()):
+                xc, xr, coef = scaled, xr * D, {v: float(c) for v, c in scaled.items()}
+            else:
+                warnings.append(f"{describe(self)}: a coefficient is not a float64 number; the search uses "
+                                "the nearest float64 (counterexamples are checked against the exact row)")
+        try:
+            rhs = float(xr)
+        except OverflowError:
+            return self.coef, self.rhs, self.strict, None
+        rhs = rhs if Fraction(rhs) >= xr else math.nextafter(rhs, math.inf)
+        exact = all(Fraction(coef[v]) == c for v, c in xc.items()) and Fraction(rhs) == xr
+        return coef, rhs, self.strict, None if exact else (xc, xr)
 
 
 def _exact_input_bound(coef: dict[_Var, float], strict: bool,
