@@ -17,6 +17,7 @@ Bad input never raises anything but :class:`~verifier.errors.SpecError`, located
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any
@@ -116,22 +117,23 @@ class Constraints:
     def holds_at(self, x: Any, y: Any) -> bool:
         """Whether every row holds at the single point ``(x, y)``, evaluated in exact rationals (the
         spec's own rows where the float ones only enclose them), no tolerance."""
-        m = self.margin(x, y)
-        if m.ndim != 1:
+        xs = _points(x, self.ax.shape[1], "x")
+        ys = _points(y, self.ay.shape[1], "y")
+        if xs.ndim != 1 or ys.ndim != 1:
             raise SpecError("holds_at() takes a single point; use margin() for batches")
-        xs = np.asarray(x, dtype=np.float64).ravel()
-        ys = np.asarray(y, dtype=np.float64).ravel()
-        if not (np.all(np.isfinite(xs)) and np.all(np.isfinite(ys))):  # inf / nan: float64 decides
-            return bool(np.all(np.where(self.strict, m < 0.0, m <= 0.0)))
         for r in range(self.n_rows):
             row = self.exact[r] if self.exact is not None else None
             if row is None:
                 row = ({i: Fraction(float(self.ax[r, i])) for i in np.flatnonzero(self.ax[r])},
                        {j: Fraction(float(self.ay[r, j])) for j in np.flatnonzero(self.ay[r])},
                        Fraction(float(self.rhs[r])))
-            v = sum(c * Fraction(float(xs[i])) for i, c in row[0].items())
-            v += sum(c * Fraction(float(ys[j])) for j, c in row[1].items())
-            if not (v < row[2] if self.strict[r] else v <= row[2]):
+            used = [(c, xs[i]) for i, c in row[0].items()] + [(c, ys[j]) for j, c in row[1].items()]
+            if all(np.isfinite(v) for _, v in used):
+                lhs, rhs = sum(c * Fraction(float(v)) for c, v in used), row[2]
+            else:  # an inf / nan the row uses: float64 decides (inf compares, nan never holds)
+                lhs = sum(float(c) * float(v) for c, v in used)
+                rhs = float(row[2]) if abs(row[2]) < 2 ** 1000 else math.copysign(math.inf, row[2])
+            if not (lhs < rhs if self.strict[r] else lhs <= rhs):
                 return False
         return True
 

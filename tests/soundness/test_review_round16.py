@@ -128,16 +128,14 @@ def test_cancelling_row_is_constant():
     ("y0/10 - y1/10", [0.1, -0.1], 0.0),
     ("y0/3 + y1/3 + 1", [1 / 3, 1 / 3], 1.0),
 ])
-@pytest.mark.xfail(strict=True, reason="R16-1: --query takes make_spec's row, which is now rescaled "
-                   "(odd-denominator scaling, one-variable rows normalised to +-1): wrong bounds")
+# R16-1: fixed (was a strict xfail of the review)
 def test_query_rows_are_the_query(query, coef, offset):
     from verifier.app.cli import _query_rows
     C, d, _ = _query_rows((query,), 2, 2)
     assert np.allclose(C[0], coef, rtol=1e-15) and np.isclose(d[0], offset)
 
 
-@pytest.mark.xfail(strict=True, reason="R16-1: bounds --query 'y0/3 + 1' reports [3, 5] (exact) for a "
-                   "quantity in [1, 5/3]")
+# R16-1: fixed (was a strict xfail of the review)
 def test_bounds_cli_query_with_division(tmp_path):
     from click.testing import CliRunner
 
@@ -167,9 +165,7 @@ _E2 = Fraction(1e-200) ** 2  # constraint strings: binary64 numbers
     ('[input]\nlower = [0.0, 0.0]\nupper = [1.0, 1.0]\n[[unsafe]]\nall = ["(1 - 1e-200*1e-200*x0) * y0 >= 2"]\n',
      "toml", lambda x0: 1 - _E2 * x0),
 ], ids=["vnnlib-mul", "vnnlib-div", "toml-mul"])
-@pytest.mark.xfail(strict=True, reason="R16-2: '*' / '/' decide 'constant' on float64 coefficients; the "
-                   "nonlinear spec is read as y0 >= 2 and verify answers violated at x = (1, 1), where "
-                   "(1 - 1e-400) * 2 < 2")
+# R16-2: fixed (was a strict xfail of the review)
 def test_factor_with_exact_nonzero_coefficients_is_not_a_constant(tmp_path, text, ext, factor):
     try:
         r, _cp, mp, _sp = _certify(tmp_path, text, ext)
@@ -185,8 +181,7 @@ def test_factor_with_exact_nonzero_coefficients_is_not_a_constant(tmp_path, text
 # R16-3: ZeroDivisionError on a tiny input coefficient
 # =============================================================================================
 
-@pytest.mark.xfail(strict=True, reason="R16-3: the exact bound overflows, the float64 fallback divides "
-                   "by the float64 coefficient 0.0: ZeroDivisionError, not SpecError")
+# R16-3: fixed (was a strict xfail of the review)
 @pytest.mark.parametrize("how", ["vnnlib", "make_spec"])
 def test_tiny_input_coefficient_is_not_a_crash(how):
     try:
@@ -203,8 +198,7 @@ def test_tiny_input_coefficient_is_not_a_crash(how):
 # R16-4: checker crash on an rhs beyond float64
 # =============================================================================================
 
-@pytest.mark.xfail(strict=True, reason="R16-4: checker _row calls float() on an exact rhs beyond float64: "
-                   "OverflowError escapes")
+# R16-4: fixed (was a strict xfail of the review)
 @pytest.mark.parametrize("row", ["(assert (>= (+ (* 0.1 Y_0) (* 0.1 Y_1)) 1.7e308))",
                                  "(assert (>= (+ Y_0 Y_1) (* 1e300 1e300)))"])
 def test_checker_huge_rhs_is_not_a_crash(tmp_path, row):
@@ -227,8 +221,7 @@ def test_checker_huge_rhs_is_not_a_crash(tmp_path, row):
     "(assert (> (* 0.5 4 Y_0) 9))",      # R16-6: n-ary '*'
     "(assert (> (- Y_0 Y_1 1) 9))",      # R16-6: n-ary '-'
 ], ids=["1e303", "div", "eq", "mul3", "minus3"])
-@pytest.mark.xfail(strict=True, reason="R16-5/6: the verifier proves it, the checker reads the spec "
-                   "differently (2**1000 threshold) or not at all (no '/', '=', n-ary '*' / '-')")
+# R16-5/6: fixed (was a strict xfail of the review)
 def test_holds_certificates_are_accepted(tmp_path, row):
     r, cp, mp, sp = _certify(tmp_path, _HDR + _BOX_V + row + "\n", "vnnlib")
     assert r.status == "holds" and cp is not None
@@ -244,8 +237,7 @@ def test_holds_certificate_of_1e300_row_is_accepted(tmp_path):
 # R16-7: holds_at with non-finite outputs the row does not use
 # =============================================================================================
 
-@pytest.mark.xfail(strict=True, reason="R16-7: 0 * inf = nan in the float64 margin: y0 <= 1 'fails' at "
-                   "y = (0, inf)")
+# R16-7: fixed (was a strict xfail of the review)
 @pytest.mark.parametrize("bad", [np.inf, np.nan])
 def test_holds_at_ignores_unused_nonfinite_outputs(bad):
     c = make_spec([0, 0], [1, 1], [["y0 <= 1"]]).bind(2, 2).cases[0].unsafe[0]

@@ -176,21 +176,20 @@ def _parse_vector(text: str, what: str) -> np.ndarray:
 def _query_rows(queries: tuple[str, ...], n_inputs: int, n_outputs: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Rows ``C``, offsets ``d`` and labels for ``--query`` expressions like ``y0 - y1``."""
     from ..errors import SpecError
-    from ..spec import make_spec
+    from ..io.constraints import linear_expression
 
     if not queries:
         return np.eye(n_outputs), np.zeros(n_outputs), [f"y{j}" for j in range(n_outputs)]
     rows, offs = [], []
     for q in queries:
         try:
-            spec = make_spec(np.zeros(n_inputs), np.zeros(n_inputs), [[f"{q} <= 0"]]).bind(n_inputs, n_outputs)
+            ax, ay, const = linear_expression(q, n_inputs, n_outputs)
         except SpecError as exc:
-            raise SpecError(f"--query {q!r}: {exc.message}") from None
-        cons = spec.cases[0].unsafe[0]
-        if np.any(cons.ax != 0):
+            raise SpecError(f"--query {exc.message}") from None
+        if np.any(ax != 0):
             raise SpecError(f"--query {q!r}: a query may only use outputs y0..y{n_outputs - 1}")
-        rows.append(cons.ay[0])
-        offs.append(-cons.rhs[0])
+        rows.append(ay)
+        offs.append(const)
     return np.array(rows), np.array(offs), list(queries)
 
 

@@ -49,11 +49,11 @@ def load(path: str, n_inputs: int) -> list[Case]:
             text = f.read()
     except OSError as exc:
         raise BadInput(f"{path}: cannot read the spec ({exc})") from exc
-    if path.endswith(".toml"):
-        blocks = _toml(text, path, n_inputs)
-    else:
-        blocks = _vnnlib(text, path)
-    return _cases(blocks, n_inputs, path)
+    try:
+        blocks = _toml(text, path, n_inputs) if path.endswith(".toml") else _vnnlib(text, path)
+        return _cases(blocks, n_inputs, path)
+    except (OverflowError, ZeroDivisionError) as exc:
+        raise BadInput(f"{path}: a number beyond the float64 range ({exc})") from None
 
 
 # an atom: (coefficients {("x"|"y", index): Fraction}, constant, op) meaning  lin  op  0
@@ -124,19 +124,26 @@ def _row(atom: Atom) -> Row:
     ay = {i: sign * c for (k, i), c in lin.items() if k == "y" and c != 0}
     rhs, strict = -sign * const, op in ("<", ">")
     coefs = (*ax.values(), *ay.values())
-    if len(coefs) > 1 and not all(Fraction(float(c)) == c for c in coefs):  # as the verifier: times the
-        D = 1  # odd part of the denominators when that makes every coefficient a float64 number
+    if len(coefs) > 1 and not all(map(_is_f64, coefs)):  # as the verifier: times the odd part of the
+        D = 1  # denominators when that makes every coefficient a float64 number
         for c in coefs:
             D = math.lcm(D, c.denominator >> ((c.denominator & -c.denominator).bit_length() - 1))
-        if D < 2 ** 53 and all(abs(c * D) < 2 ** 1000 and Fraction(float(c * D)) == c * D for c in coefs):
+        if D < 2 ** 53 and all(abs(c * D) < 2 ** 1000 and _is_f64(c * D) for c in coefs):
             ax, ay, rhs = {i: c * D for i, c in ax.items()}, {i: c * D for i, c in ay.items()}, rhs * D
-    exact = all(Fraction(float(c)) == c for c in (*ax.values(), *ay.values(), rhs))
-    if len(ax) + len(ay) == 1 and not exact and abs(rhs / next(iter((ax or ay).values()))) < 2 ** 1000:
+    if len(ax) + len(ay) == 1 and not all(map(_is_f64, (*ax.values(), *ay.values(), rhs))):
         ((i, c),) = (ax or ay).items()  # the same bound on float64 values (as the verifier reads it)
-        f = Fraction(_inward(rhs / c, c > 0, strict)) * (1 if c > 0 else -1)
-        one = {i: Fraction(1 if c > 0 else -1)}
-        return Row(one if ax else {}, {} if ax else one, f, False)
+        try:
+            f = _inward(rhs / c, c > 0, strict)
+        except OverflowError:
+            f = math.inf
+        if math.isfinite(f):
+            one = {i: Fraction(1 if c > 0 else -1)}
+            return Row(one if ax else {}, {} if ax else one, Fraction(f) * (1 if c > 0 else -1), False)
     return Row(ax, ay, rhs, strict)
+
+
+def _is_f64(v: Fraction) -> bool:
+    return abs(v) < 2 ** 1024 and Fraction(float(v)) == v
 
 
 def _split(atoms: list[Atom], memo: dict | None = None) -> tuple[list[tuple], list[Atom]]:
@@ -210,10 +217,11 @@ def _dnf(f, path: str) -> list[list[Atom]]:
         return [[atom for part in combo for atom in part] for combo in product(*parts)]
     if head == "or":
         return [conj for g in f[1:] for conj in _dnf(g, path)]
-    if head in ("<=", ">=", "<", ">") and len(f) == 3:
+    if head in ("<=", ">=", "<", ">", "=") and len(f) == 3:
         lin1, c1 = _term(f[1], path)
         lin2, c2 = _term(f[2], path)
-        return [[(_combine(lin1, lin2, -1), c1 - c2, head)]]
+        lin, c = _combine(lin1, lin2, -1), c1 - c2
+        return [[(lin, c, "<="), (lin, c, ">=")]] if head == "=" else [[(lin, c, head)]]
     raise BadInput(f"{path}: formula {head!r} is not supported (and, or, <=, >=, <, >)")
 
 
@@ -241,14 +249,20 @@ def _term(t, path: str) -> tuple[dict, Fraction]:
         return lin, c
     if op == "-" and len(args) == 1:
         return {k: -v for k, v in args[0][0].items()}, -args[0][1]
-    if op == "-" and len(args) == 2:
-        return _combine(args[0][0], args[1][0], -1), args[0][1] - args[1][1]
-    if op == "*" and len(args) == 2:
-        (la, ca), (lb, cb) = args
-        if la and lb:
-            raise BadInput(f"{path}: nonlinear product {t!r}")
-        lin, k = (la, cb) if la else (lb, ca)
-        return {key: v * k for key, v in lin.items()}, ca * cb
+    if op == "-" and len(args) >= 2:
+        lin, c = args[0]
+        for la, ca in args[1:]:
+            lin, c = _combine(lin, la, -1), c - ca
+        return lin, c
+    if op in ("*", "/") and len(args) >= 2:
+        lin, c = args[0]
+        for lb, cb in args[1:]:
+            if lb and (lin or op == "/") or (op == "/" and cb == 0):
+                raise BadInput(f"{path}: nonlinear product or division by zero in {t!r}")
+            k, (lin, c0) = (cb, (lin, c)) if not lb else (c, (lb, cb))
+            k = 1 / k if op == "/" else k
+            lin, c = {key: v * k for key, v in lin.items()}, c0 * k
+        return lin, c
     raise BadInput(f"{path}: term {op!r} is not supported (+, -, * by a constant)")
 
 

@@ -80,6 +80,8 @@ class _Lin:
 
     @property
     def is_const(self) -> bool:
+        if self.exact is not None:  # exactly: a coefficient of 1e-400 is not zero
+            return all(c == 0 for c in self.exact[0].values())
         return all(c == 0.0 for c in self.coef.values())
 
     @property
@@ -202,7 +204,7 @@ def _single_input_bound(coef: dict[_Var, float], rhs: float,
     if len(coef) != 1:
         return None
     ((kind, index), c), = coef.items()
-    if kind != "x":
+    if kind != "x" or c == 0.0:  # (a coefficient below the float64 range: a row, decided exactly)
         return None
     is_upper = c > 0.0
     value = rhs / c
@@ -478,6 +480,23 @@ def _as_boxes(value: Any, what: str) -> list[np.ndarray]:
         return list(arr)
     raise SpecError(f"{what} must be a list of numbers or a list of such lists, got shape "
                     f"{arr.shape}")
+
+
+def linear_expression(text: str, n_inputs: int, n_outputs: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """The expression ``text`` (``"y0 - y1 / 3 + 1"``, constraint-string syntax) as ``(ax, ay, const)``:
+    its coefficients on the inputs and outputs and its constant, each the float64 nearest to the
+    exact value (no row normalisation: this is a quantity, not a condition)."""
+    try:
+        atoms = _parse_constraint(f"({text}) <= 0", n_inputs)
+    except _LocalError as exc:
+        raise SpecError(f"{text!r}: {exc.message}") from None
+    [atom] = atoms
+    ax, ay = np.zeros(n_inputs), np.zeros(n_outputs)
+    for (kind, i), c in atom.coef.items():
+        if kind == "y" and i >= n_outputs:
+            raise SpecError(f"{text!r}: y{i} is out of range: the model has {n_outputs} outputs")
+        (ax if kind == "x" else ay)[i] = c
+    return ax, ay, -atom.rhs
 
 
 def make_spec(lower: Any, upper: Any, unsafe: Any, description: str = "") -> Spec:
