@@ -102,3 +102,25 @@ def test_acas_rows_contain_onnxruntime_outputs():
                 continue  # the float32 point lies outside the box: not an input of it
             r = cons.ay @ oracle.run(x) + cons.ax @ x
             assert np.all(r >= low[i]) and np.all(r <= up[i]), f"box {i}"
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_parent_bounds_tighten_and_stay_sound(seed):
+    """``start`` = the parent box's bounds: the children's bounds still contain every sampled
+    pre-activation, and no neuron the parent proved stable is unstable in a child."""
+    net = random_network(200 + seed, RELU, widths=(3, 16, 16, 16, 3), scale=1.5)
+    rng = np.random.default_rng(seed)
+    plo, phi = random_boxes(rng, -np.ones(3), np.ones(3), 6)
+    parent = batch_bounds(net, plo, phi)
+    mid = 0.5 * (plo + phi)
+    d = rng.integers(0, 3, plo.shape[0])
+    rows = np.arange(plo.shape[0])
+    lo, hi = plo.copy(), phi.copy()
+    hi[rows, d] = mid[rows, d]  # the low child of each parent
+    start = (parent.lower, parent.upper)
+    child = batch_bounds(net, lo, hi, start=start)
+    for i in range(lo.shape[0]):
+        pre = net.pre_activations(samples(lo[i], hi[i], 300, seed))
+        for k, p in enumerate(pre):
+            assert np.all(p >= child.lower[k][i]) and np.all(p <= child.upper[k][i]), f"box {i} layer {k}"
+            assert np.all(child.lower[k][i] >= parent.lower[k][i]) and np.all(child.upper[k][i] <= parent.upper[k][i])

@@ -94,9 +94,13 @@ def _backsubstitute(network: Network, k: int, L: np.ndarray, rb: np.ndarray, lo:
 
 
 def batch_bounds(network: Network, lower: np.ndarray, upper: np.ndarray,
-                 deadline: Deadline | None = None) -> BoxBatch:
+                 deadline: Deadline | None = None,
+                 start: tuple[list[np.ndarray], list[np.ndarray]] | None = None) -> BoxBatch:
     """``symbolic_bounds`` of every box ``(lower[i], upper[i])`` (arrays (B, n_inputs)).
-    ``deadline``: checked before each layer (``budget.Expired``)."""
+    ``deadline``: checked before each layer (``budget.Expired``). ``start``: per layer (B, n_k)
+    lower and upper bounds already known to hold on each box (its parent box's bounds; +-inf:
+    none); the interval bounds are intersected with them before the unstable neurons are chosen, so
+    a neuron the parent proved stable is not back-substituted again."""
     lo = np.asarray(lower, dtype=np.float64)
     hi = np.asarray(upper, dtype=np.float64)
     if lo.ndim != 2 or lo.shape != hi.shape or lo.shape[1] != network.n_inputs or np.any(lo > hi) \
@@ -115,6 +119,8 @@ def batch_bounds(network: Network, lower: np.ndarray, upper: np.ndarray,
         m = np.maximum(np.abs(zl), np.abs(zu)) @ layer.abs_weight.T + np.abs(layer.bias)
         l_k, u_k = pad(zl @ Wp.T + zu @ Wn.T + layer.bias, zu @ Wp.T + zl @ Wn.T + layer.bias, m)
         l_k, u_k = l_k - e_k, u_k + e_k
+        if start is not None:
+            l_k, u_k = np.maximum(l_k, start[0][k]), np.minimum(u_k, start[1][k])
         if k > 0:
             # hidden layers: the neurons interval arithmetic leaves unstable in some box (the others
             # gain nothing); the output layer: every neuron
