@@ -40,9 +40,11 @@ def clock(monkeypatch):
     return fake
 
 
-def _counting(monkeypatch, module, name: str, clock: JumpingClock | None = None, jump_at: int = 1) -> list:
-    """Replace ``module.name`` by a wrapper counting its calls (and jumping the clock at call ``jump_at``)."""
-    real, calls = getattr(module, name), []
+def _counting(monkeypatch, module, name: str, clock: JumpingClock | None = None, jump_at: int = 1,
+              calls: list | None = None) -> list:
+    """Replace ``module.name`` by a wrapper counting its calls (and jumping the clock at call ``jump_at``);
+    ``calls``: a list shared with other wrapped functions (one count for all)."""
+    real, calls = getattr(module, name), [] if calls is None else calls
 
     def wrapper(*args, **kwargs):
         calls.append(1)
@@ -116,7 +118,8 @@ def test_input_splitting_stops(monkeypatch, clock):
     net = random_network(0, RELU, widths=(3, 16, 16, 2))
     ys = net.forward(np.random.default_rng(0).uniform(-1, 1, (4000, 3)))[:, 0]
     spec = make_spec([-1.0] * 3, [1.0] * 3, [[f"y0 >= {float(ys.max()) + 1e-3!r}"]])
-    boxes = _counting(monkeypatch, input_split, "bound_box", clock, jump_at=3)
+    boxes = _counting(monkeypatch, input_split, "bound_box", clock, jump_at=3)  # one box, or a batch of them:
+    _counting(monkeypatch, input_split, "bound_boxes", clock, jump_at=3, calls=boxes)  # one bounding step each
     res = verify(net, spec, options=Options(timeout=60, strategy="input-split", falsify=False))
     assert res.status == "unknown" and res.timed_out
     assert "timeout during branch and bound" in res.reason

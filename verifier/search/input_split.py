@@ -25,6 +25,7 @@ from typing import NamedTuple, Protocol
 import numpy as np
 
 from ..bounds import LayerBounds, crown, linear_bounds, margin_tau, symbolic_bounds
+from ..bounds import batch as batched
 from ..budget import Deadline, Expired
 from ..io.replay import Counterexample, OnnxOracle, confirm
 from ..milp import triangle
@@ -50,7 +51,9 @@ from .disjunct import (
 @dataclass
 class BabSettings:
     milp_unstable: int = 8  # hand a box to the MILP when at most this many neurons are unstable
-    lp_unstable: int = 120  # bound a box by LP (HiGHS in-process) when at most this many are unstable
+    #: bound a box by LP (HiGHS in-process) when at most this many are unstable (ACAS Xu: 40 measured
+    #: better than 120: a wider box rarely closes by LP, and the LP costs several bound passes)
+    lp_unstable: int = 40
     split_rule: str = "gap"  # "gap": inputs that drive the relaxation gaps; "coef": the bound's slope
     max_depth: int = 60  # ... or when it is this deep
     solver: str | Solver = "cbc"  # a name or a ``milp.solvers.Solver`` object (picklable for --jobs)
@@ -69,6 +72,9 @@ class BabSettings:
     #: False: a box that would go to the MILP (few unstable neurons, too deep, nothing to split) ends the
     #: search as unknown instead; boxes with few unstable neurons are split further (bounds-only proofs)
     exact_leaves: bool = True
+    #: > 1: bound this many sub-boxes per step with one set of numpy calls (``bounds.batch``; chains of
+    #: dense ReLU layers only, and never when a recorder writes the tree down)
+    batch: int = 32
 
 
 @dataclass
@@ -86,6 +92,8 @@ class BabStats:
     milp_binaries_max: int = 0
     proved_by_alpha: int = 0  # boxes closed by optimised lower slopes (``alpha_iters``)
     alpha_s: float = 0.0
+    lp_calls: int = 0  # LP checks tried (``proved_by_lp`` counts the boxes they closed)
+    batches: int = 0  # calls of the batched bounds (``explored / batches``: boxes per call)
 
     def merge(self, other: BabStats) -> None:
         for k, v in other.__dict__.items():
@@ -165,30 +173,45 @@ def input_split(network: Network, case: Case, disjuncts: list[Constraints], orac
     stats = BabStats()
     use_lp = settings.lp_check and highs_available()
     stack = list(boxes) if boxes is not None else [(case.lower.copy(), case.upper.copy(), 0)]
+    known: list[LayerBounds | None] = [None] * len(stack)  # per stack entry: its parent's bounds (batched path)
     reasons: list[str] = []
     last_report = time.perf_counter()
-    while stack:
+    batch = settings.batch if recorder is None and settings.batch > 1 and batched.supports(network) else 1
+    pending: list[tuple[Box, BoxStep]] = []  # bounded, not yet acted on (in the order popped)
+    while stack or pending:
         now = time.perf_counter()
         if deadline.expired():
             return BabOutcome(BabStatus.UNKNOWN, None, "timeout during branch and bound "
-                              f"({len(stack)} sub-boxes open)", stats)
-        if max_boxes is not None and stats.explored >= max_boxes:
+                              f"({len(stack) + len(pending)} sub-boxes open)", stats)
+        if max_boxes is not None and stats.explored >= max_boxes and not pending:
             # sub-boxes already left undecided travel with the open ones: they must never be lost
             return BabOutcome(BabStatus.OPEN, None, "; ".join(dict.fromkeys(reasons)) or None, stats, stack)
         if progress is not None and now - last_report > 0.5:
             progress(stats, len(stack))
             last_report = now
-        box = stack.pop()
+        if not pending:
+            n = batch if max_boxes is None else max(1, min(batch, max_boxes - stats.explored))
+            popped = [stack.pop() for _ in range(min(n, len(stack)))]
+            hints = [known.pop() for _ in popped]
+            try:
+                if len(popped) > 1:
+                    steps = bound_boxes(network, case, disjuncts, oracle, popped, stats, settings, case_index, use_lp,
+                                        deadline, hints)
+                else:
+                    steps = [bound_box(network, case, disjuncts, oracle, popped[0][0], popped[0][1], stats, settings,
+                                       case_index, use_lp, deadline)]
+            except Expired:  # the sub-boxes' bounds were cut short: they stay open
+                return BabOutcome(BabStatus.UNKNOWN, None, "timeout during branch and bound "
+                                  f"({len(stack) + len(popped)} sub-boxes open)", stats)
+            for step in steps:
+                if isinstance(step, Counterexample):
+                    return BabOutcome(BabStatus.VIOLATED, step, None, stats)
+            # the deepest box (popped first) is acted on last, so that its children are next on the stack
+            pending = list(zip(popped, steps))
+        box, step = pending.pop()
         lo, hi, depth = box
         stats.explored += 1
         stats.max_depth = max(stats.max_depth, depth)
-        try:
-            step = bound_box(network, case, disjuncts, oracle, lo, hi, stats, settings, case_index, use_lp, deadline)
-        except Expired:  # the sub-box's bounds were cut short: it stays open
-            return BabOutcome(BabStatus.UNKNOWN, None, "timeout during branch and bound "
-                              f"({len(stack) + 1} sub-boxes open)", stats)
-        if isinstance(step, Counterexample):
-            return BabOutcome(BabStatus.VIOLATED, step, None, stats)
         if recorder is not None:
             recorder.visit(box, step.proved, step.slopes)
         alive, unstable, split_dim, box_bounds = step.alive, step.unstable, step.split_dim, step.bounds
@@ -222,6 +245,7 @@ def input_split(network: Network, case: Case, disjuncts: list[Constraints], orac
             recorder.split(box, split_dim, float(mid), low, high)
         stack.append(high)
         stack.append(low)
+        known += [box_bounds, box_bounds] if batch > 1 else [None, None]
     if reasons or stats.undecided:
         return BabOutcome(BabStatus.UNKNOWN, None, "; ".join(dict.fromkeys(reasons)) or "undecided sub-boxes", stats)
     return BabOutcome(BabStatus.HOLDS, None, None, stats)
@@ -235,18 +259,112 @@ def bound_box(network: Network, case: Case, disjuncts: list[Constraints], oracle
     t = time.perf_counter()
     deadline = Deadline.coerce(deadline)
     b = symbolic_bounds(network, lo, hi, deadline=deadline)  # Expired past the deadline
+    rows = {i: linear_bounds(network, b, lo, hi, cons.ay, None, cons.ax, return_coef=True)
+            for i, cons in enumerate(disjuncts) if cons.rhs.size}
+    tri = _triage(case, disjuncts, b, lo, hi, rows, settings)
+    stats.bounds_s += time.perf_counter() - t
+    if not tri.alive:
+        stats.proved_by_bounds += 1
+        return BoxStep([], 0, None, b, tri.proved)
+    t = time.perf_counter()
+    cex = _attack_points(network, case, [disjuncts[i] for i in tri.alive], oracle,
+                         np.vstack(tri.cands + [0.5 * (lo + hi)]), case_index)
+    stats.attack_s += time.perf_counter() - t
+    if cex is not None:
+        return cex
+    return _close(network, disjuncts, b, lo, hi, tri, b.n_unstable(network), stats, settings, lp_check, deadline)
+
+
+def bound_boxes(network: Network, case: Case, disjuncts: list[Constraints], oracle: OnnxOracle, boxes: list[Box],
+                stats: BabStats, settings: BabSettings, case_index: int = 0, lp_check: bool = False,
+                deadline: Deadline | float | None = None, known: list[LayerBounds | None] | None = None
+                ) -> list[Counterexample | BoxStep]:
+    """``bound_box`` of several sub-boxes (a chain of dense ReLU layers, ``bounds.batch.supports``):
+    their bounds and rows in one set of numpy calls (``bounds.batch``, at least as tight as the
+    one-box bounds), the attack points of all of them in one forward pass; optimised slopes and the
+    LP box by box. One step per box, in order, or up to the first counterexample. ``known``: per box,
+    sound bounds of a box containing it (its parent's) or None; they tighten its interval bounds."""
+    t = time.perf_counter()
+    deadline = Deadline.coerce(deadline)
+    LO = np.array([bx[0] for bx in boxes], dtype=np.float64)
+    HI = np.array([bx[1] for bx in boxes], dtype=np.float64)
+    start = None
+    if known is not None and any(k is not None for k in known):
+        inf = [np.full(layer.n_out, np.inf) for layer in network.layers]
+        start = ([np.array([-f if k is None else k.lower[j] for k in known]) for j, f in enumerate(inf)],
+                 [np.array([f if k is None else k.upper[j] for k in known]) for j, f in enumerate(inf)])
+    stats.batches += 1
+    bb = batched.batch_bounds(network, LO, HI, deadline=deadline, start=start)  # Expired past the deadline
+    rows_all = {i: batched.batch_linear_bounds(network, bb, LO, HI, cons.ay, cons.ax)
+                for i, cons in enumerate(disjuncts) if cons.rhs.size}
+    tris, bs = [], []
+    for j in range(len(boxes)):
+        b = bb.box(j)
+        bs.append(b)
+        tris.append(_triage(case, disjuncts, b, LO[j], HI[j], {i: (r[0][j], r[1][j], r[2][j])
+                                                              for i, r in rows_all.items()}, settings))
+    stats.bounds_s += time.perf_counter() - t
+    t = time.perf_counter()
+    open_ = [j for j, tri in enumerate(tris) if tri.alive]
+    first_cex = None  # (box position, counterexample)
+    if open_:
+        pts = [np.vstack(tris[j].cands + [0.5 * (LO[j] + HI[j])]) for j in open_]
+        owner = np.concatenate([np.full(p.shape[0], j) for j, p in zip(open_, pts)])
+        X = np.vstack(pts)
+        forward = network.float_deviation(X)
+        margins = np.array([falsify.float_margins(network, cons, X, forward) for cons in disjuncts])
+        for j in open_:
+            mine = owner == j
+            near_pts = np.min(margins[tris[j].alive][:, mine], axis=0) <= 0
+            for x in X[mine][near_pts]:
+                cex = confirm(oracle, case, x, case_index)
+                if cex is not None:
+                    first_cex = (j, cex)
+                    break
+            if first_cex is not None:
+                break
+    stats.attack_s += time.perf_counter() - t
+    n_unstable = bb.n_unstable(network)
+    out: list[Counterexample | BoxStep] = []
+    for j, tri in enumerate(tris):
+        if first_cex is not None and j == first_cex[0]:
+            out.append(first_cex[1])
+            return out
+        if not tri.alive:
+            stats.proved_by_bounds += 1
+            out.append(BoxStep([], 0, None, bs[j], tri.proved))
+            continue
+        out.append(_close(network, disjuncts, bs[j], LO[j], HI[j], tri, int(n_unstable[j]), stats, settings, lp_check,
+                          deadline))
+    return out
+
+
+class _Triage(NamedTuple):
+    """What a box's bounds say: the disjuncts alive, those proved (-> row), how far each alive one
+    misses (relative to its range), the split input and the attack points (one per alive disjunct)."""
+
+    alive: list[int]
+    proved: dict[int, int]
+    near: dict[int, float]
+    best_dim: int | None
+    cands: list[np.ndarray]
+    row_bounds: dict[int, tuple[np.ndarray, np.ndarray]]
+
+
+def _triage(case: Case, disjuncts: list[Constraints], b: LayerBounds, lo: np.ndarray, hi: np.ndarray,
+            rows: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]], settings: BabSettings) -> _Triage:
+    """Sort the disjuncts of a box by its row bounds ``rows`` (disjunct -> (lower, upper, input
+    coefficients of the lower bounds))."""
     alive = []
     best_dim, best_score = None, -np.inf
     cands = []
-    row_bounds = {}  # disjunct -> (lower, upper) of its rows: the LP stage reuses them
     proved: dict[int, int] = {}  # disjunct -> the row whose bound proves it empty here
     near: dict[int, float] = {}  # disjunct left open -> how far its best row misses, relative to its range
     for i, cons in enumerate(disjuncts):
         if cons.rhs.size == 0:
             alive.append(i)
             continue
-        low, up, coef = linear_bounds(network, b, lo, hi, cons.ay, None, cons.ax, return_coef=True)
-        row_bounds[i] = (low, up)
+        low, up, coef = rows[i]
         slack = low - cons.rhs
         if np.any(slack > 0):
             proved[i] = int(np.argmax(slack))
@@ -264,17 +382,15 @@ def bound_box(network: Network, case: Case, disjuncts: list[Constraints], oracle
             best_score = score.max()
             best_dim = int(np.argmax(score)) if score.max() > 0 else None
         cands.append(np.where(coef[r] >= 0, lo, hi))  # the box vertex minimising the bound's line
-    stats.bounds_s += time.perf_counter() - t
-    if not alive:
-        stats.proved_by_bounds += 1
-        return BoxStep([], 0, None, b, proved)
-    t = time.perf_counter()
-    cex = _attack_points(network, case, [disjuncts[i] for i in alive], oracle, np.vstack(cands + [0.5 * (lo + hi)]),
-                         case_index)
-    stats.attack_s += time.perf_counter() - t
-    if cex is not None:
-        return cex
-    n_unstable = b.n_unstable(network)
+    return _Triage(alive, proved, near, best_dim, cands, {i: r[:2] for i, r in rows.items()})
+
+
+def _close(network: Network, disjuncts: list[Constraints], b: LayerBounds, lo: np.ndarray, hi: np.ndarray,
+           tri: _Triage, n_unstable: int, stats: BabStats, settings: BabSettings, lp_check: bool,
+           deadline: Deadline) -> BoxStep:
+    """Try the open disjuncts of a box (no counterexample at its attack points) with optimised
+    slopes and the LP; what is left and the input to split."""
+    alive, proved, near, best_dim = list(tri.alive), dict(tri.proved), tri.near, tri.best_dim
     slopes: dict[int, dict[int, np.ndarray]] = {}
     if settings.alpha_iters > 0 and n_unstable > 0 and min(near.values(), default=np.inf) <= settings.alpha_gap:
         t = time.perf_counter()
@@ -294,7 +410,8 @@ def bound_box(network: Network, case: Case, disjuncts: list[Constraints], oracle
         for i in alive:
             rem = deadline.remaining()
             rem = None if rem is None else max(0.01, rem)
-            if not lp_refutes(network, b, lo, hi, disjuncts[i], rem, row_bounds.get(i)):
+            stats.lp_calls += 1
+            if not lp_refutes(network, b, lo, hi, disjuncts[i], rem, tri.row_bounds.get(i)):
                 still.append(i)
         stats.lp_s += time.perf_counter() - t
         if not still:
