@@ -75,11 +75,13 @@ class RunStats(Mapping):
     margin_tau: float | None = None
     unstable_interval: list[int] | None = None  # per case: unstable neurons under interval bounds
     unstable_used: list[int] | None = None  # ... under the bounds used
+    unstable_after_alpha: list[int] | None = None  # ... after optimised intermediate bounds (neuron-split)
     unstable_after_lp: list[int] | None = None
     falsify_s: float | None = None
     bounds_s: float | None = None
     lp_check_s: float | None = None
     lp_tightening_s: float | None = None
+    alpha_bounds_s: float | None = None
     encode_s: float | None = None
     solve_s: float | None = None
     neuron_split_s: float | None = None

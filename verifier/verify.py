@@ -55,7 +55,7 @@ from .search.disjunct import (
 )
 from .search.fixed_inputs import FixedInputs
 from .search.input_split import BabOutcome, BabSettings, BabStats, BabStatus, input_split
-from .search.lp_stage import lp_check, tighten_for_milp
+from .search.lp_stage import lp_check, optimised_root_bounds, tighten_for_milp
 from .search.side_by_side import solve_side_by_side
 from .spec import Case, Constraints, Spec
 
@@ -296,8 +296,10 @@ def _prove_case(run: _Run, ci: int, case: Case, bnds: LayerBounds, tau: float, t
         return _input_split_case(run, ci, case, todo, tally)
 
     if strategy == "neuron-split":
-        # the root of branch and bound optimises its own relaxation (alpha): LP tightening only
-        # where it is cheap (a few hundred unstable neurons), and no separate LP check
+        # the root of branch and bound optimises its own relaxation (alpha); the intermediate
+        # layers' bounds get theirs first (optimised_layers), then LP tightening only where it is
+        # cheap (a few hundred unstable neurons), and no separate LP check
+        bnds = optimised_root_bounds(run.network, case, bnds, run.deadline, run.stats)
         if bnds.n_unstable(run.network) <= NEURON_SPLIT_LP_MAX_UNSTABLE:
             bnds = tighten_for_milp(run.network, case, bnds, run.options.bounds, run.deadline, run.stats, 1 / 6)
         todo = _neuron_split_case(run, ci, case, bnds, todo, tally)

@@ -303,10 +303,13 @@ class Optimised:
 
 
 def optimise(prob: Problem, batch: Batch, C, d, C_in, alpha, beta, iters: int = 20, lr: float = 0.1,
-             target: float | None = None, use_beta: bool = True, lr_beta: float | None = None) -> Optimised:
+             target: float | None = None, use_beta: bool = True, lr_beta: float | None = None,
+             k: int | None = None) -> Optimised:
     """Projected gradient ascent (Adam) on every (sub-problem, row) bound over alpha (in
     ``[negative slope, 1]``) and beta (``>= 0``). Keeps per (sub-problem, row) the best bound and its
-    parameters. ``target``: stop once every sub-problem has some row above it (proved)."""
+    parameters. ``target``: stop once every sub-problem has some row above it (proved). ``k``: the
+    rows are over layer ``k``'s pre-activation (``bound``; ``alpha`` / ``beta`` then only for the
+    layers below it)."""
     alpha = {j: a.copy() for j, a in alpha.items()}
     beta = {j: b.copy() for j, b in beta.items()} if use_beta else None
     lo_a = {j: prob.lines[j].neg_slope for j in alpha}
@@ -320,7 +323,7 @@ def optimise(prob: Problem, batch: Batch, C, d, C_in, alpha, beta, iters: int = 
     best = None
     res = None
     for it in range(max(1, iters)):
-        res = bound(prob, batch, C, d, C_in, alpha, beta, grad=iters > 1)
+        res = bound(prob, batch, C, d, C_in, alpha, beta, grad=iters > 1, k=k)
         if best is None:
             best = res.lower.copy()
             improved = np.ones(best.shape, bool)

@@ -1,5 +1,6 @@
-"""The LP stages of the MILP path: tightening the bounds before a big MILP, and refuting whole
-disjuncts with the LP relaxation before any MILP is built."""
+"""The bound stages before a proof search: tightening the bounds before a big MILP (LP) or before
+neuron splitting (optimised slopes, then LP), and refuting whole disjuncts with the LP relaxation
+before any MILP is built."""
 
 from __future__ import annotations
 
@@ -35,6 +36,22 @@ def lp_check(network: Network, case: Case, bnds: LayerBounds, todo: list[int], t
             still.append(di)
     stats.add_time("lp_check_s", time.perf_counter() - t)
     return still
+
+
+def optimised_root_bounds(network: Network, case: Case, bnds: LayerBounds, deadline: Deadline, stats: RunStats,
+                          fraction: float = 1 / 6) -> LayerBounds:
+    """The intermediate layers' bounds with optimised lower slopes (``bounds.optimised_layers``),
+    within ``fraction`` of the remaining time: fewer unstable neurons, and every sub-problem of the
+    branch and bound starts from narrower chords."""
+    from ..bounds.optimised_layers import optimised_bounds
+
+    if bnds.n_unstable(network) == 0 or deadline.expired():
+        return bnds
+    t = time.perf_counter()
+    tight = optimised_bounds(network, bnds, case.lower, case.upper, deadline=deadline.child(fraction))
+    stats.add_time("alpha_bounds_s", time.perf_counter() - t)
+    stats.append("unstable_after_alpha", tight.n_unstable(network))
+    return tight
 
 
 def tighten_for_milp(network: Network, case: Case, bnds: LayerBounds, bounds_method: str, deadline: Deadline,
