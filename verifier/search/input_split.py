@@ -73,7 +73,7 @@ class BabSettings:
     #: search as unknown instead; boxes with few unstable neurons are split further (bounds-only proofs)
     exact_leaves: bool = True
     #: > 1: bound this many sub-boxes per step with one set of numpy calls (``bounds.batch``; chains of
-    #: dense ReLU layers only, and never when a recorder writes the tree down)
+    #: dense ReLU layers only; a recorded tree's boxes do not start from their parent's bounds)
     batch: int = 32
 
 
@@ -176,7 +176,8 @@ def input_split(network: Network, case: Case, disjuncts: list[Constraints], orac
     known: list[LayerBounds | None] = [None] * len(stack)  # per stack entry: its parent's bounds (batched path)
     reasons: list[str] = []
     last_report = time.perf_counter()
-    batch = settings.batch if recorder is None and settings.batch > 1 and batched.supports(network) else 1
+    batch = settings.batch if settings.batch > 1 and batched.supports(network) else 1
+    reuse = recorder is None  # a recorded tree's boxes keep their own bounds: the checker recomputes those
     pending: list[tuple[Box, BoxStep]] = []  # bounded, not yet acted on (in the order popped)
     while stack or pending:
         now = time.perf_counter()
@@ -196,7 +197,7 @@ def input_split(network: Network, case: Case, disjuncts: list[Constraints], orac
             try:
                 if len(popped) > 1:
                     steps = bound_boxes(network, case, disjuncts, oracle, popped, stats, settings, case_index, use_lp,
-                                        deadline, hints)
+                                        deadline, hints if reuse else None)
                 else:
                     steps = [bound_box(network, case, disjuncts, oracle, popped[0][0], popped[0][1], stats, settings,
                                        case_index, use_lp, deadline)]
