@@ -281,10 +281,12 @@ def bound_boxes(network: Network, case: Case, disjuncts: list[Constraints], orac
                 deadline: Deadline | float | None = None, known: list[LayerBounds | None] | None = None
                 ) -> list[Counterexample | BoxStep]:
     """``bound_box`` of several sub-boxes (a chain of dense ReLU layers, ``bounds.batch.supports``):
-    their bounds and rows in one set of numpy calls (``bounds.batch``, at least as tight as the
-    one-box bounds), the attack points of all of them in one forward pass; optimised slopes and the
-    LP box by box. One step per box, in order, or up to the first counterexample. ``known``: per box,
-    sound bounds of a box containing it (its parent's) or None; they tighten its interval bounds."""
+    their bounds and rows in one set of numpy calls (``bounds.batch``, the one-box bounds up to
+    float64 rounding; with parent hints sound but not always tighter: the default lower slopes are
+    not monotone in the bounds, review R17-1), the attack points of all of them in one forward
+    pass; optimised slopes and the LP box by box. One step per box, in order, or up to the first
+    counterexample. ``known``: per box, sound bounds of a box containing it (its parent's) or None;
+    they tighten its interval bounds."""
     t = time.perf_counter()
     deadline = Deadline.coerce(deadline)
     LO = np.array([bx[0] for bx in boxes], dtype=np.float64)
