@@ -169,6 +169,7 @@ def exact_bounds(network: Network, lower, upper, C: np.ndarray, d: np.ndarray, g
     bounds = root_bounds(network, lower, upper, deadline, lp if supported else False, sym)
     lo0, hi0 = _row_bounds(network, (sym, bounds), lower, upper, C)
     engine = "milp"
+    shared = supported and shared_pays(network, settings)
     if supported and settings is None and not _branch_and_bound_pays(network, bounds):
         supported = False
     if supported:
@@ -183,6 +184,13 @@ def exact_bounds(network: Network, lower, upper, C: np.ndarray, d: np.ndarray, g
         settings = None
     rng = np.random.default_rng(SEED)
     n = C.shape[0]
+    if shared:
+        ends = shared_ends(network, lower, upper, C, d, gap, deadline, oracle, lo0, hi0, rng)
+        if progress is not None:
+            closed = sum(_closed(e, j % 2 == 0, gap) for j, e in enumerate(ends))
+            progress(f"exact bounds: {2 * n} ends (one shared box tree), {closed} closed, "
+                     f"{time.perf_counter() - t0:.1f} s")
+        return _collect(ends, n, lower.size, gap, bounds, "branch and bound (input branching, one box tree for all ends)", oracle.name)
     ends: list[End] = []
     for k in range(2 * n):
         r, sign = k // 2, (1.0 if k % 2 == 0 else -1.0)
@@ -199,6 +207,46 @@ def exact_bounds(network: Network, lower, upper, C: np.ndarray, d: np.ndarray, g
             progress(f"exact bounds: {k + 1}/{2 * n} ends done ({'min' if sign > 0 else 'max'} of row {r}), "
                      f"{closed} closed, {time.perf_counter() - t0:.1f} s")
     return _collect(ends, n, lower.size, gap, bounds, engine, oracle.name)
+
+
+def shared_pays(network: Network, settings: Settings | None) -> bool:
+    """One box tree for all ends (``shared_ends.minimise_rows``): the default for networks with
+    few inputs that the batched bounds support (a chain of dense ReLU layers); an explicit
+    ``settings`` asks for the per-end engine."""
+    from ..bounds import batch as batched
+
+    return settings is None and network.n_inputs <= INPUT_BRANCHING_MAX and batched.supports(network)
+
+
+def shared_ends(network: Network, lower, upper, C, d, gap, deadline: Deadline, oracle, lo0, hi0, rng) -> list[End]:
+    """All ``2 * rows`` ends in one input-bisection tree (``shared_ends``): row ``2r`` minimises
+    ``C[r] @ y``, row ``2r + 1`` minimises ``-C[r] @ y``; each end's bound is kept at least its
+    root bound, its witness replayed."""
+    from .shared_ends import minimise_rows
+
+    n = C.shape[0]
+    rows = np.empty((2 * n, C.shape[1]))
+    rows[0::2], rows[1::2] = C, -C
+    offs = np.empty(2 * n)
+    offs[0::2], offs[1::2] = d, -d
+    starts = np.vstack([witness_starts(network, lower, upper, rows[k], Deadline.after(deadline.share(2 * n - k)), rng)
+                        for k in range(2 * n)])
+    res = minimise_rows(network, lower, upper, rows, offs, gap, deadline, starts)
+    ends = []
+    for k in range(2 * n):
+        r, sign = k // 2, (1.0 if k % 2 == 0 else -1.0)
+        value, point = replay(oracle, res.point[k], lower, upper, rows[k], offs[k])
+        floor = lo0[r] + d[r] if sign > 0 else -(hi0[r] + d[r])
+        bound = max(float(res.lower[k]), floor)
+        if value is not None:
+            bound = min(bound, value)
+        # the tree's counters once per query (with the first end); the others count nothing of their own
+        st = dict(res.stats) if k == 0 else {"explored": 0, "reason": res.stats.get("reason"), "shared": True}
+        end = End(bound, value, point, st)
+        if sign < 0:
+            end = replace(end, bound=-end.bound, value=None if end.value is None else -end.value)
+        ends.append(end)
+    return ends
 
 
 def _closed(e: End, is_min: bool, gap: float) -> bool:
