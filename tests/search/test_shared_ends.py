@@ -72,3 +72,15 @@ def test_exact_queries_on_relu_chains_use_the_shared_tree_and_agree_with_the_per
     assert np.all(shared.upper >= per_end.value_upper) and np.all(per_end.upper >= shared.value_upper)
     assert np.all(np.abs(shared.lower - per_end.lower) <= 2 * GAP)
     assert np.all(np.abs(shared.upper - per_end.upper) <= 2 * GAP)
+
+
+def test_the_open_boxes_respect_the_memory_cap():
+    """A cap smaller than one batch of boxes stops the search at once, with sound bounds."""
+    net = random_network(20, RELU, widths=(5, 30, 30, 30, 5))
+    lo, hi = -np.ones(5), np.ones(5)
+    C, d = _rows(5)
+    r = minimise_rows(net, lo, hi, C, d, GAP, Deadline.after(30), max_memory_mb=0.01)
+    assert r.stats["reason"].startswith("memory")
+    X = np.random.default_rng(0).uniform(lo, hi, (20000, 5))
+    assert np.all(r.lower <= (net.forward(X) @ C.T + d).min(axis=0))
+    assert np.all(r.lower <= r.value)

@@ -56,8 +56,10 @@ class RowsResult:
 
 def minimise_rows(network: Network, lower: np.ndarray, upper: np.ndarray, C: np.ndarray, d: np.ndarray,
                   gap: float, deadline: Deadline, starts: np.ndarray | None = None,
-                  batch: int = BATCH) -> RowsResult:
-    """``min C[r] @ f(x) + d[r]`` for every row ``r`` over the box (see the module docstring)."""
+                  batch: int = BATCH, max_memory_mb: float = 2048.0) -> RowsResult:
+    """``min C[r] @ f(x) + d[r]`` for every row ``r`` over the box (see the module docstring). The
+    open boxes never take more than ``max_memory_mb``: past it the search stops with its sound
+    bounds (reason ``memory``), as the per-end engine does."""
     t0 = time.perf_counter()
     C = np.atleast_2d(np.asarray(C, float))
     d = np.asarray(d, float).reshape(-1)
@@ -117,6 +119,10 @@ def minimise_rows(network: Network, lower: np.ndarray, upper: np.ndarray, C: np.
             break
         if deadline.expired():
             reason = "timeout"
+            break
+        per_box = 8 * (2 * sum(a.shape[1] for a in LB) + COEF[0].size + INF.shape[1] + 2 * n_in + 2 * m + 1)
+        if 2 * min(batch, LO.shape[0]) * per_box + LO.shape[0] * per_box > max_memory_mb * 2 ** 20:
+            reason = f"memory: the open boxes would exceed {max_memory_mb:g} MiB ({LO.shape[0]} open)"
             break
         # the boxes to split: each open row's lowest-bound ones, an equal share of the batch each
         rows = np.flatnonzero(open_.any(axis=0))
