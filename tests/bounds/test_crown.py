@@ -6,27 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.helpers.networks import mixed_network
 from verifier.bounds import _Relaxations, backsubstitute, crown, linear_bounds, rounding_errors, symbolic_bounds
 from verifier.network import Activation, Layer, Network
-
-
-def _net(seed: int, sizes: list[int], kind: str = "relu", residual: bool = False) -> Network:
-    rng = np.random.default_rng(seed)
-    layers = []
-    for i in range(len(sizes) - 1):
-        W = rng.normal(size=(sizes[i + 1], sizes[i])) / np.sqrt(sizes[i])
-        b = rng.normal(size=sizes[i + 1]) * 0.2
-        last = i == len(sizes) - 2
-        act = None if last else (Activation("leaky", alpha=0.1) if kind == "leaky" else
-                                 Activation("clip", lo=np.full(sizes[i + 1], 0.0), hi=np.full(sizes[i + 1], 0.6))
-                                 if kind == "clip" and i == 1 else Activation("relu"))
-        src = None
-        if residual and i == 2 and sizes[i + 1] == sizes[i - 1]:  # layer 2 reads tensors 2 and 1
-            W = np.hstack([W, np.eye(sizes[i + 1])])
-            src = (2, 1)
-        layers.append(Layer(W.astype(np.float32).astype(float), b.astype(np.float32).astype(float), act,
-                            sources=src))
-    return Network(tuple(layers), (sizes[0],), (sizes[-1],))
 
 
 def _random_splits(prob: crown.Problem, B: int, rng) -> crown.Batch:
@@ -64,7 +46,7 @@ def _region_values(net, prob, batch, X, C, C_in, d):
 @pytest.mark.parametrize("kind", ["relu", "leaky"])
 def test_gradient_matches_finite_differences(kind):
     rng = np.random.default_rng(3)
-    net = _net(1, [4, 12, 12, 12, 3], kind)
+    net = mixed_network(1, [4, 12, 12, 12, 3], kind)
     lo, hi = -np.ones(4), np.ones(4)
     prob = crown.Problem(net, symbolic_bounds(net, lo, hi), lo, hi)
     batch = _random_splits(prob, 2, rng)
@@ -92,7 +74,7 @@ def test_gradient_matches_finite_differences(kind):
 @pytest.mark.parametrize("seed", [0, 1])
 def test_split_bounds_are_sound_inside_each_phase_region(kind, residual, seed):
     rng = np.random.default_rng(seed)
-    net = _net(seed, [3, 10, 10, 10, 2], kind, residual)
+    net = mixed_network(seed, [3, 10, 10, 10, 2], kind, residual)
     lo, hi = -np.ones(3), np.ones(3)
     prob = crown.Problem(net, symbolic_bounds(net, lo, hi), lo, hi)
     batch = _random_splits(prob, 4, rng)
@@ -108,7 +90,7 @@ def test_split_bounds_are_sound_inside_each_phase_region(kind, residual, seed):
 
 
 def test_root_bound_equals_symbolic_and_optimising_never_worsens_it():
-    net = _net(5, [5, 16, 16, 16, 4])
+    net = mixed_network(5, [5, 16, 16, 16, 4])
     lo, hi = -np.ones(5), np.ones(5)
     sym = symbolic_bounds(net, lo, hi)
     prob = crown.Problem(net, sym, lo, hi)
@@ -128,7 +110,7 @@ def test_root_bound_equals_symbolic_and_optimising_never_worsens_it():
 @pytest.mark.parametrize("first", [False, True])
 def test_refined_bounds_are_sound_and_never_looser(first):
     rng = np.random.default_rng(7)
-    net = _net(7, [3, 12, 12, 12, 2])
+    net = mixed_network(7, [3, 12, 12, 12, 2])
     lo, hi = -np.ones(3), np.ones(3)
     prob = crown.Problem(net, symbolic_bounds(net, lo, hi), lo, hi)
     batch = _random_splits(prob, 3, rng)

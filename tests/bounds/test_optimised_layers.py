@@ -7,29 +7,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.helpers.networks import mixed_network
 from verifier.bounds import symbolic_bounds
 from verifier.bounds.optimised_layers import optimised_bounds
 from verifier.budget import Deadline
 from verifier.network import Activation, Layer, Network
-
-
-def _net(seed: int, sizes: list[int], kind: str = "relu", residual: bool = False, bias: float = 0.2) -> Network:
-    rng = np.random.default_rng(seed)
-    layers = []
-    for i in range(len(sizes) - 1):
-        W = rng.normal(size=(sizes[i + 1], sizes[i])) / np.sqrt(sizes[i])
-        b = rng.normal(size=sizes[i + 1]) * bias
-        last = i == len(sizes) - 2
-        act = None if last else (Activation("leaky", alpha=0.1) if kind == "leaky" else
-                                 Activation("clip", lo=np.full(sizes[i + 1], 0.0), hi=np.full(sizes[i + 1], 0.6))
-                                 if kind == "clip" and i == 1 else Activation("relu"))
-        src = None
-        if residual and i == 2 and sizes[i + 1] == sizes[i - 1]:  # layer 2 reads tensors 2 and 1
-            W = np.hstack([W, np.eye(sizes[i + 1])])
-            src = (2, 1)
-        layers.append(Layer(W.astype(np.float32).astype(float), b.astype(np.float32).astype(float), act,
-                            sources=src))
-    return Network(tuple(layers), (sizes[0],), (sizes[-1],))
 
 
 def _float32_pre_activations(net: Network, X: np.ndarray) -> list[np.ndarray]:
@@ -49,7 +31,7 @@ def _float32_pre_activations(net: Network, X: np.ndarray) -> list[np.ndarray]:
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_optimised_bounds_are_sound_for_sampled_inputs(kind, residual, seed):
     rng = np.random.default_rng(seed)
-    net = _net(seed, [3, 12, 12, 12, 12, 2], kind, residual)
+    net = mixed_network(seed, [3, 12, 12, 12, 12, 2], kind, residual)
     lo, hi = -np.ones(3), np.ones(3)
     start = symbolic_bounds(net, lo, hi)
     opt = optimised_bounds(net, start, lo, hi, iters=30)
@@ -119,7 +101,7 @@ def test_optimisation_reaches_the_exact_range_where_the_best_slope_is_known(seed
 @pytest.mark.parametrize("kind", ["relu", "leaky"])
 @pytest.mark.parametrize("seed", [3, 4, 5])
 def test_optimised_bounds_are_never_looser_and_tighter_on_deep_networks(kind, seed):
-    net = _net(seed, [6, 24, 24, 24, 24, 24, 3], kind)
+    net = mixed_network(seed, [6, 24, 24, 24, 24, 24, 3], kind)
     lo, hi = -np.ones(6), np.ones(6)
     start = symbolic_bounds(net, lo, hi)
     opt = optimised_bounds(net, start, lo, hi, iters=20)
@@ -135,7 +117,7 @@ def test_optimised_bounds_are_never_looser_and_tighter_on_deep_networks(kind, se
 
 
 def test_more_steps_never_loosen_and_an_expired_deadline_changes_nothing():
-    net = _net(7, [5, 20, 20, 20, 20, 2])
+    net = mixed_network(7, [5, 20, 20, 20, 20, 2])
     lo, hi = -np.ones(5), np.ones(5)
     start = symbolic_bounds(net, lo, hi)
     one = optimised_bounds(net, start, lo, hi, iters=1)

@@ -184,3 +184,24 @@ def spike_network() -> Network:
     return make_net([([[1, 0], [-1, 0], [0, 1], [0, -1]], [-a, a, -b, b], "relu"),
                      ([[-k, -k, -k, -k]], [1.0], "relu"),
                      ([[1.0]], [0.0], None)])
+
+
+def mixed_network(seed: int, sizes: list[int], kind: str = "relu", residual: bool = False, bias: float = 0.2) -> Network:
+    """Random float32 layers: ReLU (``kind`` "leaky": LeakyReLU 0.1, "clip": one Clip [0, 0.6] layer),
+    optionally a skip into layer 2 (``residual``), the affine last layer without an activation."""
+    rng = np.random.default_rng(seed)
+    layers = []
+    for i in range(len(sizes) - 1):
+        W = rng.normal(size=(sizes[i + 1], sizes[i])) / np.sqrt(sizes[i])
+        b = rng.normal(size=sizes[i + 1]) * bias
+        last = i == len(sizes) - 2
+        act = None if last else (Activation("leaky", alpha=0.1) if kind == "leaky" else
+                                 Activation("clip", lo=np.full(sizes[i + 1], 0.0), hi=np.full(sizes[i + 1], 0.6))
+                                 if kind == "clip" and i == 1 else Activation("relu"))
+        src = None
+        if residual and i == 2 and sizes[i + 1] == sizes[i - 1]:  # layer 2 reads tensors 2 and 1
+            W = np.hstack([W, np.eye(sizes[i + 1])])
+            src = (2, 1)
+        layers.append(Layer(W.astype(np.float32).astype(float), b.astype(np.float32).astype(float), act,
+                            sources=src))
+    return Network(tuple(layers), (sizes[0],), (sizes[-1],))
