@@ -13,6 +13,7 @@ import numpy as np
 
 from ..errors import SpecError
 from ..spec import MAX_NESTING, Case, Constraints, Spec
+from .exact_numbers import exact_input_bound, inward, odd_denominator
 
 # ---------------------------------------------------------------------------------------------
 # Linear expressions and atoms (shared by both formats)
@@ -22,43 +23,6 @@ _Var = tuple[str, int]  # ("x", i) for an input, ("y", j) for an output
 
 
 _FROM_FLOATS = object()
-
-
-#: the longest number token read exactly (a bound on the work of one exact value)
-MAX_NUMBER_CHARS = 4000
-
-
-def _exact_number(text: str) -> Fraction:
-    """The exact value of a decimal token; ValueError for a token too long to read exactly."""
-    m = re.search(r"[eE]([+-]?\d+)$", text)
-    if len(text) > MAX_NUMBER_CHARS or (m and abs(int(m.group(1))) > 100_000):
-        raise ValueError(f"number {text[:20]}... has more than {MAX_NUMBER_CHARS} characters or an exponent "
-                         "beyond 100000: not supported")
-    return Fraction(text)
-
-
-def odd_denominator(values) -> int:
-    """The least common multiple of the odd parts of the values' denominators: times it, decimal
-    coefficients such as 0.1 and 0.3 become dyadic (float64 numbers when short enough)."""
-    D = 1
-    for v in values:
-        q = Fraction(v).denominator
-        D = math.lcm(D, q >> ((q & -q).bit_length() - 1))
-    return D
-
-
-def _inward(value: Fraction, upper: bool, strict: bool) -> float | None:
-    """The float64 bound equivalent to ``v <= value`` (``upper``) or ``v >= value`` (``<`` / ``>`` when
-    ``strict``) for float64 ``v``: the largest (smallest) float64 satisfying it. None on overflow."""
-    try:
-        f = float(value)
-    except OverflowError:
-        return None
-    if upper and (Fraction(f) > value or (strict and Fraction(f) == value)):
-        f = math.nextafter(f, -math.inf)
-    elif not upper and (Fraction(f) < value or (strict and Fraction(f) == value)):
-        f = math.nextafter(f, math.inf)
-    return f + 0.0 if math.isfinite(f) else None
 
 
 class _Lin:
@@ -137,7 +101,7 @@ class _Atom:
         self.strict = strict
         self.pos = pos
         self.label = label
-        self.bound = _exact_input_bound(coef, strict, exact) or _single_input_bound(coef, rhs, strict)
+        self.bound = exact_input_bound(coef, strict, exact) or _single_input_bound(coef, rhs, strict)
 
     @property
     def finite(self) -> bool:
@@ -162,11 +126,11 @@ class _Atom:
             return self.coef, self.rhs, self.strict, None
         if len(xc) == 1:
             (v, c), = xc.items()
-            f = _inward(xr / c, c > 0, self.strict)
+            f = inward(xr / c, c > 0, self.strict)
             if f is not None:
                 return {v: 1.0 if c > 0 else -1.0}, f if c > 0 else -f, False, None
         coef = dict(self.coef)
-        if not exact_coef:  # 0.1 y0 - 0.3 y1: times the odd part of the denominators, 2 y0 - 6 y1
+        if not exact_coef:  # 0.1 y0 - 0.3 y1: times the odd part of the denominators, 0.5 y0 - 1.5 y1
             D = odd_denominator(xc.values())
             scaled = {v: c * D for v, c in xc.items()}
             if D < 2 ** 53 and all(abs(c) < 2 ** 1000 and Fraction(float(c)) == c for c in scaled.values()):
@@ -181,21 +145,6 @@ class _Atom:
         rhs = rhs if Fraction(rhs) >= xr else math.nextafter(rhs, math.inf)
         exact = all(Fraction(coef[v]) == c for v, c in xc.items()) and Fraction(rhs) == xr
         return coef, rhs, self.strict, None if exact else (xc, xr)
-
-
-def _exact_input_bound(coef: dict[_Var, float], strict: bool,
-                       exact: tuple | None) -> tuple[int, bool, float, bool] | None:
-    """The box bound of ``c * x_i <= rhs`` (``<``) known exactly (``exact``: its coefficients and
-    rhs as rationals), rounded *inward* to float64: a float64 (so any float32 or float16) input lies
-    in the box exactly when it satisfies the spec's own decimal condition, so no row is kept and no
-    counterexample can fall between a decimal and its float64 neighbour."""
-    if exact is None or len(exact[0]) != 1:
-        return None
-    ((kind, index), c), = exact[0].items()
-    if kind != "x":
-        return None
-    f = _inward(exact[1] / c, c > 0, strict)
-    return None if f is None else (index, c > 0, f, False)
 
 
 def _single_input_bound(coef: dict[_Var, float], rhs: float,

@@ -16,10 +16,10 @@ from .constraints import (
     _Atom,
     _atoms_of,
     _conjunction,
-    _exact_number,
     _Lin,
     _Var,
 )
+from .exact_numbers import exact_number
 
 # ---------------------------------------------------------------------------------------------
 # VNN-LIB
@@ -295,7 +295,7 @@ class _VnnlibParser:
             if not math.isfinite(value):
                 raise self.error(f"number {text} is out of the float64 range", node.pos)
             try:
-                return _Lin(None, value, ({}, _exact_number(text)))
+                return _Lin(None, value, ({}, exact_number(text)))
             except ValueError as exc:
                 raise self.error(str(exc), node.pos) from None
         var = self.names.get(text)

@@ -28,13 +28,13 @@ from ..bounds import LayerBounds, crown, linear_bounds, margin_tau, symbolic_bou
 from ..bounds import batch as batched
 from ..budget import Deadline, Expired
 from ..io.replay import Counterexample, OnnxOracle, confirm
-from ..milp import triangle
-from ..milp.encoding import encode, output_rows, with_margin
+from ..milp.encoding import encode
 from ..milp.solvers import Solver
-from ..milp.solvers.highs import LinearProgram, highs_available
+from ..milp.solvers.highs import highs_available
 from ..network import Network
 from ..spec import Case, Constraints
 from . import falsify
+from .box_lp import lp_refutes
 from .disjunct import (
     COUNTEREXAMPLE,
     MARGIN_ABS,
@@ -458,27 +458,6 @@ def _split_score(b, coef: np.ndarray, lo: np.ndarray, hi: np.ndarray, rule: str)
     if rule == "gap" and b.influence is not None and np.any(b.influence > 0):
         return b.influence * width
     return np.abs(coef) * width
-
-
-def lp_refutes(network: Network, b, lo: np.ndarray, hi: np.ndarray, cons: Constraints,
-               time_limit: float | None = None, row_bounds: tuple[np.ndarray, np.ndarray] | None = None) -> bool:
-    """True if the LP relaxation proves the conjunction empty on the box (rigorous dual bound > 0)
-    for every float evaluation of the network (both LPs widen their rows by the rounding bounds).
-    ``row_bounds``: the rows' sound (lower, upper) bounds on the box, when the caller has them."""
-    if cons.rhs.size == 0:
-        return False
-    rhs = cons.rhs
-    low, up = row_bounds if row_bounds is not None else linear_bounds(network, b, lo, hi, cons.ay, None, cons.ax)
-    t_lo = float(np.max(low - rhs))
-    t_hi = float(np.max(up - rhs))
-    if triangle.worthwhile(network):
-        prob, t_var = triangle.triangle_lp(network, b, lo, hi, cons.ay, cons.ax, rhs, t_lo, max(t_hi, t_lo))
-    else:
-        milp = encode(network, b, lo, hi)
-        rows = output_rows(network, milp, cons.ax, cons.ay, rhs)
-        prob, t_var = with_margin(milp, rows, t_lo, max(t_hi, t_lo))
-    val, _ = LinearProgram(prob, integer=False).minimize(np.array([t_var]), np.array([1.0]), time_limit)
-    return val is not None and val > 0.0
 
 
 def milp_box(network: Network, case: Case, disjuncts: list[Constraints], oracle: OnnxOracle, lo: np.ndarray,

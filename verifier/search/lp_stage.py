@@ -11,7 +11,7 @@ from ..budget import Deadline
 from ..network import Network
 from ..result import DisjunctOutcomes, RunStats
 from ..spec import Case
-from .input_split import lp_refutes
+from .box_lp import lp_refutes
 
 #: the whole-box LP check of each disjunct is skipped above this many unstable neurons (too slow)
 LP_CHECK_MAX_UNSTABLE = 600
