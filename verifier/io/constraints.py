@@ -101,7 +101,7 @@ class _Atom:
         self.strict = strict
         self.pos = pos
         self.label = label
-        self.bound = exact_input_bound(coef, strict, exact) or _single_input_bound(coef, rhs, strict)
+        self.bound = exact_input_bound(strict, exact) or _single_input_bound(coef, rhs, strict)
 
     @property
     def finite(self) -> bool:

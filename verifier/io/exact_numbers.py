@@ -45,7 +45,7 @@ def inward(value: Fraction, upper: bool, strict: bool) -> float | None:
     return f + 0.0 if math.isfinite(f) else None
 
 
-def exact_input_bound(coef: dict, strict: bool, exact: tuple | None) -> tuple[int, bool, float, bool] | None:
+def exact_input_bound(strict: bool, exact: tuple | None) -> tuple[int, bool, float, bool] | None:
     """The box bound of ``c * x_i <= rhs`` (``<``) known exactly (``exact``: its coefficients and
     rhs as rationals), rounded *inward* to float64: a float64 (so any float32 or float16) input lies
     in the box exactly when it satisfies the spec's own decimal condition, so no row is kept and no
