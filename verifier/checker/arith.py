@@ -167,7 +167,7 @@ class Right:
     def __init__(self, B: np.ndarray, rowwise: bool) -> None:
         n = B.shape[1] if rowwise else B.shape[0]
         self.K = K = (50 - (n - 1).bit_length()) // 2  # 8 n 2**(2K) <= 2**53
-        self.rowwise = rowwise
+        self.B, self.rowwise = B, rowwise
         Q, E, R = split(B if rowwise else B.T, K)
         self.Q, self.E, self.R = (Q, E, R) if rowwise else ([q.T for q in Q], E.T, R.T)
         self.absB, self.absR = np.abs(B), np.abs(self.R)
