@@ -142,3 +142,32 @@ def test_max_windows_are_not_supported():
     assert not crown.supports(net)
     with pytest.raises(crown.NotSupported):
         crown.Problem(net, symbolic_bounds(net, np.zeros(4), np.ones(4)), np.zeros(4), np.ones(4))
+
+
+@pytest.mark.parametrize("kind", ["relu", "leaky"])
+def test_separate_boxes_in_one_batch_get_their_own_bounds(kind):
+    """``crown.boxes``: boxes with their own bounds and rounding bounds, bounded together, get the
+    bound each gets alone (its own ``Problem``), with the same slopes and gradients; and every
+    bound is below the sampled minimum of its box."""
+    net = mixed_network(3, [3, 8, 8, 2], kind)
+    rng = np.random.default_rng(0)
+    centres = rng.uniform(-1, 1, size=(5, 3))
+    widths = rng.uniform(0.05, 0.6, size=(5, 3))
+    LO, HI = centres - widths, centres + widths
+    bs = [symbolic_bounds(net, LO[k], HI[k]) for k in range(5)]
+    C, d = np.array([[1.0, -1.0], [0.3, 0.5]]), np.array([0.1, -0.2])
+    prob, batch = crown.boxes(net, bs, LO, HI)
+    alpha = {j: rng.uniform(prob.lines[j].neg_slope, 1.0, size=(5, 2, n)) for j, n in
+             ((j, prob.lines[j].lower.size) for j in prob.act_layers)}
+    res = crown.bound(prob, batch, C, d, None, alpha, None, grad=True)
+    for k in range(5):
+        alone = crown.Problem(net, bs[k], LO[k], HI[k])
+        one = crown.bound(alone, alone.root(), C, d, None, {j: a[k:k + 1] for j, a in alpha.items()}, None,
+                          grad=True)
+        np.testing.assert_allclose(res.lower[k], one.lower[0], rtol=1e-12, atol=1e-12)
+        for j in alpha:
+            np.testing.assert_allclose(res.grad_alpha[j][k], one.grad_alpha[j][0], rtol=1e-12, atol=1e-12)
+        X = rng.uniform(LO[k], HI[k], size=(4000, 3))
+        assert np.all(net.forward(X) @ C.T + d >= res.lower[k] - 1e-12)
+    with pytest.raises(ValueError, match="do not concatenate"):
+        crown.Batch.concat([batch, batch])

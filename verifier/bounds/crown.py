@@ -138,6 +138,9 @@ class Batch:
     splits: dict[int, np.ndarray]  # (B, n_j) int8
     lower: dict[int, np.ndarray]  # (B, n_j)
     upper: dict[int, np.ndarray]
+    #: per layer (B, n_j): each sub-problem's own rounding bounds ``e_j`` (sub-problems that are
+    #: separate boxes with their own bounds, ``boxes``); None: the root's (``Problem.errors``)
+    errors: dict[int, np.ndarray] | None = None
 
     @property
     def size(self) -> int:
@@ -145,11 +148,14 @@ class Batch:
 
     def take(self, idx) -> Batch:
         return Batch(self.lo[idx], self.hi[idx], {j: s[idx] for j, s in self.splits.items()},
-                     {j: v[idx] for j, v in self.lower.items()}, {j: v[idx] for j, v in self.upper.items()})
+                     {j: v[idx] for j, v in self.lower.items()}, {j: v[idx] for j, v in self.upper.items()},
+                     None if self.errors is None else {j: e[idx] for j, e in self.errors.items()})
 
     @staticmethod
     def concat(parts: list[Batch]) -> Batch:
         keys = parts[0].splits.keys()
+        if any(p.errors is not None for p in parts):
+            raise ValueError("Batch.concat: batches with their own rounding bounds do not concatenate")
         return Batch(np.concatenate([p.lo for p in parts]), np.concatenate([p.hi for p in parts]),
                      {j: np.concatenate([p.splits[j] for p in parts]) for j in keys},
                      {j: np.concatenate([p.lower[j] for p in parts]) for j in keys},
@@ -169,6 +175,21 @@ class Batch:
             self.lower[j][b, i] = max(self.lower[j][b, i], 0.0)
         else:
             self.upper[j][b, i] = min(self.upper[j][b, i], 0.0)
+
+
+def boxes(network: Network, bounds: list[LayerBounds], lo: np.ndarray, hi: np.ndarray) -> tuple[Problem, Batch]:
+    """Separate boxes ``[lo[b], hi[b]]`` with their own bounds ``bounds[b]`` (their rounding bounds
+    included) as one batch of unsplit sub-problems, to optimise their slopes together. The problem
+    is the first box's; only the batch's own bounds, boxes and rounding bounds enter ``bound``."""
+    prob = Problem(network, bounds[0], lo[0], hi[0])
+    errs = [rounding_errors(network, b, lo[k], hi[k]) for k, b in enumerate(bounds)]
+    keys = prob.act_layers
+    batch = Batch(np.array(lo, float), np.array(hi, float),
+                  {j: np.zeros((len(bounds), prob.lines[j].lower.size), np.int8) for j in keys},
+                  {j: np.stack([np.asarray(b.lower[j], float) for b in bounds]) for j in keys},
+                  {j: np.stack([np.asarray(b.upper[j], float) for b in bounds]) for j in keys},
+                  {j: np.stack([np.asarray(e[j], float) for e in errs]) for j in range(len(network.layers))})
+    return prob, batch
 
 
 @dataclass
@@ -242,10 +263,15 @@ def bound(prob: Problem, batch: Batch, C: np.ndarray, d: np.ndarray, C_in: np.nd
                 L = L - beta[j] * batch.splits[j][:, None, :]
             saved[j] = (free, a_lo, a_up, c_up, c_lo, posA)
         lam[j] = L
-        e = prob.errors[j]
         absL = np.abs(L)
-        const += L @ layer.bias - absL @ e
-        mag += absL @ (np.abs(layer.bias) + e)
+        if batch.errors is None:
+            e = prob.errors[j]
+            const += L @ layer.bias - absL @ e
+            mag += absL @ (np.abs(layer.bias) + e)
+        else:
+            e = batch.errors[j][:, None, :]
+            const += L @ layer.bias - (absL * e).sum(-1)
+            mag += absL @ np.abs(layer.bias) + (absL * e).sum(-1)
         M = (L.reshape(B * m, -1) @ layer.weight).reshape(B, m, -1)
         for t_id, block in net.split(j, M):
             pending[t_id] = block if t_id not in pending else pending[t_id] + block
@@ -279,7 +305,8 @@ def _reverse(prob: Problem, batch: Batch, lam, post, saved, A_in, lo3, hi3, with
         G_in = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=-1)
         B, m = L.shape[:2]
         G = (G_in.reshape(B * m, -1) @ layer.weight.T).reshape(B, m, -1)
-        G = G + layer.bias - np.sign(L) * prob.errors[j]
+        e = prob.errors[j] if batch.errors is None else batch.errors[j][:, None, :]
+        G = G + layer.bias - np.sign(L) * e
         if j in saved:
             free, a_lo, a_up, c_up, c_lo, posA = saved[j]
             g_alpha[j] = np.where(posA & free[:, None, :], G * post[j], 0.0)  # d lambda / d alpha = A there

@@ -328,6 +328,8 @@ def bound_boxes(network: Network, case: Case, disjuncts: list[Constraints], orac
                 break
     stats.attack_s += time.perf_counter() - t
     n_unstable = bb.n_unstable(network)
+    upto = len(boxes) if first_cex is None else first_cex[0]
+    pre = _alpha_proofs(network, disjuncts, bs[:upto], LO, HI, tris[:upto], n_unstable, settings, stats)
     out: list[Counterexample | BoxStep] = []
     for j, tri in enumerate(tris):
         if first_cex is not None and j == first_cex[0]:
@@ -338,7 +340,43 @@ def bound_boxes(network: Network, case: Case, disjuncts: list[Constraints], orac
             out.append(BoxStep([], 0, None, bs[j], tri.proved))
             continue
         out.append(_close(network, disjuncts, bs[j], LO[j], HI[j], tri, int(n_unstable[j]), stats, settings, lp_check,
-                          deadline))
+                          deadline, pre.get(j, {})))
+    return out
+
+
+def _wants_alpha(tri: _Triage, n_unstable: int, settings: BabSettings) -> list[int]:
+    """The open disjuncts of a box that try optimised slopes: those whose best row misses by at
+    most ``alpha_gap`` of its range (the others rarely close), on a box with unstable neurons."""
+    if settings.alpha_iters <= 0 or n_unstable <= 0:
+        return []
+    return [i for i in tri.alive if tri.near.get(i, np.inf) <= settings.alpha_gap]
+
+
+def _alpha_proofs(network: Network, disjuncts: list[Constraints], bs: list[LayerBounds], LO: np.ndarray,
+                  HI: np.ndarray, tris: list[_Triage], n_unstable: np.ndarray, settings: BabSettings,
+                  stats: BabStats) -> dict[int, dict[int, tuple[int, dict[int, np.ndarray]] | None]]:
+    """Some row of a disjunct proved positive on a box by back-substitution with optimised lower
+    slopes, for every (box, disjunct) that wants it (``_wants_alpha``), the boxes of one disjunct
+    optimised together (``crown.boxes``: each with its own bounds and rounding bounds;
+    the steps are elementwise, so each box gets what it would alone, or more steps). Box -> disjunct
+    -> (row, slopes) or None."""
+    want = {j: _wants_alpha(tri, int(n_unstable[j]), settings) for j, tri in enumerate(tris)}
+    out: dict[int, dict] = {j: {} for j, w in want.items() if w}
+    if not out:
+        return out
+    t = time.perf_counter()
+    for i, cons in enumerate(disjuncts):
+        idx = [j for j, w in want.items() if i in w]
+        if not idx:
+            continue
+        prob, batch = crown.boxes(network, [bs[j] for j in idx], LO[idx], HI[idx])
+        opt = crown.optimise(prob, batch, cons.ay, -cons.rhs, cons.ax, prob.init_alpha(batch, cons.n_rows), None,
+                             iters=settings.alpha_iters, lr=settings.alpha_lr, target=0.0, use_beta=False)
+        for b, j in enumerate(idx):
+            low = opt.lower[b]
+            r = int(np.argmax(low))
+            out[j][i] = (r, {k: a[b, r].copy() for k, a in opt.alpha.items()}) if low[r] > 0 else None
+    stats.alpha_s += time.perf_counter() - t
     return out
 
 
@@ -390,20 +428,19 @@ def _triage(case: Case, disjuncts: list[Constraints], b: LayerBounds, lo: np.nda
 
 def _close(network: Network, disjuncts: list[Constraints], b: LayerBounds, lo: np.ndarray, hi: np.ndarray,
            tri: _Triage, n_unstable: int, stats: BabStats, settings: BabSettings, lp_check: bool,
-           deadline: Deadline) -> BoxStep:
+           deadline: Deadline, alpha: dict[int, tuple[int, dict[int, np.ndarray]] | None] | None = None) -> BoxStep:
     """Try the open disjuncts of a box (no counterexample at its attack points) with optimised
-    slopes and the LP; what is left and the input to split."""
-    alive, proved, near, best_dim = list(tri.alive), dict(tri.proved), tri.near, tri.best_dim
+    slopes (``alpha``: their outcomes when already computed, ``_alpha_proofs``) and the LP; what is left and the input to split."""
+    alive, proved, best_dim = list(tri.alive), dict(tri.proved), tri.best_dim
     slopes: dict[int, dict[int, np.ndarray]] = {}
-    if settings.alpha_iters > 0 and n_unstable > 0 and min(near.values(), default=np.inf) <= settings.alpha_gap:
-        t = time.perf_counter()
-        prob = crown.Problem(network, b, lo, hi)
-        for i in [i for i in alive if near.get(i, np.inf) <= settings.alpha_gap]:
-            got = _alpha_proof(prob, disjuncts[i], settings.alpha_iters, settings.alpha_lr)
+    if alpha is None:
+        alpha = _alpha_proofs(network, disjuncts, [b], lo[None], hi[None], [tri], np.array([n_unstable]), settings,
+                              stats).get(0, {})
+    if alpha:
+        for i, got in alpha.items():
             if got is not None:
                 proved[i], slopes[i] = got
                 alive.remove(i)
-        stats.alpha_s += time.perf_counter() - t
         if not alive:
             stats.proved_by_alpha += 1
             return BoxStep([], 0, None, b, proved, slopes)
@@ -424,20 +461,6 @@ def _close(network: Network, disjuncts: list[Constraints], b: LayerBounds, lo: n
     if best_dim is None and np.any(hi > lo):
         best_dim = int(np.argmax(hi - lo))
     return BoxStep(alive, n_unstable, best_dim, b, proved, slopes)
-
-
-def _alpha_proof(prob: crown.Problem, cons: Constraints, iters: int, lr: float
-                 ) -> tuple[int, dict[int, np.ndarray]] | None:
-    """Some row of ``cons`` proved positive on the box by back-substitution with optimised lower
-    slopes: (that row, its slopes per activation layer), or None."""
-    batch = prob.root()
-    out = crown.optimise(prob, batch, cons.ay, -cons.rhs, cons.ax, prob.init_alpha(batch, cons.n_rows), None,
-                         iters=iters, lr=lr, target=0.0, use_beta=False)
-    low = out.lower[0]
-    if not np.any(low > 0):
-        return None
-    r = int(np.argmax(low))
-    return r, {j: a[0, r].copy() for j, a in out.alpha.items()}
 
 
 def _attack_points(network: Network, case: Case, live: list[Constraints], oracle: OnnxOracle, pts: np.ndarray,
