@@ -180,7 +180,11 @@ class Batch:
 def boxes(network: Network, bounds: list[LayerBounds], lo: np.ndarray, hi: np.ndarray) -> tuple[Problem, Batch]:
     """Separate boxes ``[lo[b], hi[b]]`` with their own bounds ``bounds[b]`` (their rounding bounds
     included) as one batch of unsplit sub-problems, to optimise their slopes together. The problem
-    is the first box's; only the batch's own bounds, boxes and rounding bounds enter ``bound``."""
+    is the first box's; only the batch's own bounds, boxes and rounding bounds enter ``bound``.
+    Several boxes need every activation splittable (ReLU, LeakyReLU): the fixed lines of the others
+    (Clip) are the problem's, from the first box's bounds, and need not hold on the other boxes."""
+    if len(bounds) > 1 and not splits_every_layer(network):
+        raise NotSupported("separate boxes in one batch: the fixed lines of a Clip layer are the first box's")
     prob = Problem(network, bounds[0], lo[0], hi[0])
     errs = [rounding_errors(network, b, lo[k], hi[k]) for k, b in enumerate(bounds)]
     keys = prob.act_layers

@@ -365,17 +365,17 @@ def _alpha_proofs(network: Network, disjuncts: list[Constraints], bs: list[Layer
     if not out:
         return out
     t = time.perf_counter()
+    together = crown.splits_every_layer(network)  # else box by box (``crown.boxes``: Clip lines, review R18-1)
     for i, cons in enumerate(disjuncts):
-        idx = [j for j, w in want.items() if i in w]
-        if not idx:
-            continue
-        prob, batch = crown.boxes(network, [bs[j] for j in idx], LO[idx], HI[idx])
-        opt = crown.optimise(prob, batch, cons.ay, -cons.rhs, cons.ax, prob.init_alpha(batch, cons.n_rows), None,
-                             iters=settings.alpha_iters, lr=settings.alpha_lr, target=0.0, use_beta=False)
-        for b, j in enumerate(idx):
-            low = opt.lower[b]
-            r = int(np.argmax(low))
-            out[j][i] = (r, {k: a[b, r].copy() for k, a in opt.alpha.items()}) if low[r] > 0 else None
+        want_i = [j for j, w in want.items() if i in w]
+        for idx in ([want_i] if together and want_i else [[j] for j in want_i]):
+            prob, batch = crown.boxes(network, [bs[j] for j in idx], LO[idx], HI[idx])
+            opt = crown.optimise(prob, batch, cons.ay, -cons.rhs, cons.ax, prob.init_alpha(batch, cons.n_rows), None,
+                                 iters=settings.alpha_iters, lr=settings.alpha_lr, target=0.0, use_beta=False)
+            for b, j in enumerate(idx):
+                low = opt.lower[b]
+                r = int(np.argmax(low))
+                out[j][i] = (r, {k: a[b, r].copy() for k, a in opt.alpha.items()}) if low[r] > 0 else None
     stats.alpha_s += time.perf_counter() - t
     return out
 
