@@ -20,6 +20,7 @@ float64 in both modes, with ``up``: a sum of ``n < 2**20`` non-negative float64 
 from __future__ import annotations
 
 from fractions import Fraction
+from functools import lru_cache
 
 import numpy as np
 
@@ -32,8 +33,9 @@ def up(v):
     return np.asarray(v, dtype=np.float64) * (1.0 + 2.0 ** -30) + TINY
 
 
+@lru_cache(maxsize=4096)
 def g64(n: int) -> float:
-    """``gamma_n`` of float64, rounded up."""
+    """``gamma_n`` of float64, rounded up (a function of ``n`` alone: cached)."""
     return float(up(n * U64 / (1.0 - n * U64)))
 
 

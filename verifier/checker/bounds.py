@@ -96,23 +96,34 @@ def lines(layer: Layer, lo: np.ndarray, hi: np.ndarray, alpha: np.ndarray | None
 
 
 def backsub(net: Net, k: int, L: np.ndarray, c: np.ndarray, s: np.ndarray | None, box, bounds, errs,
-            alphas: dict | None = None, betas: dict | None = None):
+            alphas: dict | None = None, betas: dict | None = None, memo: dict | None = None):
     """``L @ x_k + c`` (rows) rewritten as a linear form over the input that bounds it from below.
 
     ``bounds``: (lower, upper) per layer; ``errs``: e_k per layer; ``alphas`` / ``betas``: per layer
-    index, lower slopes and ``beta * sign`` vectors.
+    index, lower slopes and ``beta * sign`` vectors. ``memo``: a dict kept across calls with the
+    same ``box`` and ``bounds`` (it keeps the default lines and magnitudes of each layer).
     """
     lo_b, hi_b = bounds
+    memo = {} if memo is None else memo
     lin = net.Lin(L, c, s)
     for j in range(k, -1, -1):
         if j < k:
             layer = net.layers[j]
             if layer.act is not None:
-                ls = lines(layer, lo_b[j], hi_b[j], None if alphas is None else alphas.get(j))
-                xmag = np.maximum(np.abs(lo_b[j]), np.abs(hi_b[j]))
-                lin.act(*ls, xmag, None if betas is None else betas.get(j))
-        zl, zu = (box[0], box[1]) if j == 0 else _post(net, j - 1, lo_b, hi_b)
-        lin.affine(net.W[j], net.b[j], errs[j], np.maximum(np.abs(zl), np.abs(zu)) + _eps(net, j, lo_b))
+                alpha = None if alphas is None else alphas.get(j)
+                if alpha is None:
+                    if ("lines", j) not in memo:
+                        memo["lines", j] = lines(layer, lo_b[j], hi_b[j])
+                    ls = memo["lines", j]
+                else:
+                    ls = lines(layer, lo_b[j], hi_b[j], alpha)
+                if ("xmag", j) not in memo:
+                    memo["xmag", j] = np.maximum(np.abs(lo_b[j]), np.abs(hi_b[j]))
+                lin.act(*ls, memo["xmag", j], None if betas is None else betas.get(j))
+        if ("zmag", j) not in memo:
+            zl, zu = (box[0], box[1]) if j == 0 else _post(net, j - 1, lo_b, hi_b)
+            memo["zmag", j] = np.maximum(np.abs(zl), np.abs(zu)) + _eps(net, j, lo_b)
+        lin.affine(net.W[j], net.b[j], errs[j], memo["zmag", j])
     return lin
 
 
@@ -129,6 +140,7 @@ def node_bounds(net: Net, lo: np.ndarray, hi: np.ndarray, clamps: dict[int, list
     [(neuron, side, at)]): interval arithmetic, then back-substitution of every neuron that
     interval arithmetic leaves unstable (all neurons of affine-only layers after the first)."""
     los, his, errs = [], [], []
+    memo: dict = {}  # the lines and magnitudes of the layers bounded so far (``backsub``)
     zl, zu, eps = lo, hi, np.zeros(lo.size)
     for k, layer in enumerate(net.layers):
         zmag = np.maximum(np.abs(zl), np.abs(zu)) + eps
@@ -150,7 +162,7 @@ def node_bounds(net: Net, lo: np.ndarray, hi: np.ndarray, clamps: dict[int, list
                 E = np.zeros((2 * m, l.size))
                 E[np.arange(m), idx] = 1.0
                 E[m + np.arange(m), idx] = -1.0
-                low = backsub(net, k, E, np.zeros(2 * m), None, (lo, hi), (los, his), errs).minimum(lo, hi)
+                low = backsub(net, k, E, np.zeros(2 * m), None, (lo, hi), (los, his), errs, memo=memo).minimum(lo, hi)
                 l[idx] = np.maximum(l[idx], low[:m])
                 u[idx] = np.minimum(u[idx], -low[m:])
         for i, side, at in clamps.get(k, ()):
