@@ -87,7 +87,7 @@ def _build(rng, wmin: int = 12, wmax: int = 28):
         out = g.op("Add", [out, g.op("MatMul", [src, g.const(P)])])
     g.op("Identity", [out], out="y")
     model = g.model([tensor("x", ["N", n_in])], [tensor("y", ["N", m])])
-    return model, n_in, m, dict(nl=nl, big=big, wscale=wscale, clip=use_clip, residual=residual, kinds=kinds)
+    return model, n_in, m, {"nl": nl, "big": big, "wscale": wscale, "clip": use_clip, "residual": residual, "kinds": kinds}
 
 
 
@@ -204,7 +204,7 @@ def test_knife_edge_between_real_and_onnxruntime_maximum_is_not_proved(tmp_path:
     answer's counterexample replays."""
     rng = np.random.default_rng(17)
     while True:
-        model, n_in, m, info = _build(rng)
+        model, n_in, _m, info = _build(rng)
         if info["big"] >= 3e3 and not info["clip"]:
             break
     path = save(tmp_path, model)
