@@ -1,5 +1,5 @@
 """Adversarial review, round 18: the lower slopes of a batch's boxes optimised together in the
-certifying input-splitting search (``crown.boxes``, ``Batch.errors``, ``input_split._alpha_proofs``;
+certifying input-splitting search (``crown.boxes``, ``Batch.errors``, ``box_slopes.alpha_proofs``;
 commit 1715c38).
 
 Found (fixed):
@@ -37,6 +37,7 @@ from verifier import load_model, load_spec, verify
 from verifier.bounds import crown, symbolic_bounds
 from verifier.checker.check import check_certificate
 from verifier.io.replay import make_oracle
+from verifier.search import box_slopes
 from verifier.search import input_split as isp
 from verifier.search.certify import ALPHA_ITERS, MAX_DEPTH
 from verifier.spec import Constraints
@@ -193,7 +194,7 @@ def test_alpha_on_a_clip_network_goes_box_by_box():
     cons = Constraints(np.zeros((1, 3)), np.array([[1.0, -1.0]]), np.array([top + 0.05]), np.array([False]))
     tris = [isp._Triage([0], {}, {0: 0.1}, 0, [], {}) for _ in range(5)]
     settings = replace(isp.BabSettings(), alpha_iters=ALPHA_ITERS)
-    out = isp._alpha_proofs(net, [cons], bs, LO, HI, tris, np.full(5, 3), settings, isp.BabStats())
+    out = box_slopes.alpha_proofs(net, [cons], bs, LO, HI, tris, np.full(5, 3), settings, isp.BabStats())
     for k, got in out.items():
         if got.get(0) is None:
             continue

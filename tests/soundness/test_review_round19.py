@@ -1,6 +1,6 @@
 """Adversarial review, round 19: optimised lower slopes replace the LP check in the normal
-input-splitting search on ReLU / LeakyReLU networks (``input_split._alpha_on`` / ``_wants_alpha`` /
-``_alpha_proofs`` / ``_close``; commit 05df12e), the boxes of a batch optimised together
+input-splitting search on ReLU / LeakyReLU networks (``box_slopes.alpha_on`` / ``wants_alpha`` /
+``alpha_proofs`` / ``input_split._close``; commit 05df12e), the boxes of a batch optimised together
 (``crown.boxes``, each box with its own bounds and float32 rounding bounds).
 
 Nothing found. Tried (held up; the kinds are kept below as plain tests):
@@ -31,6 +31,7 @@ import pytest
 from tests.helpers.onnx_builders import GraphBuilder, save, tensor
 from verifier import load_model, verify
 from verifier.bounds import crown, symbolic_bounds
+from verifier.search import box_slopes
 from verifier.search import input_split as isp
 from verifier.verify import Options
 
@@ -194,8 +195,8 @@ def test_alpha_is_off_on_clip_networks_and_on_for_relu_leaky():
 
     settings = isp.BabSettings()
     assert settings.alpha_iters > 0
-    assert isp._alpha_on(mixed_network(3, [3, 8, 8, 2], "relu"), settings)
-    assert not isp._alpha_on(mixed_network(3, [3, 8, 8, 2], "clip"), settings)
+    assert box_slopes.alpha_on(mixed_network(3, [3, 8, 8, 2], "relu"), settings)
+    assert not box_slopes.alpha_on(mixed_network(3, [3, 8, 8, 2], "clip"), settings)
 
 
 def test_knife_edge_between_real_and_onnxruntime_maximum_is_not_proved(tmp_path: Path):

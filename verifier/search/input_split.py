@@ -25,7 +25,7 @@ from typing import NamedTuple, Protocol
 
 import numpy as np
 
-from ..bounds import LayerBounds, crown, linear_bounds, margin_tau, symbolic_bounds
+from ..bounds import LayerBounds, linear_bounds, margin_tau, symbolic_bounds
 from ..bounds import batch as batched
 from ..budget import Deadline, Expired
 from ..io.replay import Counterexample, OnnxOracle, confirm
@@ -36,6 +36,7 @@ from ..network import Network
 from ..spec import Case, Constraints
 from . import falsify
 from .box_lp import lp_refutes
+from .box_slopes import alpha_on, alpha_proofs
 from .disjunct import (
     COUNTEREXAMPLE,
     MARGIN_ABS,
@@ -54,7 +55,7 @@ class BabSettings:
     milp_unstable: int = 8  # hand a box to the MILP when at most this many neurons are unstable
     #: bound a box by LP (HiGHS in-process) when at most this many are unstable (ACAS Xu: 40 measured
     #: better than 120: a wider box rarely closes by LP, and the LP costs several bound passes); only on
-    #: networks without optimised slopes (``_alpha_on``): where they run they replace the LP (ACAS Xu,
+    #: networks without optimised slopes (``box_slopes.alpha_on``): where they run they replace the LP (ACAS Xu,
     #: 180 instances at 60 s side by side with another run: 139.6 s with the LP, 113.9 s with slopes
     #: and no LP; 3_3 prop 2 40.0 -> 22.8 s, 4_2 prop 2 25.4 -> 14.9 s; slopes and LP both: 62.5 s and
     #: 34.8 s, the LP still tried on every box the slopes leave open)
@@ -335,7 +336,7 @@ def bound_boxes(network: Network, case: Case, disjuncts: list[Constraints], orac
     stats.attack_s += time.perf_counter() - t
     n_unstable = bb.n_unstable(network)
     upto = len(boxes) if first_cex is None else first_cex[0]
-    pre = _alpha_proofs(network, disjuncts, bs[:upto], LO, HI, tris[:upto], n_unstable, settings, stats)
+    pre = alpha_proofs(network, disjuncts, bs[:upto], LO, HI, tris[:upto], n_unstable, settings, stats)
     out: list[Counterexample | BoxStep] = []
     for j, tri in enumerate(tris):
         if first_cex is not None and j == first_cex[0]:
@@ -347,48 +348,6 @@ def bound_boxes(network: Network, case: Case, disjuncts: list[Constraints], orac
             continue
         out.append(_close(network, disjuncts, bs[j], LO[j], HI[j], tri, int(n_unstable[j]), stats, settings, lp_check,
                           deadline, pre.get(j, {})))
-    return out
-
-
-def _alpha_on(network: Network, settings: BabSettings) -> bool:
-    """Boxes try optimised slopes: asked for, and every activation ReLU / LeakyReLU (Clip layers'
-    fixed lines gain less from them; such networks keep the LP)."""
-    return settings.alpha_iters > 0 and crown.supports(network) and crown.splits_every_layer(network)
-
-
-def _wants_alpha(network: Network, tri: _Triage, n_unstable: int, settings: BabSettings) -> list[int]:
-    """The open disjuncts of a box that try optimised slopes: those whose best row misses by at
-    most ``alpha_gap`` of its range (the others rarely close), on a box with unstable neurons."""
-    if n_unstable <= 0 or not _alpha_on(network, settings):
-        return []
-    return [i for i in tri.alive if tri.near.get(i, np.inf) <= settings.alpha_gap]
-
-
-def _alpha_proofs(network: Network, disjuncts: list[Constraints], bs: list[LayerBounds], LO: np.ndarray,
-                  HI: np.ndarray, tris: list[_Triage], n_unstable: np.ndarray, settings: BabSettings,
-                  stats: BabStats) -> dict[int, dict[int, tuple[int, dict[int, np.ndarray]] | None]]:
-    """Some row of a disjunct proved positive on a box by back-substitution with optimised lower
-    slopes, for every (box, disjunct) that wants it (``_wants_alpha``), the boxes of one disjunct
-    optimised together (``crown.boxes``: each with its own bounds and rounding bounds;
-    the steps are elementwise, so each box gets what it would alone, or more steps). Box -> disjunct
-    -> (row, slopes) or None."""
-    want = {j: _wants_alpha(network, tri, int(n_unstable[j]), settings) for j, tri in enumerate(tris)}
-    out: dict[int, dict] = {j: {} for j, w in want.items() if w}
-    if not out:
-        return out
-    t = time.perf_counter()
-    together = crown.splits_every_layer(network)  # else box by box (``crown.boxes``: Clip lines, review R18-1)
-    for i, cons in enumerate(disjuncts):
-        want_i = [j for j, w in want.items() if i in w]
-        for idx in ([want_i] if together and want_i else [[j] for j in want_i]):
-            prob, batch = crown.boxes(network, [bs[j] for j in idx], LO[idx], HI[idx])
-            opt = crown.optimise(prob, batch, cons.ay, -cons.rhs, cons.ax, prob.init_alpha(batch, cons.n_rows), None,
-                                 iters=settings.alpha_iters, lr=settings.alpha_lr, target=0.0, use_beta=False)
-            for b, j in enumerate(idx):
-                low = opt.lower[b]
-                r = int(np.argmax(low))
-                out[j][i] = (r, {k: a[b, r].copy() for k, a in opt.alpha.items()}) if low[r] > 0 else None
-    stats.alpha_s += time.perf_counter() - t
     return out
 
 
@@ -442,11 +401,11 @@ def _close(network: Network, disjuncts: list[Constraints], b: LayerBounds, lo: n
            tri: _Triage, n_unstable: int, stats: BabStats, settings: BabSettings, lp_check: bool,
            deadline: Deadline, alpha: dict[int, tuple[int, dict[int, np.ndarray]] | None] | None = None) -> BoxStep:
     """Try the open disjuncts of a box (no counterexample at its attack points) with optimised
-    slopes (``alpha``: their outcomes when already computed, ``_alpha_proofs``) and the LP; what is left and the input to split."""
+    slopes (``alpha``: their outcomes when already computed, ``box_slopes.alpha_proofs``) and the LP; what is left and the input to split."""
     alive, proved, best_dim = list(tri.alive), dict(tri.proved), tri.best_dim
     slopes: dict[int, dict[int, np.ndarray]] = {}
     if alpha is None:
-        alpha = _alpha_proofs(network, disjuncts, [b], lo[None], hi[None], [tri], np.array([n_unstable]), settings,
+        alpha = alpha_proofs(network, disjuncts, [b], lo[None], hi[None], [tri], np.array([n_unstable]), settings,
                               stats).get(0, {})
     if alpha:
         for i, got in alpha.items():
@@ -456,7 +415,7 @@ def _close(network: Network, disjuncts: list[Constraints], b: LayerBounds, lo: n
         if not alive:
             stats.proved_by_alpha += 1
             return BoxStep([], 0, None, b, proved, slopes)
-    if lp_check and 0 < n_unstable <= settings.lp_unstable and not _alpha_on(network, settings):
+    if lp_check and 0 < n_unstable <= settings.lp_unstable and not alpha_on(network, settings):
         t = time.perf_counter()
         still = []
         for i in alive:
