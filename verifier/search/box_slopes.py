@@ -40,8 +40,8 @@ class SlopeStats(Protocol):
 
 def alpha_on(network: Network, settings: SlopeSettings) -> bool:
     """Boxes try optimised slopes: asked for, and every activation ReLU / LeakyReLU (Clip layers'
-    fixed lines gain less from them; such networks keep the LP)."""
-    return settings.alpha_iters > 0 and crown.supports(network) and crown.splits_every_layer(network)
+    fixed lines gain less from them; such networks keep the LP; ``crown.boxes`` batches only these)."""
+    return settings.alpha_iters > 0 and crown.splits_every_layer(network)
 
 
 def wants_alpha(network: Network, tri: OpenBox, n_unstable: int, settings: SlopeSettings) -> list[int]:
@@ -65,16 +65,16 @@ def alpha_proofs(network: Network, disjuncts: list[Constraints], bs: list[LayerB
     if not out:
         return out
     t = time.perf_counter()
-    together = crown.splits_every_layer(network)  # else box by box (``crown.boxes``: Clip lines, review R18-1)
     for i, cons in enumerate(disjuncts):
-        want_i = [j for j, w in want.items() if i in w]
-        for idx in ([want_i] if together and want_i else [[j] for j in want_i]):
-            prob, batch = crown.boxes(network, [bs[j] for j in idx], LO[idx], HI[idx])
-            opt = crown.optimise(prob, batch, cons.ay, -cons.rhs, cons.ax, prob.init_alpha(batch, cons.n_rows), None,
-                                 iters=settings.alpha_iters, lr=settings.alpha_lr, target=0.0, use_beta=False)
-            for b, j in enumerate(idx):
-                low = opt.lower[b]
-                r = int(np.argmax(low))
-                out[j][i] = (r, {k: a[b, r].copy() for k, a in opt.alpha.items()}) if low[r] > 0 else None
+        idx = [j for j, w in want.items() if i in w]
+        if not idx:
+            continue
+        prob, batch = crown.boxes(network, [bs[j] for j in idx], LO[idx], HI[idx])
+        opt = crown.optimise(prob, batch, cons.ay, -cons.rhs, cons.ax, prob.init_alpha(batch, cons.n_rows), None,
+                             iters=settings.alpha_iters, lr=settings.alpha_lr, target=0.0, use_beta=False)
+        for b, j in enumerate(idx):
+            low = opt.lower[b]
+            r = int(np.argmax(low))
+            out[j][i] = (r, {k: a[b, r].copy() for k, a in opt.alpha.items()}) if low[r] > 0 else None
     stats.alpha_s += time.perf_counter() - t
     return out
