@@ -24,7 +24,8 @@ def _random_splits(prob: crown.Problem, B: int, rng) -> crown.Batch:
 def _params(prob, batch, m, rng):
     alpha = {j: rng.uniform(prob.lines[j].neg_slope, 1, size=(batch.size, m, v.lower.size))
              for j, v in prob.lines.items()}
-    beta = {j: rng.uniform(0, 1, size=(batch.size, m, v.lower.size)) * (batch.splits[j][:, None, :] != 0)
+    # bound multipliers of every neuron, of either sign (away from 0, where the bound has a kink)
+    beta = {j: rng.choice([-1.0, 1.0], size=(batch.size, m, v.lower.size)) * rng.uniform(0.05, 1, size=(batch.size, m, v.lower.size))
             for j, v in prob.lines.items()}
     return alpha, beta
 

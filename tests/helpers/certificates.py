@@ -119,6 +119,7 @@ def replay_neuron_leaf(network: Network, case: dict, path, j: int) -> float:
     beta = prob.zero_beta(batch, 1)
     for a, pairs in ev.get("beta", {}).items():
         for i, v in pairs:
-            beta[layers[int(a)]][0, 0, i] = v
+            j_ = layers[int(a)]
+            beta[j_][0, 0, i] = v * batch.splits[j_][0, i]  # a certificate's beta >= 0; crown's: signed
     res = crown.bound(prob, batch, cons.ay[r:r + 1], -cons.rhs[r:r + 1], cons.ax[r:r + 1], alpha, beta)
     return float(lam * res.lower[0, 0])

@@ -50,9 +50,10 @@ def _true_max(net: Network, c: np.ndarray) -> float:
     return extreme(net, encode(net, b, lo, hi), c, maximize=True)[0]
 
 
+@pytest.mark.parametrize("close_iters", [0, 20])
 @pytest.mark.parametrize("kind", ["relu", "leaky"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_prove_and_refute_agree_with_the_milp_optimum(seed, kind):
+def test_prove_and_refute_agree_with_the_milp_optimum(seed, kind, close_iters):
     net = _net(seed, kind=kind)
     c = np.array([1.0, -1.0])
     top = _true_max(net, c)
@@ -60,7 +61,7 @@ def test_prove_and_refute_agree_with_the_milp_optimum(seed, kind):
     b = symbolic_bounds(net, lo, hi)
     assert b.n_unstable(net) >= 8  # the search has something to split
     oracle = NetworkOracle(net)
-    settings = Settings(batch=8, leaf_unstable=6)
+    settings = Settings(batch=8, leaf_unstable=6, close_iters=close_iters)  # 20: the closing pass (bound multipliers)
     above = prove_disjunct(net, b, _case(net, c, top + 0.02), _case(net, c, top + 0.02).unsafe[0], oracle,
                            Deadline.after(60), settings=settings)
     assert above.kind == "proved", above.reason
@@ -73,16 +74,17 @@ def test_prove_and_refute_agree_with_the_milp_optimum(seed, kind):
     assert c @ y >= top - 0.02
 
 
+@pytest.mark.parametrize("close_iters", [0, 20])
 @pytest.mark.parametrize("branching", ["neuron", "input"])
 @pytest.mark.parametrize("seed", [3, 4])
-def test_exact_minimum_meets_the_milp_optimum(seed, branching):
+def test_exact_minimum_meets_the_milp_optimum(seed, branching, close_iters):
     net = _net(seed, n_in=3)
     c = np.array([0.5, 1.0])
     lo, hi = -R * np.ones(3), R * np.ones(3)
     b = symbolic_bounds(net, lo, hi)
     true_min = -_true_max(net, -c)
     got = minimise(net, b, lo, hi, c, 0.0, 1e-3, Deadline.after(60), NetworkOracle(net),
-                   Settings(batch=8, branching=branching, leaf_unstable=6))
+                   Settings(batch=8, branching=branching, leaf_unstable=6, close_iters=close_iters))
     assert got.exact, got.reason
     assert got.lower <= true_min + 1e-6  # sound
     assert got.value >= true_min - 1e-5 and got.value - got.lower <= 1e-3  # an attained value, within the gap

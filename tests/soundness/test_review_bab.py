@@ -158,9 +158,11 @@ def test_split_refined_optimised_bounds_contain_the_samples(seed, sparse_weights
     m = 3
     C, C_in, d = rng.normal(size=(m, net.n_outputs)), rng.normal(size=(m, lo.size)), rng.normal(size=m)
     alpha = {j: rng.uniform(v.neg_slope, 1, size=(batch.size, m, v.lower.size)) for j, v in prob.lines.items()}
-    beta = {j: 1e4 * rng.random((batch.size, m, v.lower.size)) * (batch.splits[j][:, None, :] != 0)
-            for j, v in prob.lines.items()}
-    opt = crown.optimise(prob, batch, C, d, C_in, alpha, beta, iters=25, lr=0.5, lr_beta=1.0)
+    # huge multipliers of either sign on every neuron's bounds (splits included), big steps
+    beta = {j: 1e4 * rng.normal(size=(batch.size, m, v.lower.size)) for j, v in prob.lines.items()}
+    opt = crown.optimise(prob, batch, C, d, C_in, alpha, beta, iters=25, lr=0.5, lr_beta=1.0, multipliers="bounds")
+    split_only = crown.optimise(prob, batch, C, d, C_in, alpha, beta, iters=25, lr=0.5, lr_beta=1.0,
+                                multipliers="splits")
     X = np.vstack([rng.uniform(lo, hi, (20000, lo.size)), np.where(rng.random((2000, lo.size)) < 0.5, lo, hi)])
     pres, Y = net.pre_activations(X), net.forward(X)
     empty = batch.empty()
@@ -176,12 +178,14 @@ def test_split_refined_optimised_bounds_contain_the_samples(seed, sparse_weights
             assert np.all(pres[j][ok] >= batch.lower[j][b] - 1e-12) and np.all(pres[j][ok] <= batch.upper[j][b] + 1e-12)
         vals = Y[ok] @ C.T + X[ok] @ C_in.T + d
         assert np.all(vals.min(axis=0) >= opt.lower[b]), (b, vals.min(axis=0), opt.lower[b])
+        assert np.all(vals.min(axis=0) >= split_only.lower[b]), (b, vals.min(axis=0), split_only.lower[b])
 
 
 @pytest.mark.parametrize("kind", ["relu", "leaky"])
 def test_optimised_parameters_stay_in_their_ranges(kind):
-    """Big steps on alpha and beta: every alpha kept in [negative slope, 1], every beta >= 0 and
-    zero on neurons that are not split (their multiplier would be no Lagrangian term)."""
+    """Big steps on alpha and beta: every alpha kept in [negative slope, 1]; with split multipliers
+    only (what a certificate records), every beta of its split's sign (``beta * s >= 0``) and zero
+    on neurons that are not split."""
     net = exact_max_net(seed=3, n_in=6, width=24)
     if kind == "leaky":
         net = Network(tuple(replace(ly, activation=Activation("leaky", alpha=0.2)) if ly.activation else ly
@@ -192,9 +196,12 @@ def test_optimised_parameters_stay_in_their_ranges(kind):
     batch = _split_batch(prob, lo, hi, rng, B=4)
     C = rng.normal(size=(2, 1))
     out = crown.optimise(prob, batch, C, np.zeros(2), None, prob.init_alpha(batch, 2), prob.zero_beta(batch, 2),
-                         iters=40, lr=5.0, lr_beta=50.0)
+                         iters=40, lr=5.0, lr_beta=50.0, multipliers="splits")
+    every = crown.optimise(prob, batch, C, np.zeros(2), None, prob.init_alpha(batch, 2), prob.zero_beta(batch, 2),
+                           iters=40, lr=5.0, lr_beta=50.0, multipliers="bounds")
     for j in prob.split_layers:
         neg = prob.lines[j].neg_slope
         assert np.all(out.alpha[j] >= neg) and np.all(out.alpha[j] <= 1.0)
-        assert np.all(out.beta[j] >= 0.0)
+        assert np.all(every.alpha[j] >= neg) and np.all(every.alpha[j] <= 1.0)
+        assert np.all(out.beta[j] * batch.splits[j][:, None, :] >= 0.0)
         assert np.all(out.beta[j][np.broadcast_to(batch.splits[j][:, None, :] == 0, out.beta[j].shape)] == 0.0)

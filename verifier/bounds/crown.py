@@ -15,9 +15,14 @@ backwards from the output to the input (as ``bounds.symbolic``), with
   ``a`` (``alpha``, one per sub-problem, row and neuron) may be anything in ``[slope of the
   negative side, 1]``: every such line lies below the activation on ``[l, u]``, so every alpha
   gives a sound bound;
-- per split neuron its exact linear piece and a Lagrange term ``-beta * s * x`` (``beta >= 0``,
-  ``s`` the phase sign): on the sub-problem ``s x >= 0``, so subtracting it can only lower the
-  function: the bound stays sound for every ``beta >= 0``;
+- per neuron of every activation layer a Lagrange term for its bounds ``l <= x <= u`` (the
+  sub-problem's: a split is such a bound, ``l = 0`` for the active phase, ``u = 0`` for the inactive
+  one): ``-beta (x - l)`` for ``beta > 0``, ``-beta (x - u)`` for ``beta < 0``; both are ``<= 0`` on
+  the sub-problem, so adding them can only lower the function: the bound stays sound for every
+  ``beta``. On split neurons alone (``optimise(multipliers="splits")``, beta of the split's sign)
+  this is beta-CROWN; on every neuron it is the Lagrangian dual of the LP over the triangle
+  relaxation *with* every neuron's bounds as constraints, which also closes sub-problems whose
+  splits contradict each other (an empty LP: the bound grows without limit along some beta);
 - Clip neurons with fixed lines (``activations.relaxation``); they are neither split nor optimised.
 
 ``bound`` also returns the gradient of the bound with respect to alpha and beta (written down
@@ -264,7 +269,10 @@ def bound(prob: Problem, batch: Batch, C: np.ndarray, d: np.ndarray, C_in: np.nd
             const += t.sum(-1)
             mag += np.abs(t).sum(-1)
             if beta is not None:
-                L = L - beta[j] * batch.splits[j][:, None, :]
+                z, tz = _bound_terms(batch, j, beta[j])
+                L = L - z
+                const += tz.sum(-1)
+                mag += np.abs(tz).sum(-1)
             saved[j] = (free, a_lo, a_up, c_up, c_lo, posA)
         lam[j] = L
         absL = np.abs(L)
@@ -288,16 +296,17 @@ def bound(prob: Problem, batch: Batch, C: np.ndarray, d: np.ndarray, C_in: np.nd
     low = low - (PAD_ABS + PAD_REL * np.maximum(np.abs(low), mag))
     res = BoundResult(low, A_in, post)
     if grad:
-        res.grad_alpha, res.grad_beta = _reverse(prob, batch, lam, post, saved, A_in, lo3, hi3, beta is not None)
+        res.grad_alpha, res.grad_beta = _reverse(prob, batch, lam, post, saved, A_in, lo3, hi3, beta)
     return res
 
 
-def _reverse(prob: Problem, batch: Batch, lam, post, saved, A_in, lo3, hi3, with_beta: bool):
+def _reverse(prob: Problem, batch: Batch, lam, post, saved, A_in, lo3, hi3, beta):
     """Gradients of the bound over alpha and beta: the adjoint of ``bound``'s backward pass, run
     forwards (a layer's coefficient depends on the coefficients of the layers after it)."""
     net = prob.network
     g_post: dict[int, np.ndarray] = {0: np.where(A_in > 0, lo3, hi3)}  # d bound / d (coefficient on tensor t)
     g_alpha, g_beta = {}, {}
+    with_beta = beta is not None
     for j, layer in enumerate(net.layers):
         if j not in lam:
             continue
@@ -319,8 +328,62 @@ def _reverse(prob: Problem, batch: Batch, lam, post, saved, A_in, lo3, hi3, with
                 gp = gp + np.where(posA, c_lo, 0.0)
             g_post[j + 1] = gp
             if with_beta:
-                g_beta[j] = -G * batch.splits[j][:, None, :]
+                g_beta[j] = _bound_grad(batch, j, beta[j], G)
     return g_alpha, g_beta
+
+
+def _finite_bounds(batch: Batch, j: int):
+    """Layer ``j``'s bounds as (B, 1, n) with infinite ends replaced by 0, and where they are finite."""
+    lj, uj = batch.lower[j][:, None, :], batch.upper[j][:, None, :]
+    fl, fu = np.isfinite(lj), np.isfinite(uj)
+    return np.where(fl, lj, 0.0), np.where(fu, uj, 0.0), fl, fu
+
+
+def _bound_terms(batch: Batch, j: int, beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The Lagrange terms of layer ``j``'s bounds: ``(coefficient z on x, constant)`` of
+    ``-z x + max(beta, 0) l + min(beta, 0) u`` (an infinite end takes no multiplier)."""
+    lj, uj, fl, fu = _finite_bounds(batch, j)
+    zl = np.where(fl, np.maximum(beta, 0.0), 0.0)
+    zu = np.where(fu, np.minimum(beta, 0.0), 0.0)
+    return zl + zu, zl * lj + zu * uj
+
+
+def _bound_grad(batch: Batch, j: int, beta: np.ndarray, G: np.ndarray) -> np.ndarray:
+    """d bound / d beta for layer ``j`` (``G``: d bound / d coefficient on ``x_j``, the point the bound
+    is attained at): ``l - G`` where ``beta > 0``, ``u - G`` where ``beta < 0``, and at 0 the side
+    whose bound that point violates (its one-sided derivative that is an ascent direction)."""
+    lj, uj, fl, fu = _finite_bounds(batch, j)
+    dl = np.where(fl, lj - G, 0.0)
+    du = np.where(fu, uj - G, 0.0)
+    return np.where(beta > 0, dl, np.where(beta < 0, du, np.maximum(dl, 0.0) + np.minimum(du, 0.0)))
+
+
+def _beta_scale(batch: Batch, beta: dict[int, np.ndarray], res: BoundResult, multipliers: str) -> dict[int, np.ndarray]:
+    """Per multiplier, the scale of its steps: 1 on split neurons (beta-CROWN's), elsewhere the
+    size of the row's coefficient on the neuron's output (a multiplier much larger than that
+    overshoots: the coefficients then change sign and the relaxation with them)."""
+    out = {}
+    for j in beta:
+        s = batch.splits[j][:, None, :] != 0
+        if multipliers == "splits" or j not in res.post_coef:
+            out[j] = np.where(s, 1.0, 0.0 if multipliers == "splits" else 1.0)
+        else:
+            out[j] = np.where(s, 1.0, np.minimum(np.abs(res.post_coef[j]), 1.0))
+    return out
+
+
+def project_beta(batch: Batch, beta: dict[int, np.ndarray], multipliers: str) -> dict[int, np.ndarray]:
+    """``multipliers="splits"``: the multipliers of split neurons only, of the split's sign
+    (beta-CROWN: the form a proof certificate records); ``"bounds"``: all, unchanged."""
+    if multipliers == "bounds":
+        return beta
+    if multipliers != "splits":
+        raise ValueError(f"multipliers must be 'bounds' or 'splits', not {multipliers!r}")
+    out = {}
+    for j, b in beta.items():
+        s = batch.splits[j][:, None, :]
+        out[j] = np.where(s > 0, np.maximum(b, 0.0), np.where(s < 0, np.minimum(b, 0.0), 0.0))
+    return out
 
 
 @dataclass
@@ -335,14 +398,15 @@ class Optimised:
 
 def optimise(prob: Problem, batch: Batch, C, d, C_in, alpha, beta, iters: int = 20, lr: float = 0.1,
              target: float | None = None, use_beta: bool = True, lr_beta: float | None = None,
-             k: int | None = None) -> Optimised:
+             k: int | None = None, multipliers: str = "bounds") -> Optimised:
     """Projected gradient ascent (Adam) on every (sub-problem, row) bound over alpha (in
-    ``[negative slope, 1]``) and beta (``>= 0``). Keeps per (sub-problem, row) the best bound and its
-    parameters. ``target``: stop once every sub-problem has some row above it (proved). ``k``: the
+    ``[negative slope, 1]``) and beta (the bound multipliers of every neuron, or with
+    ``multipliers="splits"`` of the split neurons only, of the split's sign: ``project_beta``).
+    Keeps per (sub-problem, row) the best bound and its parameters. ``target``: stop once every sub-problem has some row above it (proved). ``k``: the
     rows are over layer ``k``'s pre-activation (``bound``; ``alpha`` / ``beta`` then only for the
     layers below it)."""
     alpha = {j: a.copy() for j, a in alpha.items()}
-    beta = {j: b.copy() for j, b in beta.items()} if use_beta else None
+    beta = {j: b.copy() for j, b in project_beta(batch, beta, multipliers).items()} if use_beta else None
     lo_a = {j: prob.lines[j].neg_slope for j in alpha}
     best_alpha = {j: a.copy() for j, a in alpha.items()}
     best_beta = {j: b.copy() for j, b in beta.items()} if use_beta else {}
@@ -369,6 +433,8 @@ def optimise(prob: Problem, batch: Batch, C, d, C_in, alpha, beta, iters: int = 
             break
         if target is not None and np.all(best.max(axis=1) > target):
             break
+        if use_beta and it == 0:
+            zscale = _beta_scale(batch, beta, res, multipliers)
         params = [("a", j, alpha, res.grad_alpha[j]) for j in alpha]
         if use_beta:
             params += [("b", j, beta, res.grad_beta[j]) for j in beta]
@@ -377,8 +443,12 @@ def optimise(prob: Problem, batch: Batch, C, d, C_in, alpha, beta, iters: int = 
             v2 = sq[(key, j)] = 0.999 * sq[(key, j)] + 0.001 * g * g
             rate = lr if key == "a" or lr_beta is None else lr_beta
             step = rate * (m1 / (1 - 0.9 ** (it + 1))) / (np.sqrt(v2 / (1 - 0.999 ** (it + 1))) + 1e-8)
+            if key == "b":
+                step = step * zscale[j]
             new = store[j] + step  # ascent: the bound is maximised
-            store[j] = np.clip(new, lo_a[j], 1.0) if key == "a" else np.maximum(new, 0.0)
+            store[j] = np.clip(new, lo_a[j], 1.0) if key == "a" else new
+        if use_beta and multipliers != "bounds":
+            beta = project_beta(batch, beta, multipliers)
     return Optimised(best, best_alpha, best_beta if use_beta else {}, res)
 
 
