@@ -201,23 +201,13 @@ def input_split(network: Network, case: Case, disjuncts: list[Constraints], orac
             n = batch if max_boxes is None else max(1, min(batch, max_boxes - stats.explored))
             popped = [stack.pop() for _ in range(min(n, len(stack)))]
             hints = [known.pop() for _ in popped]
-            try:
-                if len(popped) > 1:
-                    steps = bound_boxes(network, case, disjuncts, oracle, popped, stats, settings, case_index, use_lp,
-                                        deadline, hints if reuse else None)
-                else:
-                    steps = [bound_box(network, case, disjuncts, oracle, popped[0][0], popped[0][1], stats, settings,
-                                       case_index, use_lp, deadline)]
-            except Expired:  # the sub-boxes' bounds were cut short: they stay open
-                return BabOutcome(BabStatus.UNKNOWN, None, "timeout during branch and bound "
-                                  f"({len(stack) + len(popped)} sub-boxes open)", stats)
-            for step in steps:
-                if isinstance(step, Counterexample):
-                    return BabOutcome(BabStatus.VIOLATED, step, None, stats)
-            # the deepest box (popped first) is acted on last, so that its children are next on the stack
-            pending = list(zip(popped, steps))
+            out = _bound_popped(network, case, disjuncts, oracle, popped, hints if reuse else None, stats,
+                                settings, case_index, use_lp, deadline, len(stack))
+            if isinstance(out, BabOutcome):
+                return out
+            pending = out  # the deepest box (popped first) is acted on last: its children are next on the stack
         box, step = pending.pop()
-        lo, hi, depth = box
+        depth = box[2]
         stats.explored += 1
         stats.max_depth = max(stats.max_depth, depth)
         if recorder is not None:
@@ -231,24 +221,12 @@ def input_split(network: Network, case: Case, disjuncts: list[Constraints], orac
                               "checks are off", stats)
         if settings.exact_leaves and (unstable <= settings.milp_unstable or depth >= settings.max_depth
                                       or split_dim is None):
-            res = milp_box(network, case, [disjuncts[i] for i in alive], oracle, lo, hi, box_bounds, settings,
-                           deadline, stats, case_index)
-            if isinstance(res, Counterexample):
-                return BabOutcome(BabStatus.VIOLATED, res, None, stats)
-            if res is not None:
-                stats.undecided += 1
-                reasons.append(res)
-                if res.startswith("timeout"):
-                    return BabOutcome(BabStatus.UNKNOWN, None, res, stats)
-            else:
-                stats.proved_by_milp += 1
+            end = _exact_leaf(network, case, [disjuncts[i] for i in alive], oracle, box, box_bounds, settings,
+                              deadline, stats, case_index, reasons)
+            if end is not None:
+                return end
             continue
-        mid = 0.5 * (lo[split_dim] + hi[split_dim])
-        hi1 = hi.copy()
-        hi1[split_dim] = mid
-        lo2 = lo.copy()
-        lo2[split_dim] = mid
-        high, low = (lo2, hi, depth + 1), (lo, hi1, depth + 1)
+        low, high, mid = _bisect(box, split_dim)
         if recorder is not None:
             recorder.split(box, split_dim, float(mid), low, high)
         stack.append(high)
@@ -257,6 +235,56 @@ def input_split(network: Network, case: Case, disjuncts: list[Constraints], orac
     if reasons or stats.undecided:
         return BabOutcome(BabStatus.UNKNOWN, None, "; ".join(dict.fromkeys(reasons)) or "undecided sub-boxes", stats)
     return BabOutcome(BabStatus.HOLDS, None, None, stats)
+
+
+def _bound_popped(network: Network, case: Case, disjuncts: list[Constraints], oracle: OnnxOracle, popped: list[Box],
+                  hints: list[LayerBounds | None] | None, stats: BabStats, settings: BabSettings, case_index: int,
+                  use_lp: bool, deadline: Deadline, n_left: int) -> list[tuple[Box, BoxStep]] | BabOutcome:
+    """Bound the popped boxes: several at once (``bound_boxes``, from their parents' bounds ``hints``
+    when given), or one (``bound_box``). Returns the boxes with their steps, or the search's end: a
+    counterexample, or the time running out (``n_left`` boxes on the stack and these stay open)."""
+    try:
+        if len(popped) > 1:
+            steps = bound_boxes(network, case, disjuncts, oracle, popped, stats, settings, case_index, use_lp,
+                                deadline, hints)
+        else:
+            lo, hi, _ = popped[0]
+            steps = [bound_box(network, case, disjuncts, oracle, lo, hi, stats, settings, case_index, use_lp,
+                               deadline)]
+    except Expired:  # the sub-boxes' bounds were cut short: they stay open
+        return BabOutcome(BabStatus.UNKNOWN, None, "timeout during branch and bound "
+                          f"({n_left + len(popped)} sub-boxes open)", stats)
+    for step in steps:
+        if isinstance(step, Counterexample):
+            return BabOutcome(BabStatus.VIOLATED, step, None, stats)
+    return list(zip(popped, steps))
+
+
+def _exact_leaf(network: Network, case: Case, disjuncts: list[Constraints], oracle: OnnxOracle, box: Box,
+                box_bounds: LayerBounds, settings: BabSettings, deadline: Deadline, stats: BabStats,
+                case_index: int, reasons: list[str]) -> BabOutcome | None:
+    """Decide the disjuncts still alive on one box by its MILP: the search's end (a counterexample, a
+    timeout), or None to go on (proved, or undecided: its reason joins ``reasons``)."""
+    lo, hi, _ = box
+    res = milp_box(network, case, disjuncts, oracle, lo, hi, box_bounds, settings, deadline, stats, case_index)
+    if isinstance(res, Counterexample):
+        return BabOutcome(BabStatus.VIOLATED, res, None, stats)
+    if res is None:
+        stats.proved_by_milp += 1
+        return None
+    stats.undecided += 1
+    reasons.append(res)
+    return BabOutcome(BabStatus.UNKNOWN, None, res, stats) if res.startswith("timeout") else None
+
+
+def _bisect(box: Box, dim: int) -> tuple[Box, Box, float]:
+    """The lower and upper halves of ``box`` along input ``dim``, one level deeper, and the cut."""
+    lo, hi, depth = box
+    mid = 0.5 * (lo[dim] + hi[dim])
+    hi1, lo2 = hi.copy(), lo.copy()
+    hi1[dim] = mid
+    lo2[dim] = mid
+    return (lo, hi1, depth + 1), (lo2, hi, depth + 1), float(mid)
 
 
 def bound_box(network: Network, case: Case, disjuncts: list[Constraints], oracle: OnnxOracle, lo: np.ndarray,

@@ -63,6 +63,54 @@ class RowsResult:
     stats: dict = field(default_factory=dict)
 
 
+@dataclass
+class _Open:
+    """The open boxes of ``minimise_rows``, one entry per box: its corners, its row bounds (N, m), the
+    rows' input coefficients, its inputs' influence on the relaxation gaps, its per-layer bounds
+    (the start of its children's) and its depth."""
+
+    LO: np.ndarray
+    HI: np.ndarray
+    LOW: np.ndarray
+    COEF: np.ndarray
+    INF: np.ndarray
+    LB: list
+    UB: list
+    depth: np.ndarray
+
+    @property
+    def size(self) -> int:
+        return int(self.LO.shape[0])
+
+    def take(self, idx) -> _Open:
+        return _Open(self.LO[idx], self.HI[idx], self.LOW[idx], self.COEF[idx], self.INF[idx],
+                     [a[idx] for a in self.LB], [a[idx] for a in self.UB], self.depth[idx])
+
+    def join(self, o: _Open) -> _Open:
+        return _Open(np.vstack([self.LO, o.LO]), np.vstack([self.HI, o.HI]), np.vstack([self.LOW, o.LOW]),
+                     np.concatenate([self.COEF, o.COEF]), np.vstack([self.INF, o.INF]),
+                     [np.vstack([a, c]) for a, c in zip(self.LB, o.LB)],
+                     [np.vstack([a, c]) for a, c in zip(self.UB, o.UB)], np.concatenate([self.depth, o.depth]))
+
+    def box_bytes(self) -> int:
+        """The memory one box takes (float64 entries of every array)."""
+        return 8 * (2 * sum(a.shape[1] for a in self.LB) + self.COEF[0].size + self.INF.shape[1]
+                    + 2 * self.LO.shape[1] + 2 * self.LOW.shape[1] + 1)
+
+
+def _pick(open_: np.ndarray, LOW: np.ndarray, batch: int) -> np.ndarray:
+    """The boxes to split: for every open row its lowest-bound boxes, an equal share of ``batch`` each."""
+    rows = np.flatnonzero(open_.any(axis=0))
+    quota = max(1, batch // rows.size)
+    pick = np.zeros(LOW.shape[0], bool)
+    for r in rows:
+        cand = np.flatnonzero(open_[:, r])
+        if cand.size > quota:
+            cand = cand[np.argpartition(LOW[cand, r], quota)[:quota]]
+        pick[cand] = True
+    return pick
+
+
 def minimise_rows(network: Network, lower: np.ndarray, upper: np.ndarray, C: np.ndarray, d: np.ndarray,
                   gap: float, deadline: Deadline, starts: np.ndarray | None = None,
                   batch: int = BATCH, max_memory_mb: float = 2048.0, alpha_iters: int = ALPHA_ITERS) -> RowsResult:
@@ -103,75 +151,54 @@ def minimise_rows(network: Network, lower: np.ndarray, upper: np.ndarray, C: np.
         return bb, low + d, coef
 
     bb, low, coef = bound(root_lo, root_hi, None)
-    LO, HI, LOW, COEF, INF = root_lo, root_hi, low, coef, bb.influence
-    LB = [a.copy() for a in bb.lower]
-    UB = [a.copy() for a in bb.upper]
-    depth = np.zeros(1, dtype=np.int64)
+    box = _Open(root_lo, root_hi, low, coef, bb.influence, [a.copy() for a in bb.lower], [a.copy() for a in bb.upper],
+                np.zeros(1, dtype=np.int64))
     dropped = np.full(m, np.inf)  # per row: the smallest bound of a dropped box
     frozen = np.zeros(m, bool)
     frozen_low = np.full(m, np.inf)
     reason = None
-    see(np.where(COEF[0] >= 0, LO, HI))  # the root's vertex minimising each row's lower line
+    see(np.where(coef[0] >= 0, root_lo, root_hi))  # the root's vertex minimising each row's lower line
     while True:
         # a row whose proved bound is within the gap of its best value is done: its bound is kept
         # (sound whatever is split later) and it keeps no box open
-        cur = np.minimum(dropped, LOW.min(axis=0))
+        cur = np.minimum(dropped, box.LOW.min(axis=0))
         done = ~frozen & (best_v - cur <= FREEZE * gap)
         frozen_low[done], frozen[done] = cur[done], True
         thr = np.where(frozen, -np.inf, best_v - 0.5 * gap)
-        open_ = LOW <= thr  # (N, m)
+        open_ = box.LOW <= thr  # (N, m)
         keep = open_.any(axis=1)
         if not keep.all():
-            dropped = np.minimum(dropped, LOW[~keep].min(axis=0))
-            LO, HI, LOW, COEF, INF, depth = LO[keep], HI[keep], LOW[keep], COEF[keep], INF[keep], depth[keep]
-            LB, UB = [a[keep] for a in LB], [a[keep] for a in UB]
-            open_ = open_[keep]
-        if LO.shape[0] == 0:
+            dropped = np.minimum(dropped, box.LOW[~keep].min(axis=0))
+            box, open_ = box.take(keep), open_[keep]
+        if box.size == 0:
             break
         if deadline.expired():
             reason = "timeout"
             break
-        per_box = 8 * (2 * sum(a.shape[1] for a in LB) + COEF[0].size + INF.shape[1] + 2 * n_in + 2 * m + 1)
-        if 2 * min(batch, LO.shape[0]) * per_box + LO.shape[0] * per_box > max_memory_mb * 2 ** 20:
-            reason = f"memory: the open boxes would exceed {max_memory_mb:g} MiB ({LO.shape[0]} open)"
+        if (2 * min(batch, box.size) + box.size) * box.box_bytes() > max_memory_mb * 2 ** 20:
+            reason = f"memory: the open boxes would exceed {max_memory_mb:g} MiB ({box.size} open)"
             break
-        # the boxes to split: each open row's lowest-bound ones, an equal share of the batch each
-        rows = np.flatnonzero(open_.any(axis=0))
-        quota = max(1, batch // rows.size)
-        pick = np.zeros(LO.shape[0], bool)
-        for r in rows:
-            cand = np.flatnonzero(open_[:, r])
-            if cand.size > quota:
-                cand = cand[np.argpartition(LOW[cand, r], quota)[:quota]]
-            pick[cand] = True
-        sel = np.flatnonzero(pick)
-        rest = ~pick
-        CLO, CHI = _halves(LO[sel], HI[sel], INF[sel], fine)
-        start = ([np.vstack([a[sel], a[sel]]) for a in LB], [np.vstack([a[sel], a[sel]]) for a in UB])
-        cbb, clow, ccoef = bound(CLO, CHI, start)
+        pick = _pick(open_, box.LOW, batch)
+        par = box.take(np.flatnonzero(pick))
+        CLO, CHI = _halves(par.LO, par.HI, par.INF, fine)
+        cbb, clow, ccoef = bound(CLO, CHI, ([np.vstack([a, a]) for a in par.LB], [np.vstack([a, a]) for a in par.UB]))
         # per child, the vertex minimising the lower line of each row open in its parent
-        bi, ri = np.nonzero(np.vstack([open_[sel], open_[sel]]))
+        bi, ri = np.nonzero(np.vstack([open_[pick], open_[pick]]))
         see(np.where(ccoef[bi, ri] >= 0, CLO[bi], CHI[bi]))
-        clow = np.maximum(clow, np.vstack([LOW[sel], LOW[sel]]))  # the parent's bound holds on its halves
+        clow = np.maximum(clow, np.vstack([par.LOW, par.LOW]))  # the parent's bound holds on its halves
         if alpha_iters > 0:
             clow = _optimised(network, cbb, CLO, CHI, C, d, clow, thr, alpha_iters, st)
-        cdepth = np.concatenate([depth[sel], depth[sel]]) + 1
-        LO, HI = np.vstack([LO[rest], CLO]), np.vstack([HI[rest], CHI])
-        LOW, COEF = np.vstack([LOW[rest], clow]), np.concatenate([COEF[rest], ccoef])
-        INF = np.vstack([INF[rest], cbb.influence])
-        LB = [np.vstack([a[rest], c]) for a, c in zip(LB, cbb.lower)]
-        UB = [np.vstack([a[rest], c]) for a, c in zip(UB, cbb.upper)]
-        depth = np.concatenate([depth[rest], cdepth])
-        st["peak_queue"] = max(st["peak_queue"], LO.shape[0])
+        cdepth = np.concatenate([par.depth, par.depth]) + 1
+        box = box.take(~pick).join(_Open(CLO, CHI, clow, ccoef, cbb.influence, list(cbb.lower), list(cbb.upper),
+                                         cdepth))
+        st["peak_queue"] = max(st["peak_queue"], box.size)
         st["max_depth"] = max(st["max_depth"], int(cdepth.max()))
-    proved = np.minimum(dropped, LOW.min(axis=0) if LO.shape[0] else np.inf)
+    proved = np.minimum(dropped, box.LOW.min(axis=0) if box.size else np.inf)
     proved = np.where(frozen, frozen_low, proved)
     proved = np.minimum(proved, best_v)
     closed = best_v - proved <= gap
-    st["time_s"] = round(time.perf_counter() - t0, 4)
-    st["bound_s"] = round(st["bound_s"], 4)
-    st["alpha_s"] = round(st["alpha_s"], 4)
-    st["reason"] = reason
+    st.update(time_s=round(time.perf_counter() - t0, 4), bound_s=round(st["bound_s"], 4),
+              alpha_s=round(st["alpha_s"], 4), reason=reason)
     return RowsResult(proved, best_v.copy(), best_x.copy(), closed, st)
 
 
