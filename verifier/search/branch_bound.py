@@ -139,7 +139,10 @@ class Engine:
     def _bound(self, batch: crown.Batch, alpha, beta, iters: int, target: float | None) -> crown.Optimised:
         t = time.perf_counter()
         s = self.settings
-        out = crown.optimise(self.prob, batch, self.C, self.d, self.C_in, alpha, beta, iters=iters,
+        # float32 steps (one float64 pass gives the bounds) only while every sub-problem keeps the root
+        # box: input branching's boxes soon get too narrow for float32 to tell their corners apart
+        opt = crown.optimise_float32 if s.branching == "neuron" else crown.optimise
+        out = opt(self.prob, batch, self.C, self.d, self.C_in, alpha, beta, iters=iters,
                              lr=s.lr, target=target, use_beta=s.use_beta, lr_beta=s.lr_beta,
                              multipliers="splits")
         self.stats.bound_s += time.perf_counter() - t
@@ -215,17 +218,14 @@ class Engine:
         owners, subs, alphas, betas = [], [], [], []
         for b in multi:
             n = nodes[b]
-            for j, i in n.branch:
-                for phase in (1, -1):
-                    sub = n.sub.take([0])
-                    sub.split(0, j, i, phase)
-                    subs.append(sub)
-                    owners.append((b, j, i))
+            owners += [(b, j, i) for j, i in n.branch for _ in (1, -1)]
+            subs += [n.sub] * (2 * len(n.branch))
             alphas += [n.alpha] * (2 * len(n.branch))
             betas += [n.beta] * (2 * len(n.branch))
-        batch = crown.Batch.concat(subs)
-        alpha, beta = self._params(alphas, betas)
-        low = self._bound(batch, alpha, beta, 1, None).lower.max(axis=1)
+        batch = crown.Batch.concat(subs)  # copies: the splits below change only the candidates
+        for k, (_, j, i) in enumerate(owners):
+            batch.split(k, j, i, 1 if k % 2 == 0 else -1)
+        low = self._scout(batch, alphas, betas)
         worst = np.minimum(low[0::2], low[1::2])  # per candidate: its weaker child
         best: dict[int, tuple[float, tuple[int, int]]] = {}
         for w, (b, j, i) in zip(worst, owners[0::2]):
@@ -234,6 +234,25 @@ class Engine:
         for b, (_, cand) in best.items():
             pick[b] = cand
         return pick
+
+    def _scout(self, batch: crown.Batch, alphas: list[dict], betas: list[dict]) -> np.ndarray:
+        """Per candidate sub-problem, its best row's bound after one pass with the given parameters, in
+        float32 (``Problem.float32``): only the branching choice reads it, never a proof, and float32
+        halves its cost (with ``optimise_float32`` for the children: MNIST 256x4 prop 5 at eps 0.03 made
+        14,109 splits in 60 s instead of 8,163)."""
+        t = time.perf_counter()
+        fast = self.prob.float32() if self.settings.branching == "neuron" else self.prob
+        if fast is not self.prob:
+            batch = batch.float32()
+        f = np.float32 if fast is not self.prob else np.float64
+        alpha = {j: np.clip(np.stack([a[j] for a in alphas]).astype(f), self.prob.lines[j].neg_slope, 1.0)
+                 for j in alphas[0]}
+        beta = {j: np.stack([x[j] for x in betas]).astype(f) for j in betas[0]}
+        C_in = None if self.C_in is None else self.C_in.astype(f)
+        res = crown.bound(fast, batch, self.C.astype(f), self.d.astype(f), C_in, alpha, beta if self.settings.use_beta else None)
+        self.stats.bound_s += time.perf_counter() - t
+        self.stats.explored += batch.size
+        return res.lower.max(axis=1).astype(np.float64)
 
     def _record(self, batch: crown.Batch, b: int, o: crown.Optimised, how: str, lower: np.ndarray) -> None:
         """Keep what closed sub-problem ``b``: its box, its splits (layer, neuron, phase), how it was
