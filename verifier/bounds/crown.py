@@ -485,23 +485,28 @@ def optimise(prob: Problem, batch: Batch, C, d, C_in, alpha, beta, iters: int = 
     return Optimised(best, best_alpha, best_beta if use_beta else {}, res)
 
 
+#: the last gradient steps of ``optimise_float32`` run in float64 (float32 cannot resolve the last
+#: 1e-5 of a bound: near a proof's threshold its steps are noise)
+F64_TAIL = 3
+
+
 def optimise_float32(prob: Problem, batch: Batch, C, d, C_in, alpha, beta, iters: int = 20, **kw) -> Optimised:
-    """``optimise`` with its gradient steps in float32 (``Problem.float32``, about twice as fast) and
-    then one float64 pass with the best parameters found: that pass alone gives the bounds, so they
-    are as sound as ``bound``'s (any alpha in range, any beta). The result's bounds are that pass's,
-    which may be a little below what float32 showed. Plain ``optimise`` where float32 does not apply."""
+    """``optimise`` with its first gradient steps in float32 (``Problem.float32``, about twice as fast)
+    and the last ``F64_TAIL`` in float64 from the best parameters found: the float64 steps alone give
+    the bounds, so they are as sound as ``bound``'s (any alpha in range, any beta). Plain ``optimise``
+    where float32 does not apply or there are too few steps to share."""
     fast = prob.float32()
-    if fast is prob or iters <= 1:
+    if fast is prob or iters <= F64_TAIL + 1:
         return optimise(prob, batch, C, d, C_in, alpha, beta, iters=iters, **kw)
     f = np.float32
     use_beta = kw.get("use_beta", True)
     o = optimise(fast, batch.float32(), np.asarray(C, f), np.asarray(d, f), None if C_in is None else np.asarray(C_in, f),
                  {j: a.astype(f) for j, a in alpha.items()},
-                 {j: b.astype(f) for j, b in beta.items()} if use_beta else beta, iters=iters, **kw)
+                 {j: b.astype(f) for j, b in beta.items()} if use_beta else beta, iters=iters - F64_TAIL,
+                 **dict(kw, target=None))
     a64 = {j: np.clip(a.astype(np.float64), prob.lines[j].neg_slope, 1.0) for j, a in o.alpha.items()}
-    b64 = {j: b.astype(np.float64) for j, b in o.beta.items()} if use_beta else None
-    res = bound(prob, batch, C, d, C_in, a64, b64, k=kw.get("k"))
-    return Optimised(res.lower, a64, b64 or {}, res)
+    b64 = {j: b.astype(np.float64) for j, b in o.beta.items()} if use_beta else beta
+    return optimise(prob, batch, C, d, C_in, a64, b64, iters=F64_TAIL, **kw)
 
 
 def refine(prob: Problem, batch: Batch, max_rows: int | None = None, first: bool = False) -> int:

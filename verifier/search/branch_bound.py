@@ -139,8 +139,8 @@ class Engine:
     def _bound(self, batch: crown.Batch, alpha, beta, iters: int, target: float | None) -> crown.Optimised:
         t = time.perf_counter()
         s = self.settings
-        # float32 steps (one float64 pass gives the bounds) only while every sub-problem keeps the root
-        # box: input branching's boxes soon get too narrow for float32 to tell their corners apart
+        # float32 steps (the last ones, in float64, give the bounds) only while every sub-problem keeps
+        # the root box: input branching's boxes soon get too narrow for float32 to tell their corners apart
         opt = crown.optimise_float32 if s.branching == "neuron" else crown.optimise
         out = opt(self.prob, batch, self.C, self.d, self.C_in, alpha, beta, iters=iters,
                              lr=s.lr, target=target, use_beta=s.use_beta, lr_beta=s.lr_beta,
