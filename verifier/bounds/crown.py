@@ -15,14 +15,10 @@ backwards from the output to the input (as ``bounds.symbolic``), with
   ``a`` (``alpha``, one per sub-problem, row and neuron) may be anything in ``[slope of the
   negative side, 1]``: every such line lies below the activation on ``[l, u]``, so every alpha
   gives a sound bound;
-- per neuron of every activation layer a Lagrange term for its bounds ``l <= x <= u`` (the
-  sub-problem's: a split is such a bound, ``l = 0`` for the active phase, ``u = 0`` for the inactive
-  one): ``-beta (x - l)`` for ``beta > 0``, ``-beta (x - u)`` for ``beta < 0``; both are ``<= 0`` on
-  the sub-problem, so adding them can only lower the function: the bound stays sound for every
-  ``beta``. On split neurons alone (``optimise(multipliers="splits")``, beta of the split's sign)
-  this is beta-CROWN; on every neuron it is the Lagrangian dual of the LP over the triangle
-  relaxation *with* every neuron's bounds as constraints, which also closes sub-problems whose
-  splits contradict each other (an empty LP: the bound grows without limit along some beta);
+- per neuron a Lagrange term ``beta`` for its bounds ``l <= x <= u`` (``bounds.multipliers``; a
+  split is such a bound): sound for every ``beta``. On split neurons alone, of the split's sign, this
+  is beta-CROWN; on every neuron, the Lagrangian dual of the LP over the triangle relaxation with
+  every neuron's bounds as constraints (it also closes sub-problems whose splits contradict);
 - Clip neurons with fixed lines (``activations.relaxation``); they are neither split nor optimised.
 
 ``bound`` also returns the gradient of the bound with respect to alpha and beta (written down
@@ -45,6 +41,7 @@ import numpy as np
 from ..activations import relaxation
 from ..layer_bounds import PAD_ABS, PAD_REL, LayerBounds, check_box, rounding_errors
 from ..network import Network
+from .multipliers import bound_grad, bound_terms, project_beta
 
 #: activation kinds whose neurons can be split and whose lower line is optimised
 SPLITTABLE = ("relu", "leaky")
@@ -301,7 +298,7 @@ def bound(prob: Problem, batch: Batch, C: np.ndarray, d: np.ndarray, C_in: np.nd
             const += t.sum(-1)
             mag += np.abs(t).sum(-1)
             if beta is not None:
-                z, tz = _bound_terms(batch, j, beta[j])
+                z, tz = bound_terms(batch.lower[j], batch.upper[j], beta[j])
                 L = L - z
                 const += tz.sum(-1)
                 mag += np.abs(tz).sum(-1)
@@ -360,34 +357,8 @@ def _reverse(prob: Problem, batch: Batch, lam, post, saved, A_in, lo3, hi3, beta
                 gp = gp + np.where(posA, c_lo, 0.0)
             g_post[j + 1] = gp
             if with_beta:
-                g_beta[j] = _bound_grad(batch, j, beta[j], G)
+                g_beta[j] = bound_grad(batch.lower[j], batch.upper[j], beta[j], G)
     return g_alpha, g_beta
-
-
-def _finite_bounds(batch: Batch, j: int):
-    """Layer ``j``'s bounds as (B, 1, n) with infinite ends replaced by 0, and where they are finite."""
-    lj, uj = batch.lower[j][:, None, :], batch.upper[j][:, None, :]
-    fl, fu = np.isfinite(lj), np.isfinite(uj)
-    return np.where(fl, lj, 0.0), np.where(fu, uj, 0.0), fl, fu
-
-
-def _bound_terms(batch: Batch, j: int, beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The Lagrange terms of layer ``j``'s bounds: ``(coefficient z on x, constant)`` of
-    ``-z x + max(beta, 0) l + min(beta, 0) u`` (an infinite end takes no multiplier)."""
-    lj, uj, fl, fu = _finite_bounds(batch, j)
-    zl = np.where(fl, np.maximum(beta, 0.0), 0.0)
-    zu = np.where(fu, np.minimum(beta, 0.0), 0.0)
-    return zl + zu, zl * lj + zu * uj
-
-
-def _bound_grad(batch: Batch, j: int, beta: np.ndarray, G: np.ndarray) -> np.ndarray:
-    """d bound / d beta for layer ``j`` (``G``: d bound / d coefficient on ``x_j``, the point the bound
-    is attained at): ``l - G`` where ``beta > 0``, ``u - G`` where ``beta < 0``, and at 0 the side
-    whose bound that point violates (its one-sided derivative that is an ascent direction)."""
-    lj, uj, fl, fu = _finite_bounds(batch, j)
-    dl = np.where(fl, lj - G, 0.0)
-    du = np.where(fu, uj - G, 0.0)
-    return np.where(beta > 0, dl, np.where(beta < 0, du, np.maximum(dl, 0.0) + np.minimum(du, 0.0)))
 
 
 def _beta_scale(batch: Batch, beta: dict[int, np.ndarray], res: BoundResult, multipliers: str) -> dict[int, np.ndarray]:
@@ -402,20 +373,6 @@ def _beta_scale(batch: Batch, beta: dict[int, np.ndarray], res: BoundResult, mul
         else:
             scale = np.where(s, 1.0, np.minimum(np.abs(res.post_coef[j]), 1.0))
         out[j] = scale.astype(b.dtype, copy=False)  # float32 steps stay float32
-    return out
-
-
-def project_beta(batch: Batch, beta: dict[int, np.ndarray], multipliers: str) -> dict[int, np.ndarray]:
-    """``multipliers="splits"``: the multipliers of split neurons only, of the split's sign
-    (beta-CROWN: the form a proof certificate records); ``"bounds"``: all, unchanged."""
-    if multipliers == "bounds":
-        return beta
-    if multipliers != "splits":
-        raise ValueError(f"multipliers must be 'bounds' or 'splits', not {multipliers!r}")
-    out = {}
-    for j, b in beta.items():
-        s = batch.splits[j][:, None, :]
-        out[j] = np.where(s > 0, np.maximum(b, 0.0), np.where(s < 0, np.minimum(b, 0.0), 0.0))
     return out
 
 
@@ -439,7 +396,7 @@ def optimise(prob: Problem, batch: Batch, C, d, C_in, alpha, beta, iters: int = 
     rows are over layer ``k``'s pre-activation (``bound``; ``alpha`` / ``beta`` then only for the
     layers below it)."""
     alpha = {j: a.copy() for j, a in alpha.items()}
-    beta = {j: b.copy() for j, b in project_beta(batch, beta, multipliers).items()} if use_beta else None
+    beta = {j: b.copy() for j, b in project_beta(batch.splits, beta, multipliers).items()} if use_beta else None
     lo_a = {j: prob.lines[j].neg_slope for j in alpha}
     best_alpha = {j: a.copy() for j, a in alpha.items()}
     best_beta = {j: b.copy() for j, b in beta.items()} if use_beta else {}
@@ -481,7 +438,7 @@ def optimise(prob: Problem, batch: Batch, C, d, C_in, alpha, beta, iters: int = 
             new = store[j] + step  # ascent: the bound is maximised
             store[j] = np.clip(new, lo_a[j], 1.0) if key == "a" else new
         if use_beta and multipliers != "bounds":
-            beta = project_beta(batch, beta, multipliers)
+            beta = project_beta(batch.splits, beta, multipliers)
     return Optimised(best, best_alpha, best_beta if use_beta else {}, res)
 
 

@@ -25,93 +25,18 @@ from typing import NamedTuple, Protocol
 
 import numpy as np
 
-from ..bounds import LayerBounds, linear_bounds, margin_tau, symbolic_bounds
+from ..bounds import LayerBounds, linear_bounds, symbolic_bounds
 from ..bounds import batch as batched
 from ..budget import Deadline, Expired
 from ..io.replay import Counterexample, OnnxOracle, confirm
-from ..milp.encoding import encode
-from ..milp.solvers import Solver
 from ..milp.solvers.highs import highs_available
 from ..network import Network
 from ..spec import Case, Constraints
 from . import falsify
 from .box_lp import lp_refutes
+from .box_milp import milp_box
+from .box_settings import BabSettings, BabStats
 from .box_slopes import alpha_on, alpha_proofs
-from .disjunct import (
-    COUNTEREXAMPLE,
-    MARGIN_ABS,
-    MARGIN_REL,
-    OPEN,
-    PROVED,
-    SUBBOX_ATTACK,
-    TIMEOUT,
-    AttackSettings,
-    decide_disjunct,
-)
-
-
-@dataclass
-class BabSettings:
-    milp_unstable: int = 8  # hand a box to the MILP when at most this many neurons are unstable
-    #: bound a box by LP (HiGHS in-process) when at most this many are unstable (ACAS Xu: 40 measured
-    #: better than 120: a wider box rarely closes by LP, and the LP costs several bound passes); only on
-    #: networks without optimised slopes (``box_slopes.alpha_on``): where they run they replace the LP (ACAS Xu,
-    #: 180 instances at 60 s side by side with another run: 139.6 s with the LP, 113.9 s with slopes
-    #: and no LP; 3_3 prop 2 40.0 -> 22.8 s, 4_2 prop 2 25.4 -> 14.9 s; slopes and LP both: 62.5 s and
-    #: 34.8 s, the LP still tried on every box the slopes leave open)
-    lp_unstable: int = 40
-    split_rule: str = "gap"  # "gap": inputs that drive the relaxation gaps; "coef": the bound's slope
-    max_depth: int = 60  # ... or when it is this deep
-    solver: str | Solver = "cbc"  # a name or a ``milp.solvers.Solver`` object (picklable for --jobs)
-    margin_abs: float = MARGIN_ABS
-    margin_rel: float = MARGIN_REL
-    seed: int = 0  # of the nearby attack around a solver point that does not replay (``Options.seed``)
-    attack: AttackSettings = SUBBOX_ATTACK
-    lp_check: bool = True  # try the LP relaxation on boxes with few unstable neurons (HiGHS only)
-    #: > 0: a box the bounds leave open tries this many gradient steps on the lower slopes alpha of
-    #: its back-substitution (``bounds.crown``; the boxes of a batch together) before it is split or
-    #: sent to the MILP, for the disjuncts whose best row misses by at most ``alpha_gap`` of its bound
-    #: range (the others rarely close; 0.25 measured best of 0.1 / 0.25 / 0.5 on hard ACAS Xu
-    #: instances; 6 steps of 0.3 beat 10 of 0.1 there)
-    alpha_iters: int = 6
-    alpha_gap: float = 0.25
-    alpha_lr: float = 0.3  # Adam step of those slopes (measured on ACAS Xu boxes: 0.3 closes a third more than 0.1)
-    #: False: a box that would go to the MILP (few unstable neurons, too deep, nothing to split) ends the
-    #: search as unknown instead; boxes with few unstable neurons are split further (bounds-only proofs)
-    exact_leaves: bool = True
-    #: > 1: bound this many sub-boxes per step with one set of numpy calls (``bounds.batch``; chains of
-    #: dense ReLU layers only; a recorded tree's boxes do not start from their parent's bounds)
-    batch: int = 32
-
-
-@dataclass
-class BabStats:
-    explored: int = 0
-    proved_by_bounds: int = 0
-    proved_by_lp: int = 0
-    proved_by_milp: int = 0
-    undecided: int = 0
-    max_depth: int = 0
-    bounds_s: float = 0.0
-    milp_s: float = 0.0
-    attack_s: float = 0.0
-    lp_s: float = 0.0
-    milp_binaries_max: int = 0
-    proved_by_alpha: int = 0  # boxes closed by optimised lower slopes (``alpha_iters``)
-    alpha_s: float = 0.0
-    lp_calls: int = 0  # LP checks tried (``proved_by_lp`` counts the boxes they closed)
-    batches: int = 0  # calls of the batched bounds (``explored / batches``: boxes per call)
-
-    def merge(self, other: BabStats) -> None:
-        for k, v in other.__dict__.items():
-            if k in ("max_depth", "milp_binaries_max"):
-                setattr(self, k, max(getattr(self, k), v))
-            else:
-                setattr(self, k, getattr(self, k) + v)
-
-    def as_dict(self) -> dict:
-        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
-
 
 Box = tuple[np.ndarray, np.ndarray, int]  # (lower, upper, depth)
 
@@ -480,33 +405,3 @@ def _split_score(b, coef: np.ndarray, lo: np.ndarray, hi: np.ndarray, rule: str)
     if rule == "gap" and b.influence is not None and np.any(b.influence > 0):
         return b.influence * width
     return np.abs(coef) * width
-
-
-def milp_box(network: Network, case: Case, disjuncts: list[Constraints], oracle: OnnxOracle, lo: np.ndarray,
-             hi: np.ndarray, b: LayerBounds, settings: BabSettings, deadline: Deadline | float | None,
-             stats: BabStats, case_index: int = 0) -> Counterexample | str | None:
-    """Exact check of one sub-box (with its bounds ``b``): None if proved, a counterexample, or
-    the reason it stays open. Each disjunct is decided by ``disjunct.decide_disjunct``."""
-
-    t = time.perf_counter()
-    deadline = Deadline.coerce(deadline)
-    milp = encode(network, b, lo, hi)
-    tau = margin_tau(b, settings.margin_abs, settings.margin_rel)
-    stats.milp_binaries_max = max(stats.milp_binaries_max, milp.n_binaries)
-    reason = None
-    try:
-        for cons in disjuncts:
-            out = decide_disjunct(network, case, cons, milp, tau, settings.solver, deadline, oracle,
-                                  np.random.default_rng(settings.seed), settings.attack, case_index, box=(lo, hi))
-            if out.kind == PROVED:
-                continue
-            if out.kind == COUNTEREXAMPLE:
-                return out.counterexample
-            if out.kind == TIMEOUT:
-                return "timeout during branch and bound (MILP on a sub-box)"
-            if out.kind != OPEN:
-                return out.reason
-            reason = out.reason
-        return reason
-    finally:
-        stats.milp_s += time.perf_counter() - t

@@ -98,6 +98,25 @@ class _Open:
                     + 2 * self.LO.shape[1] + 2 * self.LOW.shape[1] + 1)
 
 
+class _Best:
+    """Per row the smallest value found (float64 forward pass) and its input; every input seen is
+    clipped into the root box first."""
+
+    def __init__(self, network: Network, C: np.ndarray, d: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> None:
+        self.network, self.C, self.d, self.lo, self.hi = network, C, d, lo, hi
+        self.v = np.full(C.shape[0], np.inf)
+        self.x = np.repeat(0.5 * (lo + hi), C.shape[0], axis=0)
+
+    def see(self, X: np.ndarray) -> None:
+        X = np.clip(X, self.lo, self.hi)
+        V = self.network.forward(X) @ self.C.T + self.d  # (p, m)
+        i = np.argmin(V, axis=0)
+        v = V[i, np.arange(V.shape[1])]
+        better = v < self.v
+        self.v[better] = v[better]
+        self.x[better] = X[i[better]]
+
+
 def _pick(open_: np.ndarray, LOW: np.ndarray, batch: int) -> np.ndarray:
     """The boxes to split: for every open row its lowest-bound boxes, an equal share of ``batch`` each."""
     rows = np.flatnonzero(open_.any(axis=0))
@@ -124,21 +143,11 @@ def minimise_rows(network: Network, lower: np.ndarray, upper: np.ndarray, C: np.
     root_lo = np.asarray(lower, float).reshape(1, n_in)
     root_hi = np.asarray(upper, float).reshape(1, n_in)
     fine = (root_hi - root_lo) * FINE
-    best_v = np.full(m, np.inf)
-    best_x = np.repeat(0.5 * (root_lo + root_hi), m, axis=0)
+    best = _Best(network, C, d, root_lo, root_hi)
+    see, best_v, best_x = best.see, best.v, best.x  # updated in place
     st = {"explored": 0, "batches": 0, "bound_s": 0.0, "alpha_s": 0.0, "peak_queue": 1, "max_depth": 0}
     if not crown.splits_every_layer(network):  # ``crown.boxes`` needs it (review R18-1)
         alpha_iters = 0
-
-    def see(X: np.ndarray) -> None:
-        X = np.clip(X, root_lo, root_hi)
-        V = network.forward(X) @ C.T + d  # (p, m)
-        i = np.argmin(V, axis=0)
-        v = V[i, np.arange(m)]
-        better = v < best_v
-        best_v[better] = v[better]
-        best_x[better] = X[i[better]]
-
     see(np.vstack([0.5 * (root_lo + root_hi), root_lo, root_hi] + ([] if starts is None else [np.atleast_2d(starts)])))
 
     def bound(LO, HI, start):
