@@ -142,9 +142,8 @@ class Engine:
         # float32 steps (the last ones, in float64, give the bounds) only while every sub-problem keeps
         # the root box: input branching's boxes soon get too narrow for float32 to tell their corners apart
         opt = crown.optimise_float32 if s.branching == "neuron" else crown.optimise
-        out = opt(self.prob, batch, self.C, self.d, self.C_in, alpha, beta, iters=iters,
-                             lr=s.lr, target=target, use_beta=s.use_beta, lr_beta=s.lr_beta,
-                             multipliers="splits")
+        out = opt(self.prob, batch, self.C, self.d, self.C_in, alpha, beta, iters=iters, lr=s.lr, target=target,
+                  use_beta=s.use_beta, lr_beta=s.lr_beta, multipliers="splits")
         self.stats.bound_s += time.perf_counter() - t
         self.stats.explored += batch.size
         return out
@@ -244,10 +243,9 @@ class Engine:
         fast = self.prob.float32() if self.settings.branching == "neuron" else self.prob
         if fast is not self.prob:
             batch = batch.float32()
-        f = np.float32 if fast is not self.prob else np.float64
-        alpha = {j: np.clip(np.stack([a[j] for a in alphas]).astype(f), self.prob.lines[j].neg_slope, 1.0)
-                 for j in alphas[0]}
-        beta = {j: np.stack([x[j] for x in betas]).astype(f) for j in betas[0]}
+        f = batch.lo.dtype
+        alpha, beta = self._params(alphas, betas)
+        alpha, beta = {j: a.astype(f) for j, a in alpha.items()}, {j: b.astype(f) for j, b in beta.items()}
         C_in = None if self.C_in is None else self.C_in.astype(f)
         res = crown.bound(fast, batch, self.C.astype(f), self.d.astype(f), C_in, alpha, beta if self.settings.use_beta else None)
         self.stats.bound_s += time.perf_counter() - t
