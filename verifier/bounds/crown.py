@@ -361,17 +361,14 @@ def _reverse(prob: Problem, batch: Batch, lam, post, saved, A_in, lo3, hi3, beta
     return g_alpha, g_beta
 
 
-def _beta_scale(batch: Batch, beta: dict[int, np.ndarray], res: BoundResult, multipliers: str) -> dict[int, np.ndarray]:
-    """Per multiplier, the scale of its steps: 1 on split neurons (beta-CROWN's), elsewhere the
-    size of the row's coefficient on the neuron's output (a multiplier much larger than that
-    overshoots: the coefficients then change sign and the relaxation with them)."""
+def _beta_scale(batch: Batch, beta: dict[int, np.ndarray], res: BoundResult) -> dict[int, np.ndarray]:
+    """Per multiplier of every neuron's bounds, the scale of its steps: 1 on split neurons
+    (beta-CROWN's), elsewhere the size of the row's coefficient on the neuron's output (a multiplier
+    much larger than that overshoots: the coefficients then change sign and the relaxation with them)."""
     out = {}
     for j, b in beta.items():
-        s = batch.splits[j][:, None, :] != 0
-        if multipliers == "splits" or j not in res.post_coef:
-            scale = np.where(s, 1.0, 0.0 if multipliers == "splits" else 1.0)
-        else:
-            scale = np.where(s, 1.0, np.minimum(np.abs(res.post_coef[j]), 1.0))
+        coef = np.minimum(np.abs(res.post_coef[j]), 1.0) if j in res.post_coef else 1.0
+        scale = np.where(batch.splits[j][:, None, :] != 0, 1.0, coef)
         out[j] = scale.astype(b.dtype, copy=False)  # float32 steps stay float32
     return out
 
@@ -392,9 +389,9 @@ def optimise(prob: Problem, batch: Batch, C, d, C_in, alpha, beta, iters: int = 
     """Projected gradient ascent (Adam) on every (sub-problem, row) bound over alpha (in
     ``[negative slope, 1]``) and beta (the bound multipliers of every neuron, or with
     ``multipliers="splits"`` of the split neurons only, of the split's sign: ``project_beta``).
-    Keeps per (sub-problem, row) the best bound and its parameters. ``target``: stop once every sub-problem has some row above it (proved). ``k``: the
-    rows are over layer ``k``'s pre-activation (``bound``; ``alpha`` / ``beta`` then only for the
-    layers below it)."""
+    Keeps per (sub-problem, row) the best bound and its parameters. ``target``: stop once every
+    sub-problem has some row above it (proved). ``k``: the rows are over layer ``k``'s
+    pre-activation (``bound``; ``alpha`` / ``beta`` then only for the layers below it)."""
     alpha = {j: a.copy() for j, a in alpha.items()}
     beta = {j: b.copy() for j, b in project_beta(batch.splits, beta, multipliers).items()} if use_beta else None
     lo_a = {j: prob.lines[j].neg_slope for j in alpha}
@@ -423,8 +420,8 @@ def optimise(prob: Problem, batch: Batch, C, d, C_in, alpha, beta, iters: int = 
             break
         if target is not None and np.all(best.max(axis=1) > target):
             break
-        if use_beta and it == 0:
-            zscale = _beta_scale(batch, beta, res, multipliers)
+        if use_beta and it == 0 and multipliers == "bounds":  # split multipliers take plain steps
+            zscale = _beta_scale(batch, beta, res)
         params = [("a", j, alpha, res.grad_alpha[j]) for j in alpha]
         if use_beta:
             params += [("b", j, beta, res.grad_beta[j]) for j in beta]
@@ -433,7 +430,7 @@ def optimise(prob: Problem, batch: Batch, C, d, C_in, alpha, beta, iters: int = 
             v2 = sq[(key, j)] = 0.999 * sq[(key, j)] + 0.001 * g * g
             rate = lr if key == "a" or lr_beta is None else lr_beta
             step = rate * (m1 / (1 - 0.9 ** (it + 1))) / (np.sqrt(v2 / (1 - 0.999 ** (it + 1))) + 1e-8)
-            if key == "b":
+            if key == "b" and multipliers == "bounds":
                 step = step * zscale[j]
             new = store[j] + step  # ascent: the bound is maximised
             store[j] = np.clip(new, lo_a[j], 1.0) if key == "a" else new
